@@ -1,0 +1,10 @@
+//! vaultform: stand up and tear down highly available, multi-region Vault (or OpenBao)
+//! clusters on AWS from one declarative topology file.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod commands;
+pub mod graph;
+pub mod topology;
+pub mod ui;

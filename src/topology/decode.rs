@@ -1,0 +1,838 @@
+//! KDL document -> typed [`Topology`]: reads every node against its schema, applies `defaults`,
+//! and collects every problem rather than stopping at the first.
+
+use kdl::{KdlDocument, KdlNode};
+use miette::SourceSpan;
+
+use super::diagnostic::{Code, Problem};
+use super::model::*;
+use super::reader::NodeReader;
+
+/// Settings of one resource kind that `defaults` may supply.
+struct Defaults<'a> {
+    cluster: Option<&'a KdlNode>,
+    node_pool: Option<&'a KdlNode>,
+    key: Option<&'a KdlNode>,
+    bucket: Option<&'a KdlNode>,
+    load_balancer: Option<&'a KdlNode>,
+}
+
+/// Reads a setting from the node, falling back to the same setting in its `defaults` entry.
+struct Layered<'a> {
+    own: NodeReader<'a>,
+    fallback: Option<NodeReader<'a>>,
+    /// Names of settings that had to come from defaults and were missing in both.
+    missing: Vec<&'static str>,
+}
+
+macro_rules! layered_getter {
+    ($name:ident, $ty:ty, ($($arg:ident : $argty:ty),*)) => {
+        fn $name(&mut self, key: &'static str $(, $arg: $argty)*) -> Option<$ty> {
+            let own = self.own.$name(key $(, $arg)*);
+            let fb = self.fallback.as_mut().and_then(|f| f.$name(key $(, $arg)*));
+            own.or(fb)
+        }
+    };
+}
+
+impl<'a> Layered<'a> {
+    fn new(kind: &'static str, node: &'a KdlNode, defaults: Option<&'a KdlNode>) -> Self {
+        Layered {
+            own: NodeReader::node(kind, node),
+            fallback: defaults.map(|d| NodeReader::node(kind, d)),
+            missing: Vec::new(),
+        }
+    }
+
+    layered_getter!(string, Spanned<String>, ());
+    layered_getter!(bool, Spanned<bool>, ());
+    layered_getter!(uint, Spanned<u32>, (min: u32, max: u32));
+    layered_getter!(port, Spanned<u16>, ());
+    layered_getter!(list, Vec<Spanned<String>>, ());
+
+    fn choice<T: Copy>(
+        &mut self,
+        key: &'static str,
+        choices: &[(&'static str, T)],
+    ) -> Option<Spanned<T>> {
+        let own = self.own.choice(key, choices);
+        let fb = self.fallback.as_mut().and_then(|f| f.choice(key, choices));
+        own.or(fb)
+    }
+
+    fn map(&mut self, key: &'static str) -> std::collections::BTreeMap<String, String> {
+        let mut out = self
+            .fallback
+            .as_mut()
+            .map(|f| f.map(key))
+            .unwrap_or_default();
+        out.extend(self.own.map(key));
+        out
+    }
+
+    /// A setting with no default of its own: reported when neither place sets it.
+    fn required<T>(&mut self, key: &'static str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.missing.push(key);
+        }
+        value
+    }
+
+    /// Finishes the node; the defaults entry is checked once on its own, not here.
+    fn finish(mut self, name: &str, problems: &mut Vec<Problem>) {
+        let kind = self.own.kind();
+        let head = self.own.head();
+        for key in std::mem::take(&mut self.missing) {
+            problems.push(
+                Problem::error(
+                    Code::MissingValue,
+                    format!("{kind} \"{name}\" has no `{key}`"),
+                )
+                .label(head, format!("`{key}` is required"))
+                .help(format!(
+                    "add `{key}=...` here, or to `{kind}` in the `defaults` block"
+                )),
+            );
+        }
+        self.own.finish(problems);
+        // The fallback's unknown settings are reported by `check_defaults`; drop its problems
+        // here so they are not reported once per resource.
+        drop(self.fallback);
+    }
+}
+
+const CAPACITY: &[(&str, Capacity)] =
+    &[("on-demand", Capacity::OnDemand), ("spot", Capacity::Spot)];
+const ACCESS: &[(&str, EndpointAccess)] = &[
+    ("public", EndpointAccess::Public),
+    ("private", EndpointAccess::Private),
+    ("public-and-private", EndpointAccess::PublicAndPrivate),
+];
+const SCHEME: &[(&str, Scheme)] = &[
+    ("internet-facing", Scheme::InternetFacing),
+    ("internal", Scheme::Internal),
+];
+const HEALTH: &[(&str, HealthMode)] = &[
+    ("unsealed", HealthMode::Unsealed),
+    ("active", HealthMode::Active),
+];
+const FLAVOUR: &[(&str, Flavour)] = &[("bao", Flavour::Bao), ("vault", Flavour::Vault)];
+
+/// Decodes a parsed document. Returns `None` when a required top-level piece is missing;
+/// problems are appended either way.
+pub fn decode(doc: &KdlDocument, problems: &mut Vec<Problem>) -> Option<Topology> {
+    let mut top = NodeReader::document(doc);
+    let stack_node = top.child("stack");
+    let aws_node = top.child("aws");
+    let state_node = top.child("state");
+    let defaults_node = top.child("defaults");
+    let region_nodes = top.children("region");
+    let vault_nodes = top.children("vault");
+    top.finish(problems);
+
+    let stack = match stack_node {
+        Some(n) => {
+            let mut r = NodeReader::node("stack", n);
+            let s = r.arg_string("a stack name");
+            r.finish(problems);
+            s
+        }
+        None => {
+            problems.push(
+                Problem::error(Code::MissingValue, "the topology has no `stack` name")
+                    .label(
+                        SourceSpan::from((0, 0)),
+                        "expected `stack \"<name>\"` in this file",
+                    )
+                    .help("add `stack \"my-stack\"` at the top: it names and tags every resource"),
+            );
+            None
+        }
+    };
+
+    let aws = aws_node
+        .map(|n| decode_aws(n, problems))
+        .unwrap_or_default();
+    let state = state_node.and_then(|n| decode_state(n, problems));
+    let defaults = decode_defaults(defaults_node, problems);
+    let regions: Vec<Region> = region_nodes
+        .iter()
+        .filter_map(|n| decode_region(n, &defaults, problems))
+        .collect();
+    let vaults: Vec<VaultCluster> = vault_nodes
+        .iter()
+        .filter_map(|n| decode_vault(n, problems))
+        .collect();
+
+    let stack = stack?;
+    let state = state.unwrap_or_else(|| StateBackend::Local {
+        path: format!(".vaultform/{}.state.json", stack.value),
+    });
+    Some(Topology {
+        stack,
+        aws,
+        state,
+        regions,
+        vaults,
+    })
+}
+
+fn decode_aws(node: &KdlNode, problems: &mut Vec<Problem>) -> AwsSettings {
+    let mut r = NodeReader::node("aws", node);
+    let endpoint = r.string("endpoint");
+    let tags = r.map("tags");
+    r.finish(problems);
+    AwsSettings { endpoint, tags }
+}
+
+fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBackend> {
+    let mut r = NodeReader::node("state", node);
+    let kind = r.arg_string("a backend kind (\"local\" or \"s3\")");
+    let out = match kind.as_ref().map(|k| k.value.as_str()) {
+        Some("local") => r
+            .string("path")
+            .map(|p| StateBackend::Local { path: p.value }),
+        Some("s3") => {
+            let bucket = r.string("bucket");
+            let key = r.string("key");
+            let region = r.string("region");
+            let head = r.head();
+            for (name, v) in [("bucket", &bucket), ("key", &key), ("region", &region)] {
+                if v.is_none() {
+                    r.push(
+                        Problem::error(
+                            Code::MissingValue,
+                            format!("the s3 state backend needs `{name}`"),
+                        )
+                        .label(head, format!("`{name}` missing"))
+                        .help(
+                            "write it as `state \"s3\" bucket=\"...\" key=\"...\" region=\"...\"`",
+                        ),
+                    );
+                }
+            }
+            match (bucket, key, region) {
+                (Some(b), Some(k), Some(g)) => Some(StateBackend::S3 {
+                    bucket: b.value,
+                    key: k.value,
+                    region: g.value,
+                }),
+                _ => None,
+            }
+        }
+        Some(other) => {
+            let span = kind.as_ref().map(|k| k.span).unwrap_or(r.head());
+            r.push(
+                Problem::error(
+                    Code::InvalidValue,
+                    format!("unknown state backend \"{other}\""),
+                )
+                .label(span, "unknown backend")
+                .help("expected \"local\" or \"s3\""),
+            );
+            None
+        }
+        None => None,
+    };
+    r.finish(problems);
+    out
+}
+
+fn decode_defaults<'a>(node: Option<&'a KdlNode>, problems: &mut Vec<Problem>) -> Defaults<'a> {
+    let Some(node) = node else {
+        return Defaults {
+            cluster: None,
+            node_pool: None,
+            key: None,
+            bucket: None,
+            load_balancer: None,
+        };
+    };
+    let mut r = NodeReader::node("defaults", node);
+    let d = Defaults {
+        cluster: r.child("cluster"),
+        node_pool: r.child("node-pool"),
+        key: r.child("key"),
+        bucket: r.child("bucket"),
+        load_balancer: r.child("load-balancer"),
+    };
+    r.finish(problems);
+    // Each defaults entry is read once against its schema, so a typo there is reported once.
+    let mut scratch = Vec::new();
+    if let Some(n) = d.cluster {
+        let mut l = NodeReader::node("cluster", n);
+        cluster_fields(&mut l);
+        l.finish(&mut scratch);
+    }
+    if let Some(n) = d.node_pool {
+        let mut l = NodeReader::node("node-pool", n);
+        pool_fields(&mut l);
+        l.finish(&mut scratch);
+    }
+    if let Some(n) = d.key {
+        let mut l = NodeReader::node("key", n);
+        key_fields(&mut l);
+        l.finish(&mut scratch);
+    }
+    if let Some(n) = d.bucket {
+        let mut l = NodeReader::node("bucket", n);
+        bucket_fields(&mut l);
+        l.finish(&mut scratch);
+    }
+    if let Some(n) = d.load_balancer {
+        let mut l = NodeReader::node("load-balancer", n);
+        lb_fields(&mut l);
+        l.finish(&mut scratch);
+    }
+    problems.extend(scratch.into_iter().map(|mut p| {
+        if p.code == Code::UnexpectedArgument {
+            p.message = format!(
+                "{} (defaults apply to every resource, so they take no name)",
+                p.message
+            );
+        }
+        p
+    }));
+    d
+}
+
+// The `*_fields` functions name every setting of a kind once, for both the resource and its
+// defaults entry.
+
+fn cluster_fields(r: &mut NodeReader<'_>) {
+    r.string("version");
+    r.choice("endpoint-access", ACCESS);
+}
+
+fn pool_fields(r: &mut NodeReader<'_>) {
+    r.list("instance-types");
+    r.choice("capacity", CAPACITY);
+    r.uint("min", 0, 1000);
+    r.uint("desired", 0, 1000);
+    r.uint("max", 1, 1000);
+    r.uint("disk-size", 1, 16384);
+    r.map("labels");
+}
+
+fn key_fields(r: &mut NodeReader<'_>) {
+    r.string("alias");
+    r.bool("rotation");
+    r.uint("deletion-window", 0, u32::MAX);
+}
+
+fn bucket_fields(r: &mut NodeReader<'_>) {
+    r.string("key");
+    r.bool("versioning");
+    r.bool("force-destroy");
+}
+
+fn lb_fields(r: &mut NodeReader<'_>) {
+    r.choice("scheme", SCHEME);
+    r.choice("health", HEALTH);
+    r.port("api-port");
+    r.port("cluster-port");
+}
+
+fn depends_on(r: &mut NodeReader<'_>) -> Vec<Spanned<String>> {
+    r.list("depends-on").unwrap_or_default()
+}
+
+fn decode_region(
+    node: &KdlNode,
+    defaults: &Defaults<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<Region> {
+    let mut r = NodeReader::node("region", node);
+    let name = r.arg_string("a region name");
+    let network = r.child("network").and_then(|n| decode_network(n, problems));
+    let clusters = r
+        .children("cluster")
+        .into_iter()
+        .filter_map(|n| decode_cluster(n, defaults, problems))
+        .collect();
+    let keys = r
+        .children("key")
+        .into_iter()
+        .filter_map(|n| decode_key(n, defaults.key, problems))
+        .collect();
+    let buckets = r
+        .children("bucket")
+        .into_iter()
+        .filter_map(|n| decode_bucket(n, defaults.bucket, problems))
+        .collect();
+    let load_balancers = r
+        .children("load-balancer")
+        .into_iter()
+        .filter_map(|n| decode_lb(n, defaults.load_balancer, problems))
+        .collect();
+    r.finish(problems);
+    Some(Region {
+        name: name?,
+        network,
+        clusters,
+        keys,
+        buckets,
+        load_balancers,
+    })
+}
+
+fn decode_network(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Network> {
+    let mut r = NodeReader::node("network", node);
+    let cidr = r.cidr("vpc-cidr");
+    let azs = r.uint("azs", 1, 6);
+    let subnets_raw = r.list("subnets");
+    let vpc_id = r.string("vpc-id");
+    let subnet_ids = r.list("subnet-ids");
+    let head = r.head();
+    let mut subnets = Vec::new();
+    let mut scratch = Vec::new();
+    for s in subnets_raw.iter().flatten() {
+        if let Some(net) = super::reader::parse_cidr(s, &mut scratch) {
+            subnets.push(net);
+        }
+    }
+    for p in scratch {
+        r.push(p);
+    }
+    let kind = match (&vpc_id, &cidr) {
+        (Some(id), Some(c)) => {
+            r.push(
+                Problem::error(
+                    Code::InvalidValue,
+                    "a network is either new (`vpc-cidr`) or existing (`vpc-id`), not both",
+                )
+                .label(c.span, "creates a new VPC")
+                .label(id.span, "uses an existing VPC")
+                .help("remove one of them"),
+            );
+            None
+        }
+        (Some(id), None) => {
+            for (name, given) in [
+                ("azs", azs.map(|a| a.span)),
+                (
+                    "subnets",
+                    subnets_raw.as_ref().and_then(|s| s.first()).map(|s| s.span),
+                ),
+            ] {
+                if let Some(span) = given {
+                    r.push(
+                        Problem::error(Code::InvalidValue, format!("`{name}` only applies to a new VPC (`vpc-cidr`)"))
+                            .label(span, "ignored for an existing VPC")
+                            .help("an existing network is used as it is: list its subnets with `subnet-ids`"),
+                    );
+                }
+            }
+            let ids = subnet_ids.unwrap_or_default();
+            if ids.is_empty() {
+                r.push(
+                    Problem::error(Code::MissingValue, "an existing network needs `subnet-ids`")
+                        .label(head, "no subnets given")
+                        .help("list the subnets the clusters and load balancers use: `subnet-ids \"subnet-a\" \"subnet-b\"`"),
+                );
+            }
+            Some(NetworkKind::Existing {
+                vpc_id: id.clone(),
+                subnet_ids: ids,
+            })
+        }
+        (None, Some(c)) => {
+            if let Some(first) = subnet_ids.as_ref().and_then(|s| s.first()) {
+                r.push(
+                    Problem::error(Code::InvalidValue, "`subnet-ids` only applies to an existing VPC (`vpc-id`)")
+                        .label(first.span, "ignored for a new VPC")
+                        .help("a new VPC gets new subnets: give their blocks with `subnets`, or leave them to be computed"),
+                );
+            }
+            if !(1..=6).contains(&subnets.len()) && !subnets.is_empty() {
+                r.push(
+                    Problem::error(
+                        Code::InvalidValue,
+                        format!(
+                            "{} subnets listed; a network spans 1 to 6 availability zones",
+                            subnets.len()
+                        ),
+                    )
+                    .label(subnets[0].span, "too many subnets")
+                    .help("give one subnet per availability zone, at most 6"),
+                );
+                subnets.truncate(6);
+            }
+            let azs = match (azs, subnets.len()) {
+                (Some(a), 0) => a,
+                (None, 0) => Spanned::new(3, head),
+                (None, n) => Spanned::new(n as u32, head),
+                (Some(a), n) if a.value as usize == n => a,
+                (Some(a), n) => {
+                    r.push(
+                        Problem::error(Code::InvalidValue, format!("`azs` is {} but {n} subnets are listed", a.value))
+                            .label(a.span, "number of availability zones")
+                            .help("give one subnet per availability zone, or leave `subnets` out to have them computed"),
+                    );
+                    a
+                }
+            };
+            Some(NetworkKind::New {
+                vpc_cidr: c.clone(),
+                azs: Spanned::new(azs.value as u8, azs.span),
+                subnets,
+            })
+        }
+        (None, None) => {
+            r.push(
+                Problem::error(
+                    Code::MissingValue,
+                    "a network needs `vpc-cidr` (new VPC) or `vpc-id` (existing VPC)",
+                )
+                .label(head, "no VPC given")
+                .help("for a new VPC: `network vpc-cidr=\"10.10.0.0/16\" azs=3`"),
+            );
+            None
+        }
+    };
+    r.finish(problems);
+    kind.map(|kind| Network {
+        span: node.name().span(),
+        kind,
+    })
+}
+
+fn decode_cluster(
+    node: &KdlNode,
+    defaults: &Defaults<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<Cluster> {
+    let mut l = Layered::new("cluster", node, defaults.cluster);
+    let name = l.own.arg_string("a cluster name");
+    let version = l.string("version");
+    let version = l.required("version", version);
+    let access = l.choice("endpoint-access", ACCESS);
+    let depends = depends_on(&mut l.own);
+    let pools: Vec<NodePool> = l
+        .own
+        .children("node-pool")
+        .into_iter()
+        .filter_map(|n| decode_pool(n, defaults.node_pool, problems))
+        .collect();
+    let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
+    l.finish(&shown, problems);
+    Some(Cluster {
+        name: name?,
+        version: version?,
+        endpoint_access: access
+            .map(|a| a.value)
+            .unwrap_or(EndpointAccess::PublicAndPrivate),
+        node_pools: pools,
+        depends_on: depends,
+    })
+}
+
+fn decode_pool(
+    node: &KdlNode,
+    defaults: Option<&KdlNode>,
+    problems: &mut Vec<Problem>,
+) -> Option<NodePool> {
+    let mut l = Layered::new("node-pool", node, defaults);
+    let name = l.own.arg_string("a node pool name");
+    let types = l.list("instance-types");
+    let types = l.required("instance-types", types);
+    let capacity = l.choice("capacity", CAPACITY);
+    let min = l.uint("min", 0, 1000);
+    let desired = l.uint("desired", 0, 1000);
+    let max = l.uint("max", 1, 1000);
+    let disk = l.uint("disk-size", 1, 16384);
+    let labels = l.map("labels");
+    let depends = depends_on(&mut l.own);
+    let head = l.own.head();
+    let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
+    l.finish(&shown, problems);
+    let min = min.unwrap_or(Spanned::new(1, head));
+    let desired = desired.unwrap_or(Spanned::new(min.value, head));
+    let max = max.unwrap_or(Spanned::new(desired.value.max(1), head));
+    Some(NodePool {
+        name: name?,
+        instance_types: types?.into_iter().map(|t| t.value).collect(),
+        capacity: capacity.map(|c| c.value).unwrap_or(Capacity::OnDemand),
+        min,
+        desired,
+        max,
+        disk_size: disk.map(|d| d.value).unwrap_or(20),
+        labels,
+        depends_on: depends,
+    })
+}
+
+fn decode_key(
+    node: &KdlNode,
+    defaults: Option<&KdlNode>,
+    problems: &mut Vec<Problem>,
+) -> Option<Key> {
+    let mut l = Layered::new("key", node, defaults);
+    let name = l.own.arg_string("a key name");
+    let alias = l.string("alias");
+    let alias = l.required("alias", alias);
+    let rotation = l.bool("rotation");
+    let window = l.uint("deletion-window", 0, u32::MAX);
+    let depends = depends_on(&mut l.own);
+    let head = l.own.head();
+    let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
+    l.finish(&shown, problems);
+    Some(Key {
+        name: name?,
+        alias: alias?,
+        rotation: rotation.map(|r| r.value).unwrap_or(true),
+        deletion_window: window.unwrap_or(Spanned::new(30, head)),
+        depends_on: depends,
+    })
+}
+
+fn decode_bucket(
+    node: &KdlNode,
+    defaults: Option<&KdlNode>,
+    problems: &mut Vec<Problem>,
+) -> Option<Bucket> {
+    let mut l = Layered::new("bucket", node, defaults);
+    let name = l.own.arg_string("a bucket name");
+    let key = l.string("key");
+    let key = l.required("key", key);
+    let versioning = l.bool("versioning");
+    let force = l.bool("force-destroy");
+    let depends = depends_on(&mut l.own);
+    let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
+    l.finish(&shown, problems);
+    Some(Bucket {
+        name: name?,
+        key: key?,
+        versioning: versioning.map(|v| v.value).unwrap_or(true),
+        force_destroy: force.map(|v| v.value).unwrap_or(false),
+        depends_on: depends,
+    })
+}
+
+fn decode_lb(
+    node: &KdlNode,
+    defaults: Option<&KdlNode>,
+    problems: &mut Vec<Problem>,
+) -> Option<LoadBalancer> {
+    let mut l = Layered::new("load-balancer", node, defaults);
+    let name = l.own.arg_string("a load balancer name");
+    let scheme = l.choice("scheme", SCHEME);
+    let health = l.choice("health", HEALTH);
+    let api = l.port("api-port");
+    let cluster = l.port("cluster-port");
+    let local = l.own.ipv4("local-address");
+    let depends = depends_on(&mut l.own);
+    let head = l.own.head();
+    let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
+    l.finish(&shown, problems);
+    Some(LoadBalancer {
+        name: name?,
+        scheme: scheme.map(|s| s.value).unwrap_or(Scheme::InternetFacing),
+        health: health.unwrap_or(Spanned::new(HealthMode::Unsealed, head)),
+        api_port: api.unwrap_or(Spanned::new(8200, head)),
+        cluster_port: cluster.unwrap_or(Spanned::new(8201, head)),
+        local_address: local,
+        depends_on: depends,
+    })
+}
+
+fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultCluster> {
+    let mut r = NodeReader::node("vault", node);
+    let name = r.arg_string("a Vault cluster name");
+    let head = r.head();
+    let server = match r.child("server") {
+        Some(n) => decode_server(n, problems),
+        None => {
+            r.push(
+                Problem::error(Code::MissingValue, "a Vault cluster needs a `server`")
+                    .label(head, "no `server` in this block")
+                    .help("add `server \"bao\" version=\"2.7.2\"` (OpenBao) or `server \"vault\" ...` (HashiCorp)"),
+            );
+            None
+        }
+    };
+    let runtime = match r.child("runtime") {
+        Some(n) => decode_runtime(n, problems),
+        None => {
+            r.push(
+                Problem::error(Code::MissingValue, "a Vault cluster needs a `runtime`")
+                    .label(head, "no `runtime` in this block")
+                    .help("add `runtime \"local\"` (processes on this machine) or `runtime \"kubernetes\"` (pods on EKS)"),
+            );
+            None
+        }
+    };
+    let shares = r.uint("shares", 1, 255).unwrap_or(Spanned::new(5, head));
+    // Default 5 shares / threshold 3, the threshold capped by fewer shares.
+    let threshold = r
+        .uint("threshold", 0, 255)
+        .unwrap_or(Spanned::new(3.min(shares.value), head));
+    let members: Vec<Member> = r
+        .children("member")
+        .into_iter()
+        .filter_map(|n| decode_member(n, problems))
+        .collect();
+    let front = r.string("front");
+    let store = match r.child("unseal-store") {
+        Some(n) => decode_store(n, problems),
+        None => {
+            r.push(
+                Problem::error(Code::MissingValue, "a Vault cluster needs an `unseal-store`")
+                    .label(head, "no `unseal-store` in this block")
+                    .help("list the buckets that keep the KMS-encrypted unseal keys: `unseal-store { bucket \"...\" }`"),
+            );
+            None
+        }
+    };
+    if members.is_empty() {
+        r.push(
+            Problem::error(
+                Code::MissingValue,
+                "a Vault cluster needs at least one `member`",
+            )
+            .label(head, "no members")
+            .help("add `member \"vault-0\" cluster=\"...\" load-balancer=\"...\"`"),
+        );
+    }
+    r.finish(problems);
+    Some(VaultCluster {
+        name: name?,
+        server: server?,
+        runtime: runtime?,
+        shares,
+        threshold,
+        members,
+        front,
+        unseal_store: store?,
+    })
+}
+
+fn decode_server(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Server> {
+    let mut r = NodeReader::node("server", node);
+    let flavour = r.arg_string("a server flavour (\"bao\" or \"vault\")");
+    let version = r.string("version");
+    let image = r.string("image");
+    let binary = r.string("binary");
+    let flavour = flavour.and_then(|f| match FLAVOUR.iter().find(|(k, _)| *k == f.value) {
+        Some((_, v)) => Some(*v),
+        None => {
+            r.push(
+                Problem::error(
+                    Code::InvalidValue,
+                    format!("unknown server flavour \"{}\"", f.value),
+                )
+                .label(f.span, "unknown flavour")
+                .help("expected \"bao\" (OpenBao) or \"vault\" (HashiCorp Vault)"),
+            );
+            None
+        }
+    });
+    r.finish(problems);
+    Some(Server {
+        flavour: flavour?,
+        version: version.map(|v| v.value),
+        image: image.map(|v| v.value),
+        binary: binary.map(|v| v.value),
+    })
+}
+
+fn decode_runtime(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Spanned<Runtime>> {
+    let mut r = NodeReader::node("runtime", node);
+    let kind = r.arg_string("a runtime (\"local\" or \"kubernetes\")");
+    let out = match kind.as_ref().map(|k| k.value.as_str()) {
+        Some("local") => {
+            let dir = r.string("work-dir").map(|d| d.value);
+            Some(Runtime::Local { work_dir: dir })
+        }
+        Some("kubernetes") => {
+            let ns = r
+                .string("namespace")
+                .map(|d| d.value)
+                .unwrap_or_else(|| "vault".into());
+            Some(Runtime::Kubernetes { namespace: ns })
+        }
+        Some(other) => {
+            let span = kind.as_ref().map(|k| k.span).unwrap_or(r.head());
+            r.push(
+                Problem::error(Code::InvalidValue, format!("unknown runtime \"{other}\""))
+                    .label(span, "unknown runtime")
+                    .help("expected \"local\" or \"kubernetes\""),
+            );
+            None
+        }
+        None => None,
+    };
+    r.finish(problems);
+    Some(Spanned::new(out?, kind?.span))
+}
+
+fn decode_member(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Member> {
+    let mut r = NodeReader::node("member", node);
+    let name = r.arg_string("a member name");
+    let cluster = r.string("cluster");
+    let lb = r.string("load-balancer");
+    let bootstrap = r.bool("bootstrap");
+    let address = r.ipv4("address");
+    let api = r.port("api-port");
+    let cport = r.port("cluster-port");
+    let depends = depends_on(&mut r);
+    let head = r.head();
+    for (key, v) in [
+        ("cluster", cluster.is_none()),
+        ("load-balancer", lb.is_none()),
+    ] {
+        if v {
+            r.push(
+                Problem::error(
+                    Code::MissingValue,
+                    format!(
+                        "member \"{}\" has no `{key}`",
+                        name.as_ref().map(|n| n.value.as_str()).unwrap_or("")
+                    ),
+                )
+                .label(head, format!("`{key}` is required"))
+                .help("a member runs on a cluster and is reached through a load balancer: `cluster=\"...\" load-balancer=\"...\"`"),
+            );
+        }
+    }
+    r.finish(problems);
+    Some(Member {
+        name: name?,
+        cluster: cluster?,
+        load_balancer: lb?,
+        bootstrap: bootstrap.map(|b| b.value).unwrap_or(false),
+        address,
+        api_port: api.unwrap_or(Spanned::new(8200, head)),
+        cluster_port: cport.unwrap_or(Spanned::new(8201, head)),
+        depends_on: depends,
+    })
+}
+
+fn decode_store(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<UnsealStore> {
+    let mut r = NodeReader::node("unseal-store", node);
+    let prefix = r.string("prefix").map(|p| p.value).unwrap_or_default();
+    let context = r.map("context");
+    let mut buckets = Vec::new();
+    for b in r.children("bucket") {
+        let mut br = NodeReader::node("bucket", b);
+        if let Some(name) = br.arg_string("a bucket name") {
+            buckets.push(name);
+        }
+        br.finish(problems);
+    }
+    if buckets.is_empty() {
+        let head = r.head();
+        r.push(
+            Problem::error(Code::MissingValue, "the unseal store lists no buckets")
+                .label(head, "no `bucket` in this block")
+                .help("add `bucket \"<name>\"` for buckets in at least two regions"),
+        );
+    }
+    r.finish(problems);
+    Some(UnsealStore {
+        span: node.name().span(),
+        prefix,
+        buckets,
+        context,
+    })
+}

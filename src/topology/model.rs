@@ -1,0 +1,285 @@
+//! The typed topology: what the user declared, each value with the span it came from.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use miette::SourceSpan;
+
+/// A value and the source span it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Self {
+        Spanned { value, span }
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// A whole topology file.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub stack: Spanned<String>,
+    pub aws: AwsSettings,
+    pub state: StateBackend,
+    pub regions: Vec<Region>,
+    pub vaults: Vec<VaultCluster>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// An emulator's endpoint (moto); `AWS_ENDPOINT_URL` overrides it.
+    pub endpoint: Option<Spanned<String>>,
+    /// Tags added to every resource, beside vaultform's ownership tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBackend {
+    /// A path relative to the topology file.
+    Local { path: String },
+    S3 {
+        bucket: String,
+        key: String,
+        region: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: Spanned<String>,
+    pub network: Option<Network>,
+    pub clusters: Vec<Cluster>,
+    pub keys: Vec<Key>,
+    pub buckets: Vec<Bucket>,
+    pub load_balancers: Vec<LoadBalancer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub span: SourceSpan,
+    pub kind: NetworkKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum NetworkKind {
+    /// A VPC vaultform creates, with one subnet per availability zone.
+    New {
+        vpc_cidr: Spanned<Ipv4Net>,
+        azs: Spanned<u8>,
+        subnets: Vec<Spanned<Ipv4Net>>,
+    },
+    /// A VPC and subnets that exist already: read, never modified or deleted.
+    Existing {
+        vpc_id: Spanned<String>,
+        subnet_ids: Vec<Spanned<String>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointAccess {
+    Public,
+    Private,
+    PublicAndPrivate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    pub endpoint_access: EndpointAccess,
+    pub node_pools: Vec<NodePool>,
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capacity {
+    OnDemand,
+    Spot,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodePool {
+    pub name: Spanned<String>,
+    pub instance_types: Vec<String>,
+    pub capacity: Capacity,
+    pub min: Spanned<u32>,
+    pub desired: Spanned<u32>,
+    pub max: Spanned<u32>,
+    pub disk_size: u32,
+    pub labels: BTreeMap<String, String>,
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub name: Spanned<String>,
+    pub alias: Spanned<String>,
+    pub rotation: bool,
+    pub deletion_window: Spanned<u32>,
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub name: Spanned<String>,
+    /// The name of a key in the same region.
+    pub key: Spanned<String>,
+    pub versioning: bool,
+    pub force_destroy: bool,
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    InternetFacing,
+    Internal,
+}
+
+/// Which `/v1/sys/health` answers count as healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthMode {
+    /// 200 or 429: any unsealed member, active or standby.
+    Unsealed,
+    /// 200 only: the active node.
+    Active,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadBalancer {
+    pub name: Spanned<String>,
+    pub scheme: Scheme,
+    pub health: Spanned<HealthMode>,
+    pub api_port: Spanned<u16>,
+    pub cluster_port: Spanned<u16>,
+    /// Where the local runtime's HAProxy listens in place of this load balancer.
+    pub local_address: Option<Spanned<Ipv4Addr>>,
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// OpenBao's `bao`.
+    Bao,
+    /// HashiCorp's `vault`.
+    Vault,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub flavour: Flavour,
+    pub version: Option<String>,
+    /// Container image for the Kubernetes runtime.
+    pub image: Option<String>,
+    /// Binary for the local runtime (a path, or a name found on PATH).
+    pub binary: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Runtime {
+    /// Processes on this machine, each on its own loopback address, HAProxy for load balancers.
+    /// `work_dir` defaults to `.vaultform/<stack>/<vault>` beside the topology.
+    Local { work_dir: Option<String> },
+    /// Pods on each member's EKS cluster.
+    Kubernetes { namespace: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: Spanned<String>,
+    pub cluster: Spanned<String>,
+    pub load_balancer: Spanned<String>,
+    pub bootstrap: bool,
+    pub address: Option<Spanned<Ipv4Addr>>,
+    pub api_port: Spanned<u16>,
+    pub cluster_port: Spanned<u16>,
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnsealStore {
+    pub span: SourceSpan,
+    pub prefix: String,
+    /// Bucket names; each bucket's region and key come from its declaration.
+    pub buckets: Vec<Spanned<String>>,
+    /// Extra KMS encryption context, beside the stack and cluster names.
+    pub context: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VaultCluster {
+    pub name: Spanned<String>,
+    pub server: Server,
+    pub runtime: Spanned<Runtime>,
+    pub shares: Spanned<u32>,
+    pub threshold: Spanned<u32>,
+    pub members: Vec<Member>,
+    /// The load balancer that routes to the active node only.
+    pub front: Option<Spanned<String>>,
+    pub unseal_store: UnsealStore,
+}
+
+impl VaultCluster {
+    /// The member that initialises the cluster: the one marked, or else the first.
+    pub fn bootstrap_member(&self) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.bootstrap)
+            .or_else(|| self.members.first())
+    }
+}
+
+impl Topology {
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name.value == name)
+    }
+
+    /// Finds a cluster by name across regions, with its region.
+    pub fn cluster(&self, name: &str) -> Option<(&Region, &Cluster)> {
+        self.regions.iter().find_map(|r| {
+            r.clusters
+                .iter()
+                .find(|c| c.name.value == name)
+                .map(|c| (r, c))
+        })
+    }
+
+    pub fn load_balancer(&self, name: &str) -> Option<(&Region, &LoadBalancer)> {
+        self.regions.iter().find_map(|r| {
+            r.load_balancers
+                .iter()
+                .find(|l| l.name.value == name)
+                .map(|l| (r, l))
+        })
+    }
+
+    pub fn bucket(&self, name: &str) -> Option<(&Region, &Bucket)> {
+        self.regions.iter().find_map(|r| {
+            r.buckets
+                .iter()
+                .find(|b| b.name.value == name)
+                .map(|b| (r, b))
+        })
+    }
+}
+
+impl Region {
+    pub fn key(&self, name: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.name.value == name)
+    }
+}

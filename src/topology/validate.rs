@@ -1,0 +1,700 @@
+//! Semantic checks on a decoded topology: names, references, regions, CIDRs, scaling, quorum.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ipnet::Ipv4Net;
+use miette::SourceSpan;
+
+use super::aws_names::*;
+use super::diagnostic::{Code, Problem, did_you_mean};
+use super::model::*;
+
+/// Runs every check and appends what it finds.
+pub fn validate(t: &Topology, problems: &mut Vec<Problem>) {
+    let mut v = Checker { t, problems };
+    v.regions();
+    v.networks();
+    v.clusters();
+    v.keys_and_buckets();
+    v.load_balancers();
+    for vault in &t.vaults {
+        v.vault(vault);
+    }
+    v.unique_names();
+}
+
+struct Checker<'a> {
+    t: &'a Topology,
+    problems: &'a mut Vec<Problem>,
+}
+
+/// Reports every name seen twice in `names`.
+fn duplicates<'a>(
+    what: &str,
+    scope: &str,
+    names: impl IntoIterator<Item = &'a Spanned<String>>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen: HashMap<&str, SourceSpan> = HashMap::new();
+    for n in names {
+        if let Some(first) = seen.get(n.value.as_str()) {
+            problems.push(
+                Problem::error(
+                    Code::DuplicateName,
+                    format!("{what} \"{}\" is declared twice{scope}", n.value),
+                )
+                .label(n.span, "declared again here")
+                .label(*first, "first declared here")
+                .help(format!(
+                    "{what} names must be unique{scope}; rename one of them"
+                )),
+            );
+        } else {
+            seen.insert(&n.value, n.span);
+        }
+    }
+}
+
+fn unknown_ref(what: &str, given: &Spanned<String>, known: &[&str]) -> Problem {
+    let p = Problem::error(
+        Code::UnknownReference,
+        format!("no {what} is named \"{}\"", given.value),
+    )
+    .label(given.span, format!("unknown {what}"));
+    match did_you_mean(&given.value, known.iter().copied()) {
+        Some(close) => p.help(format!("did you mean \"{close}\"?")),
+        None if known.is_empty() => {
+            p.help(format!("declare a {what} first; this topology has none"))
+        }
+        None => p.help(format!("known: {}", known.join(", "))),
+    }
+}
+
+impl Checker<'_> {
+    fn regions(&mut self) {
+        duplicates(
+            "region",
+            "",
+            self.t.regions.iter().map(|r| &r.name),
+            self.problems,
+        );
+        for r in &self.t.regions {
+            if !REGIONS.contains(&r.name.value.as_str()) {
+                let mut p = Problem::error(
+                    Code::UnknownRegion,
+                    format!("\"{}\" is not an AWS region", r.name.value),
+                )
+                .label(r.name.span, "unknown region");
+                p = match did_you_mean(&r.name.value, REGIONS.iter().copied()) {
+                    Some(close) => p.help(format!("did you mean \"{close}\"?")),
+                    None => p.help("use a region code such as \"eu-west-1\""),
+                };
+                self.problems.push(p);
+            }
+            let needs_network = !r.clusters.is_empty() || !r.load_balancers.is_empty();
+            if needs_network && r.network.is_none() {
+                self.problems.push(
+                    Problem::error(Code::MissingValue, format!("region \"{}\" has clusters or load balancers but no `network`", r.name.value))
+                        .label(r.name.span, "no network in this region")
+                        .help("add `network vpc-cidr=\"10.10.0.0/16\" azs=3`, or `network vpc-id=\"vpc-...\" subnet-ids=\"...\"`"),
+                );
+            }
+        }
+    }
+
+    fn networks(&mut self) {
+        let mut vpcs: Vec<(&Region, &Spanned<Ipv4Net>)> = Vec::new();
+        for r in &self.t.regions {
+            let Some(Network {
+                kind:
+                    NetworkKind::New {
+                        vpc_cidr,
+                        azs,
+                        subnets,
+                    },
+                ..
+            }) = &r.network
+            else {
+                continue;
+            };
+            let prefix = vpc_cidr.value.prefix_len();
+            if !(16..=28).contains(&prefix) {
+                self.problems.push(
+                    Problem::error(
+                        Code::Cidr,
+                        format!(
+                            "a VPC CIDR block is /16 to /28; \"{}\" is /{prefix}",
+                            vpc_cidr.value
+                        ),
+                    )
+                    .label(vpc_cidr.span, "prefix out of range")
+                    .help("AWS allows VPC blocks from /16 (65,536 addresses) to /28 (16)"),
+                );
+            } else if subnets.is_empty() && prefix > 24 {
+                self.problems.push(
+                    Problem::error(
+                        Code::Cidr,
+                        format!("\"{}\" is too small to split into subnets", vpc_cidr.value),
+                    )
+                    .label(vpc_cidr.span, "too small")
+                    .help("use /24 or larger, or list `subnets` yourself"),
+                );
+            }
+            for (i, s) in subnets.iter().enumerate() {
+                if !(16..=28).contains(&s.value.prefix_len()) {
+                    self.problems.push(
+                        Problem::error(
+                            Code::Cidr,
+                            format!(
+                                "a subnet block is /16 to /28; \"{}\" is /{}",
+                                s.value,
+                                s.value.prefix_len()
+                            ),
+                        )
+                        .label(s.span, "prefix out of range"),
+                    );
+                }
+                if !vpc_cidr.value.contains(&s.value) {
+                    self.problems.push(
+                        Problem::error(
+                            Code::SubnetOutsideVpc,
+                            format!(
+                                "subnet \"{}\" is outside the VPC \"{}\"",
+                                s.value, vpc_cidr.value
+                            ),
+                        )
+                        .label(s.span, "not inside the VPC block")
+                        .label(vpc_cidr.span, "the VPC block")
+                        .help("every subnet must be a part of the VPC's CIDR block"),
+                    );
+                }
+                for other in &subnets[..i] {
+                    if overlaps(&s.value, &other.value) {
+                        self.problems.push(
+                            Problem::error(
+                                Code::CidrOverlap,
+                                format!("subnets \"{}\" and \"{}\" overlap", other.value, s.value),
+                            )
+                            .label(s.span, "overlaps")
+                            .label(other.span, "this subnet")
+                            .help("subnets of one VPC must not share addresses"),
+                        );
+                    }
+                }
+            }
+            let _ = azs;
+            for (other_region, other) in &vpcs {
+                if overlaps(&vpc_cidr.value, &other.value) {
+                    self.problems.push(
+                        Problem::error(
+                            Code::CidrOverlap,
+                            format!(
+                                "the VPC of {} ({}) overlaps the VPC of {} ({})",
+                                r.name.value, vpc_cidr.value, other_region.name.value, other.value
+                            ),
+                        )
+                        .label(vpc_cidr.span, "overlaps")
+                        .label(other.span, "this block")
+                        .help("members reach each other across regions by address: give each region its own block"),
+                    );
+                }
+            }
+            vpcs.push((r, vpc_cidr));
+        }
+    }
+
+    fn clusters(&mut self) {
+        for r in &self.t.regions {
+            for c in &r.clusters {
+                if let Some(why) = eks_name_problem(&c.name.value, 100) {
+                    self.problems.push(
+                        Problem::error(Code::ClusterName, format!("invalid EKS cluster name \"{}\"", c.name.value))
+                            .label(c.name.span, why)
+                            .help("EKS cluster names: 1-100 characters, letters, digits, '-' and '_', starting with a letter or digit"),
+                    );
+                }
+                if !is_kubernetes_version(&c.version.value) {
+                    self.problems.push(
+                        Problem::error(
+                            Code::InvalidValue,
+                            format!("\"{}\" is not a Kubernetes version", c.version.value),
+                        )
+                        .label(c.version.span, "expected MAJOR.MINOR")
+                        .help("EKS takes a minor version such as \"1.31\""),
+                    );
+                }
+                duplicates(
+                    "node pool",
+                    " within a cluster",
+                    c.node_pools.iter().map(|p| &p.name),
+                    self.problems,
+                );
+                for p in &c.node_pools {
+                    self.node_pool(p);
+                }
+            }
+        }
+    }
+
+    fn node_pool(&mut self, p: &NodePool) {
+        if let Some(why) = eks_name_problem(&p.name.value, 63) {
+            self.problems.push(
+                Problem::error(
+                    Code::ClusterName,
+                    format!("invalid node pool name \"{}\"", p.name.value),
+                )
+                .label(p.name.span, why),
+            );
+        }
+        if p.instance_types.is_empty() {
+            self.problems.push(
+                Problem::error(
+                    Code::MissingValue,
+                    format!("node pool \"{}\" lists no instance types", p.name.value),
+                )
+                .label(p.name.span, "no instance types")
+                .help("for example `instance-types \"c5.large\"`"),
+            );
+        }
+        if p.min.value > p.desired.value {
+            self.problems.push(
+                Problem::error(
+                    Code::NodePoolScaling,
+                    format!(
+                        "node pool \"{}\": min ({}) is above desired ({})",
+                        p.name.value, p.min.value, p.desired.value
+                    ),
+                )
+                .label(p.min.span, "min")
+                .label(p.desired.span, "desired")
+                .help("a node pool needs min <= desired <= max"),
+            );
+        }
+        if p.desired.value > p.max.value {
+            self.problems.push(
+                Problem::error(
+                    Code::NodePoolScaling,
+                    format!(
+                        "node pool \"{}\": desired ({}) is above max ({})",
+                        p.name.value, p.desired.value, p.max.value
+                    ),
+                )
+                .label(p.desired.span, "desired")
+                .label(p.max.span, "max")
+                .help("a node pool needs min <= desired <= max"),
+            );
+        }
+    }
+
+    fn keys_and_buckets(&mut self) {
+        for r in &self.t.regions {
+            duplicates(
+                "key",
+                &format!(" in {}", r.name.value),
+                r.keys.iter().map(|k| &k.name),
+                self.problems,
+            );
+            duplicates(
+                "key alias",
+                &format!(" in {}", r.name.value),
+                r.keys.iter().map(|k| &k.alias),
+                self.problems,
+            );
+            for k in &r.keys {
+                if let Some(why) = kms_alias_problem(&k.alias.value) {
+                    self.problems.push(
+                        Problem::error(
+                            Code::KmsAlias,
+                            format!("invalid KMS alias \"{}\"", k.alias.value),
+                        )
+                        .label(k.alias.span, why)
+                        .help("for example \"alias/vault-unseal\""),
+                    );
+                }
+                if !(7..=30).contains(&k.deletion_window.value) {
+                    self.problems.push(
+                        Problem::error(
+                            Code::DeletionWindow,
+                            format!(
+                                "a KMS deletion window is 7 to 30 days, not {}",
+                                k.deletion_window.value
+                            ),
+                        )
+                        .label(k.deletion_window.span, "out of range")
+                        .help("KMS only schedules key deletion 7 to 30 days ahead"),
+                    );
+                }
+            }
+            for b in &r.buckets {
+                if let Some(why) = bucket_name_problem(&b.name.value) {
+                    self.problems.push(
+                        Problem::error(Code::BucketName, format!("invalid S3 bucket name \"{}\"", b.name.value))
+                            .label(b.name.span, why)
+                            .help("S3 bucket names are global, 3-63 characters of lowercase letters, digits, '.' and '-'"),
+                    );
+                }
+                if r.key(&b.key.value).is_some() {
+                    continue;
+                }
+                if let Some(other) = self
+                    .t
+                    .regions
+                    .iter()
+                    .find(|o| o.key(&b.key.value).is_some())
+                {
+                    let key = other.key(&b.key.value).map(|k| k.name.span);
+                    let mut p = Problem::error(
+                        Code::CrossRegion,
+                        format!(
+                            "bucket \"{}\" in {} is encrypted by key \"{}\" of {}",
+                            b.name.value, r.name.value, b.key.value, other.name.value
+                        ),
+                    )
+                    .label(b.key.span, format!("this key is in {}", other.name.value))
+                    .help(format!(
+                        "SSE-KMS needs a key in the bucket's own region: declare a key in {}",
+                        r.name.value
+                    ));
+                    if let Some(span) = key {
+                        p = p.label(span, "declared here");
+                    }
+                    self.problems.push(p);
+                } else {
+                    let known: Vec<&str> = r.keys.iter().map(|k| k.name.value.as_str()).collect();
+                    self.problems.push(unknown_ref(
+                        &format!("key in {}", r.name.value),
+                        &b.key,
+                        &known,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn load_balancers(&mut self) {
+        for r in &self.t.regions {
+            for lb in &r.load_balancers {
+                if let Some(why) = elb_name_problem(&lb.name.value) {
+                    self.problems.push(
+                        Problem::error(Code::LoadBalancerName, format!("invalid load balancer name \"{}\"", lb.name.value))
+                            .label(lb.name.span, why)
+                            .help("ELB names: at most 32 letters, digits and '-', not starting or ending with '-'"),
+                    );
+                }
+                if lb.api_port.value == lb.cluster_port.value {
+                    self.problems.push(
+                        Problem::error(
+                            Code::AddressConflict,
+                            "the API and cluster listeners need different ports",
+                        )
+                        .label(lb.cluster_port.span, "same port as the API listener")
+                        .label(lb.api_port.span, "API listener"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn unique_names(&mut self) {
+        let clusters = self
+            .t
+            .regions
+            .iter()
+            .flat_map(|r| r.clusters.iter().map(|c| &c.name));
+        duplicates(
+            "cluster",
+            " across the topology (members refer to clusters by name)",
+            clusters,
+            self.problems,
+        );
+        let lbs = self
+            .t
+            .regions
+            .iter()
+            .flat_map(|r| r.load_balancers.iter().map(|l| &l.name));
+        duplicates("load balancer", " across the topology", lbs, self.problems);
+        let buckets = self
+            .t
+            .regions
+            .iter()
+            .flat_map(|r| r.buckets.iter().map(|b| &b.name));
+        duplicates(
+            "bucket",
+            " (S3 bucket names are global)",
+            buckets,
+            self.problems,
+        );
+        duplicates(
+            "Vault cluster",
+            "",
+            self.t.vaults.iter().map(|v| &v.name),
+            self.problems,
+        );
+    }
+
+    fn vault(&mut self, v: &VaultCluster) {
+        // Shamir: 1 <= threshold <= shares, and a threshold of 1 only with a single share.
+        if v.threshold.value < 1 || v.threshold.value > v.shares.value {
+            self.problems.push(
+                Problem::error(
+                    Code::Threshold,
+                    format!(
+                        "threshold {} is not between 1 and the {} shares",
+                        v.threshold.value, v.shares.value
+                    ),
+                )
+                .label(v.threshold.span, "threshold")
+                .label(v.shares.span, "shares")
+                .help("the unseal threshold must satisfy 1 <= threshold <= shares"),
+            );
+        } else if v.threshold.value == 1 && v.shares.value > 1 {
+            self.problems.push(
+                Problem::error(
+                    Code::Threshold,
+                    "a threshold of 1 with several shares is refused by Vault",
+                )
+                .label(v.threshold.span, "threshold 1")
+                .help("use a threshold of at least 2, or a single share"),
+            );
+        }
+        duplicates(
+            "member",
+            " within a Vault cluster",
+            v.members.iter().map(|m| &m.name),
+            self.problems,
+        );
+        let bootstraps: Vec<&Member> = v.members.iter().filter(|m| m.bootstrap).collect();
+        if bootstraps.len() > 1 {
+            let mut p = Problem::error(
+                Code::Bootstrap,
+                format!(
+                    "{} members are marked `bootstrap`; exactly one initialises the cluster",
+                    bootstraps.len()
+                ),
+            )
+            .help("mark only the member whose region holds the primary");
+            for m in &bootstraps {
+                p = p.label(m.name.span, "bootstrap=#true");
+            }
+            self.problems.push(p);
+        }
+
+        let cluster_names: Vec<&str> = self
+            .t
+            .regions
+            .iter()
+            .flat_map(|r| r.clusters.iter().map(|c| c.name.value.as_str()))
+            .collect();
+        let lb_names: Vec<&str> = self
+            .t
+            .regions
+            .iter()
+            .flat_map(|r| r.load_balancers.iter().map(|l| l.name.value.as_str()))
+            .collect();
+        let local = matches!(v.runtime.value, Runtime::Local { .. });
+        let mut member_regions: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut lb_used: BTreeSet<&str> = BTreeSet::new();
+        for m in &v.members {
+            let cluster = self.t.cluster(&m.cluster.value);
+            let lb = self.t.load_balancer(&m.load_balancer.value);
+            if cluster.is_none() {
+                self.problems
+                    .push(unknown_ref("cluster", &m.cluster, &cluster_names));
+            }
+            if lb.is_none() {
+                self.problems
+                    .push(unknown_ref("load balancer", &m.load_balancer, &lb_names));
+            }
+            lb_used.insert(&m.load_balancer.value);
+            if let (Some((cr, _)), Some((lr, _))) = (cluster, lb) {
+                if cr.name.value != lr.name.value {
+                    self.problems.push(
+                        Problem::error(
+                            Code::CrossRegion,
+                            format!(
+                                "member \"{}\" runs in {} but its load balancer is in {}",
+                                m.name.value, cr.name.value, lr.name.value
+                            ),
+                        )
+                        .label(m.load_balancer.span, format!("in {}", lr.name.value))
+                        .label(m.cluster.span, format!("in {}", cr.name.value))
+                        .help("a load balancer can only reach targets in its own region's VPC"),
+                    );
+                }
+            }
+            if let Some((cr, _)) = cluster {
+                *member_regions.entry(cr.name.value.as_str()).or_default() += 1;
+            }
+            match (&m.address, local) {
+                (None, true) => self.problems.push(
+                    Problem::error(Code::Runtime, format!("member \"{}\" needs an `address` on the local runtime", m.name.value))
+                        .label(m.name.span, "no loopback address")
+                        .help("give each member its own loopback address, for example `address=\"127.0.10.11\"`"),
+                ),
+                (Some(a), true) if !a.value.is_loopback() => self.problems.push(
+                    Problem::error(Code::Runtime, format!("{} is not a loopback address", a.value))
+                        .label(a.span, "not in 127.0.0.0/8")
+                        .help("local members listen on loopback addresses such as 127.0.10.11"),
+                ),
+                (Some(a), false) => self.problems.push(
+                    Problem::error(Code::Runtime, "`address` only applies to the local runtime")
+                        .label(a.span, "ignored on Kubernetes")
+                        .help("on Kubernetes, members are reached through their load balancer; remove `address`"),
+                ),
+                _ => {}
+            }
+        }
+
+        if let Some(front) = &v.front {
+            lb_used.insert(&front.value);
+            match self.t.load_balancer(&front.value) {
+                None => self
+                    .problems
+                    .push(unknown_ref("load balancer", front, &lb_names)),
+                Some((_, lb)) => {
+                    if lb.health.value != HealthMode::Active {
+                        self.problems.push(
+                            Problem::error(Code::Front, format!("the front endpoint \"{}\" must route to the active node only", front.value))
+                                .label(front.span, "front endpoint")
+                                .label(lb.name.span, "its health mode is `unsealed`")
+                                .help("set `health=\"active\"` on this load balancer: healthy on 200 only"),
+                        );
+                    }
+                    if let Some(m) = v
+                        .members
+                        .iter()
+                        .find(|m| m.load_balancer.value == front.value)
+                    {
+                        self.problems.push(
+                            Problem::error(Code::Front, format!("load balancer \"{}\" is both the front endpoint and member \"{}\"'s", front.value, m.name.value))
+                                .label(front.span, "front endpoint")
+                                .label(m.load_balancer.span, "member's load balancer")
+                                .help("give the front endpoint a load balancer of its own"),
+                        );
+                    }
+                }
+            }
+        }
+
+        if local {
+            self.local_addresses(v, &lb_used);
+        }
+
+        duplicates(
+            "bucket",
+            " in the unseal store",
+            v.unseal_store.buckets.iter(),
+            self.problems,
+        );
+        let bucket_names: Vec<&str> = self
+            .t
+            .regions
+            .iter()
+            .flat_map(|r| r.buckets.iter().map(|b| b.name.value.as_str()))
+            .collect();
+        let mut store_regions = BTreeSet::new();
+        for b in &v.unseal_store.buckets {
+            match self.t.bucket(&b.value) {
+                Some((r, _)) => {
+                    store_regions.insert(r.name.value.as_str());
+                }
+                None => self.problems.push(unknown_ref("bucket", b, &bucket_names)),
+            }
+        }
+
+        // Warnings: legal, but not what a highly available cluster wants.
+        if v.members.len() % 2 == 0 && !v.members.is_empty() {
+            self.problems.push(
+                Problem::warning(
+                    Code::EvenMembers,
+                    format!(
+                        "Vault cluster \"{}\" has {} raft members, an even number",
+                        v.name.value,
+                        v.members.len()
+                    ),
+                )
+                .label(v.name.span, "even member count")
+                .help(format!(
+                    "{} members tolerate as many failures as {}; use an odd number",
+                    v.members.len(),
+                    v.members.len() - 1
+                )),
+            );
+        }
+        if store_regions.len() == 1 {
+            let region = store_regions.iter().next().copied().unwrap_or_default();
+            self.problems.push(
+                Problem::warning(Code::UnsealStoreOneRegion, format!("every unseal-key bucket is in {region}"))
+                    .label(v.unseal_store.span, "one region only")
+                    .help("losing that region would leave the cluster unable to unseal; add a bucket in another region"),
+            );
+        }
+        let regions = member_regions.len();
+        if regions > 0
+            && regions < 3
+            && member_regions.values().all(|n| *n == 1)
+            && !v.members.is_empty()
+        {
+            self.problems.push(
+                Problem::warning(Code::RegionQuorum, format!("one member per region across only {regions} region(s)"))
+                    .label(v.name.span, "loses quorum with one region")
+                    .help("raft needs a majority: spread members over at least 3 regions, or run several per region"),
+            );
+        }
+    }
+
+    /// The local runtime binds every member and load balancer to a loopback address and port.
+    fn local_addresses(&mut self, v: &VaultCluster, lbs: &BTreeSet<&str>) {
+        let mut bound: HashMap<(std::net::Ipv4Addr, u16), SourceSpan> = HashMap::new();
+        let mut bind = |addr: &Spanned<std::net::Ipv4Addr>,
+                        port: u16,
+                        problems: &mut Vec<Problem>| {
+            if let Some(first) = bound.get(&(addr.value, port)) {
+                problems.push(
+                    Problem::error(
+                        Code::AddressConflict,
+                        format!("{}:{port} is used twice", addr.value),
+                    )
+                    .label(addr.span, "bound again here")
+                    .label(*first, "first bound here")
+                    .help(
+                        "every member and load balancer of the local runtime needs its own address",
+                    ),
+                );
+            } else {
+                bound.insert((addr.value, port), addr.span);
+            }
+        };
+        for m in &v.members {
+            if let Some(a) = &m.address {
+                bind(a, m.api_port.value, self.problems);
+                bind(a, m.cluster_port.value, self.problems);
+            }
+        }
+        for name in lbs {
+            let Some((_, lb)) = self.t.load_balancer(name) else {
+                continue;
+            };
+            match &lb.local_address {
+                Some(a) if !a.value.is_loopback() => self.problems.push(
+                    Problem::error(Code::Runtime, format!("{} is not a loopback address", a.value))
+                        .label(a.span, "not in 127.0.0.0/8")
+                        .help("the local runtime's HAProxy listens on a loopback address such as 127.0.10.1"),
+                ),
+                Some(a) => {
+                    bind(a, lb.api_port.value, self.problems);
+                    bind(a, lb.cluster_port.value, self.problems);
+                }
+                None => self.problems.push(
+                    Problem::error(Code::Runtime, format!("load balancer \"{}\" needs a `local-address` for the local runtime", lb.name.value))
+                        .label(lb.name.span, "no local address")
+                        .help("the local runtime runs HAProxy in its place: add `local-address=\"127.0.10.1\"`"),
+                ),
+            }
+        }
+    }
+}
+
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}

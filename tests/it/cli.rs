@@ -1,0 +1,120 @@
+//! CLI tests: the real binary, its exit codes and its output.
+
+use crate::support::{root, stderr, stdout, vaultform, vaultform_in};
+
+#[test]
+fn validate_accepts_every_shipped_topology() {
+    for path in crate::support::kdl_files("topologies") {
+        let out = vaultform(&["validate", path.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(&format!("{}: valid", path.display())));
+    }
+}
+
+#[test]
+fn validate_of_a_missing_file_is_a_clear_error() {
+    let out = vaultform(&["validate", "no/such/file.kdl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read no/such/file.kdl"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn graph_prints_dot_by_default_and_mermaid_on_request() {
+    let out = vaultform(&["graph", "topologies/local.kdl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dot = stdout(&out);
+    assert!(dot.starts_with("digraph \"bv-local\" {"));
+    assert!(dot.contains("\"region.eu-west-1.cluster.bv-eu-west-1\" [label=\"region.eu-west-1.cluster.bv-eu-west-1\\n(eks-cluster)\"];"));
+    assert!(dot.contains("\"vault.bv.unseal-keys\" -> \"vault.bv.unseal.vault-0\";"));
+
+    let out = vaultform(&["graph", "topologies/local.kdl", "--format", "mermaid"]);
+    assert_eq!(out.status.code(), Some(0));
+    let m = stdout(&out);
+    assert!(m.starts_with("flowchart LR\n"));
+    assert!(m.contains("vault.bv.raft<br/><i>raft-verify</i>"));
+}
+
+#[test]
+fn graph_of_an_invalid_file_prints_the_diagnostics_and_no_graph() {
+    let out = vaultform(&["graph", "tests/fixtures/invalid/dependency-cycle.kdl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("dependency cycle"));
+}
+
+#[test]
+fn fmt_check_passes_on_shipped_topologies_and_fmt_rewrites_keeping_comments() {
+    for path in crate::support::kdl_files("topologies") {
+        let out = vaultform(&["fmt", "--check", path.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{} is not canonical: {}",
+            path.display(),
+            stderr(&out)
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("messy.kdl");
+    let messy = "// the stack\nstack   \"t\"\nregion \"eu-west-1\"{\n  key  \"k\"   alias=\"alias/k\" // why: one key\n}\n";
+    std::fs::write(&file, messy).unwrap();
+    let out = vaultform_in(dir.path(), &["fmt", "--check", "messy.kdl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("messy.kdl is not formatted"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        messy,
+        "--check changes nothing"
+    );
+
+    let out = vaultform_in(dir.path(), &["fmt", "messy.kdl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let formatted = std::fs::read_to_string(&file).unwrap();
+    assert!(formatted.contains("// the stack"));
+    assert!(formatted.contains("// why: one key"));
+    assert!(
+        formatted.contains("    key k alias=alias/k")
+            || formatted.contains("    key \"k\" alias=\"alias/k\""),
+        "{formatted}"
+    );
+    let out = vaultform_in(dir.path(), &["fmt", "--check", "messy.kdl"]);
+    assert_eq!(out.status.code(), Some(0), "formatting is idempotent");
+    let _ = root();
+}
+
+#[test]
+fn fmt_of_a_syntax_error_reports_it_and_leaves_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("broken.kdl");
+    std::fs::write(&file, "stack \"t\"\nregion {\n").unwrap();
+    let out = vaultform_in(dir.path(), &["fmt", "broken.kdl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("KDL syntax error"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "stack \"t\"\nregion {\n"
+    );
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    let out = vaultform(&["--help"]);
+    let help = stdout(&out);
+    for cmd in ["validate", "graph", "fmt"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}

@@ -1,0 +1,105 @@
+//! Property tests: the parser and validator never panic, on arbitrary bytes or on mutations
+//! of the shipped topologies.
+
+use proptest::prelude::*;
+use vaultform::topology;
+
+fn shipped() -> Vec<String> {
+    crate::support::kdl_files("topologies")
+        .into_iter()
+        .chain(crate::support::kdl_files("tests/fixtures/invalid"))
+        .map(|p| std::fs::read_to_string(crate::support::root().join(p)).expect("read"))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Delete { at: usize, len: usize },
+    Insert { at: usize, text: String },
+    Duplicate { from: usize, len: usize, to: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let token = prop_oneof![
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("\"".to_string()),
+        Just("=".to_string()),
+        Just("#true".to_string()),
+        Just("-1".to_string()),
+        Just("99999999999999999999999".to_string()),
+        Just("depends-on=\"vault.bv.init\"".to_string()),
+        Just("/*".to_string()),
+        Just("\n".to_string()),
+        Just("é".to_string()),
+        "[ -~]{0,12}",
+    ];
+    prop_oneof![
+        (any::<usize>(), 0usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (any::<usize>(), token).prop_map(|(at, text)| Mutation::Insert { at, text }),
+        (any::<usize>(), 0usize..200, any::<usize>())
+            .prop_map(|(from, len, to)| Mutation::Duplicate { from, len, to }),
+    ]
+}
+
+fn boundary(s: &str, at: usize) -> usize {
+    let mut at = at % (s.len() + 1);
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn apply(mut s: String, m: &Mutation) -> String {
+    match m {
+        Mutation::Delete { at, len } => {
+            let a = boundary(&s, *at);
+            let b = boundary(&s, (a + len).min(s.len()));
+            if b > a {
+                s.replace_range(a..b, "");
+            }
+        }
+        Mutation::Insert { at, text } => {
+            let a = boundary(&s, *at);
+            s.insert_str(a, text);
+        }
+        Mutation::Duplicate { from, len, to } => {
+            let a = boundary(&s, *from);
+            let b = boundary(&s, (a + len).min(s.len()));
+            let piece = s[a..b].to_string();
+            let t = boundary(&s, *to);
+            s.insert_str(t, &piece);
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let loaded = topology::load("fuzz.kdl", text);
+        let _ = vaultform::ui::diagnostics::render(&loaded, false);
+        let _ = topology::format::format(&loaded.source.text);
+    }
+
+    #[test]
+    fn mutated_topologies_never_panic(
+        which in any::<prop::sample::Index>(),
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let files = shipped();
+        let mut text = files[which.index(files.len())].clone();
+        for m in &mutations {
+            text = apply(text, m);
+        }
+        let loaded = topology::load("mutated.kdl", text);
+        let rendered = vaultform::ui::diagnostics::render(&loaded, false);
+        prop_assert!(!rendered.is_empty());
+        if let Some((_, g)) = loaded.valid() {
+            prop_assert!(petgraph::algo::toposort(&g.dag, None).is_ok(), "a valid topology has an acyclic graph");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The one integration test binary (the AWS SDK is linked once).
+
+mod support;
+
+mod cli;
+mod diagnostics;
+mod fuzz;
+mod graph;
+mod testbed;
