@@ -506,21 +506,21 @@ impl Checker<'_> {
                     .push(unknown_ref("load balancer", &m.load_balancer, &lb_names));
             }
             lb_used.insert(&m.load_balancer.value);
-            if let (Some((cr, _)), Some((lr, _))) = (cluster, lb) {
-                if cr.name.value != lr.name.value {
-                    self.problems.push(
-                        Problem::error(
-                            Code::CrossRegion,
-                            format!(
-                                "member \"{}\" runs in {} but its load balancer is in {}",
-                                m.name.value, cr.name.value, lr.name.value
-                            ),
-                        )
-                        .label(m.load_balancer.span, format!("in {}", lr.name.value))
-                        .label(m.cluster.span, format!("in {}", cr.name.value))
-                        .help("a load balancer can only reach targets in its own region's VPC"),
-                    );
-                }
+            if let (Some((cr, _)), Some((lr, _))) = (cluster, lb)
+                && cr.name.value != lr.name.value
+            {
+                self.problems.push(
+                    Problem::error(
+                        Code::CrossRegion,
+                        format!(
+                            "member \"{}\" runs in {} but its load balancer is in {}",
+                            m.name.value, cr.name.value, lr.name.value
+                        ),
+                    )
+                    .label(m.load_balancer.span, format!("in {}", lr.name.value))
+                    .label(m.cluster.span, format!("in {}", cr.name.value))
+                    .help("a load balancer can only reach targets in its own region's VPC"),
+                );
             }
             if let Some((cr, _)) = cluster {
                 *member_regions.entry(cr.name.value.as_str()).or_default() += 1;
@@ -603,7 +603,7 @@ impl Checker<'_> {
         }
 
         // Warnings: legal, but not what a highly available cluster wants.
-        if v.members.len() % 2 == 0 && !v.members.is_empty() {
+        if v.members.len().is_multiple_of(2) && !v.members.is_empty() {
             self.problems.push(
                 Problem::warning(
                     Code::EvenMembers,
@@ -646,11 +646,10 @@ impl Checker<'_> {
     /// The local runtime binds every member and load balancer to a loopback address and port.
     fn local_addresses(&mut self, v: &VaultCluster, lbs: &BTreeSet<&str>) {
         let mut bound: HashMap<(std::net::Ipv4Addr, u16), SourceSpan> = HashMap::new();
-        let mut bind = |addr: &Spanned<std::net::Ipv4Addr>,
-                        port: u16,
-                        problems: &mut Vec<Problem>| {
-            if let Some(first) = bound.get(&(addr.value, port)) {
-                problems.push(
+        let mut bind =
+            |addr: &Spanned<std::net::Ipv4Addr>, port: u16, problems: &mut Vec<Problem>| {
+                if let Some(first) = bound.get(&(addr.value, port)) {
+                    problems.push(
                     Problem::error(
                         Code::AddressConflict,
                         format!("{}:{port} is used twice", addr.value),
@@ -661,10 +660,10 @@ impl Checker<'_> {
                         "every member and load balancer of the local runtime needs its own address",
                     ),
                 );
-            } else {
-                bound.insert((addr.value, port), addr.span);
-            }
-        };
+                } else {
+                    bound.insert((addr.value, port), addr.span);
+                }
+            };
         for m in &v.members {
             if let Some(a) = &m.address {
                 bind(a, m.api_port.value, self.problems);
