@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod commands;
 pub mod graph;
+pub mod state;
 pub mod topology;
 pub mod ui;

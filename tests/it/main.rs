@@ -6,4 +6,5 @@ mod cli;
 mod diagnostics;
 mod fuzz;
 mod graph;
+mod state;
 mod testbed;
