@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod diagnostics;
+mod engine;
 mod fuzz;
 mod graph;
 mod state;
