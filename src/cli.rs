@@ -41,4 +41,121 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Show what apply would change: refreshes the recorded resources, then diffs.
+    Plan {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        output: PlanOutputArgs,
+    },
+    /// Create, update and delete resources so that they match the topology.
+    Apply {
+        /// A topology file, or a plan file saved by `plan --out`.
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Delete every resource the state records, in reverse dependency order.
+    Destroy {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Read the recorded state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Print the outputs of the recorded resources (names, ARNs, endpoints) as JSON.
+    Output {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove a state lock left behind by a run that is gone.
+    ForceUnlock {
+        file: PathBuf,
+        /// The lock ID, as the lock error shows it.
+        lock_id: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the recorded addresses.
+    List {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show one recorded resource.
+    Show {
+        file: PathBuf,
+        address: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// The state file (default: the topology's `state`, or `.vaultform/<stack>.state.json`
+    /// beside the topology).
+    #[arg(long = "state", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// Read the actual state of recorded resources first (`--refresh=false` skips it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh: bool,
+    /// Only this address and what it depends on (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Vec<String>,
+    /// Replace this resource even if it is unchanged (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanOutputArgs {
+    /// Save the plan; `vaultform apply PLANFILE` applies exactly it.
+    #[arg(long, value_name = "PLANFILE")]
+    pub out: Option<PathBuf>,
+    /// Plan the destruction of everything recorded.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// One JSON object per event on stdout, for pipelines.
+    #[arg(long)]
+    pub json: bool,
+    /// Operations at once per AWS service and region.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
 }

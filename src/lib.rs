@@ -3,10 +3,13 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod graph;
+pub mod plan;
+pub mod resources;
 pub mod state;
 pub mod topology;
 pub mod ui;

@@ -1,5 +1,6 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
+pub mod stack;
 pub mod topology;
 
 /// How a command ended, mapped to the process exit code by `main`.
@@ -40,4 +41,56 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("this build cannot create these resource kinds yet: {kinds}")]
+    #[diagnostic(
+        code(vaultform::unsupported),
+        help(
+            "plan and apply work today on topologies of KMS keys and S3 buckets; the other kinds are being built"
+        )
+    )]
+    Unsupported { kinds: String },
+    #[error("the S3 state backend ({location}) is not available in this build")]
+    #[diagnostic(
+        code(vaultform::state::s3),
+        help("use `state \"local\" path=...` in the topology, or pass --state PATH")
+    )]
+    S3Backend { location: String },
+    #[error("refresh failed: {message}")]
+    #[diagnostic(
+        code(vaultform::refresh),
+        help(
+            "check AWS credentials and the endpoint; `--refresh=false` plans from the recorded state alone"
+        )
+    )]
+    Refresh { message: String },
+    #[error("refusing to {what} without confirmation: standard input is not a terminal")]
+    #[diagnostic(
+        code(vaultform::confirm),
+        help("pass --auto-approve to run without asking")
+    )]
+    NoConfirmation { what: String },
+    #[error(
+        "the plan {path} is stale: it was made against state {planned}, the state is now {current}"
+    )]
+    #[diagnostic(
+        code(vaultform::plan::stale),
+        help("run `vaultform plan --out` again and apply the new plan")
+    )]
+    StalePlan {
+        path: String,
+        planned: String,
+        current: String,
+    },
+    #[error("{address} is not in the state")]
+    #[diagnostic(
+        code(vaultform::state::address),
+        help("`vaultform state list FILE` shows the recorded addresses")
+    )]
+    NotInState { address: String },
 }

@@ -3,6 +3,8 @@
 //! while independent branches go on; an interruption starts nothing new and lets in-flight
 //! operations finish.
 
+pub mod apply;
+pub mod refresh;
 pub mod walk;
 
 pub use walk::{Limits, OpResult, Operation, Walk, WalkEvent, WalkReport};

@@ -8,7 +8,7 @@ use super::diagnostic::Problem;
 /// The canonical text of a topology, or the syntax problems that stop formatting.
 pub fn format(text: &str) -> Result<String, Vec<Problem>> {
     let mut problems = Vec::new();
-    let Some(mut doc) = super::parse(text, &mut problems) else {
+    let Some(mut doc) = super::parse_serial(text, &mut problems) else {
         return Err(problems);
     };
     let mut layout = Vec::new();

@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod format;
 pub mod model;
 pub mod reader;
+pub mod split;
 pub mod validate;
 
 use kdl::KdlDocument;
@@ -97,8 +98,21 @@ fn sort(mut problems: Vec<Problem>) -> Vec<Problem> {
     problems
 }
 
-/// Parses KDL v2, turning syntax errors into problems.
+/// Parses KDL v2, turning syntax errors into problems. Large files are parsed on every core.
 pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<KdlDocument> {
+    if text.len() >= split::PARALLEL_THRESHOLD {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores > 1
+            && let Some(doc) = split::parse_in_pieces(text, cores.min(8))
+        {
+            return Some(doc);
+        }
+    }
+    parse_serial(text, problems)
+}
+
+/// One parse of the whole text: the reference behaviour, and where every syntax error is found.
+pub fn parse_serial(text: &str, problems: &mut Vec<Problem>) -> Option<KdlDocument> {
     match KdlDocument::parse_v2(text) {
         Ok(doc) => Some(doc),
         Err(err) => {

@@ -2,6 +2,7 @@
 //! stderr, colour only on a terminal and never with `NO_COLOR`.
 
 pub mod diagnostics;
+pub mod progress;
 
 use std::io::{IsTerminal, Write};
 

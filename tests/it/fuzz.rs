@@ -32,6 +32,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         Just("/*".to_string()),
         Just("\n".to_string()),
         Just("é".to_string()),
+        Just("#\"raw \" string\"#".to_string()),
+        Just("\"\"\"\nregion \"x\" {\n\"\"\"".to_string()),
+        Just(" \\\n".to_string()),
+        Just("/-".to_string()),
+        Just("/* {\nregion \"a\" */".to_string()),
         "[ -~]{0,12}",
     ];
     prop_oneof![
@@ -101,5 +106,80 @@ proptest! {
         if let Some((_, g)) = loaded.valid() {
             prop_assert!(petgraph::algo::toposort(&g.dag, None).is_ok(), "a valid topology has an acyclic graph");
         }
+    }
+}
+
+/// Everything the validator reads from a document: names, values and spans, in order.
+fn dump(doc: &kdl::KdlDocument, out: &mut Vec<String>) {
+    for n in doc.nodes() {
+        out.push(format!(
+            "node {} {:?} {:?}",
+            n.name().value(),
+            n.name().span(),
+            n.span()
+        ));
+        for e in n.entries() {
+            out.push(format!(
+                "  entry {:?} {:?} {:?} {:?}",
+                e.name().map(|k| (k.value().to_string(), k.span())),
+                e.value(),
+                e.span(),
+                e.ty().map(|t| t.value().to_string())
+            ));
+        }
+        if let Some(c) = n.children() {
+            dump(c, out);
+        }
+    }
+}
+
+fn serial_and_split_agree(text: &str, pieces: usize) -> Result<(), TestCaseError> {
+    if let Some(split) = topology::split::parse_in_pieces(text, pieces) {
+        let mut problems = Vec::new();
+        let serial = topology::parse_serial(text, &mut problems);
+        prop_assert!(
+            serial.is_some(),
+            "split parsed a text the serial parser rejects"
+        );
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        dump(&split, &mut a);
+        dump(&serial.unwrap(), &mut b);
+        prop_assert_eq!(a, b);
+    }
+    Ok(())
+}
+
+#[test]
+fn split_parsing_agrees_with_serial_parsing_on_shipped_files() {
+    for path in crate::support::kdl_files("topologies") {
+        let text = std::fs::read_to_string(crate::support::root().join(&path)).unwrap();
+        assert!(
+            topology::split::parse_in_pieces(&text, 3).is_some(),
+            "{} is cut into pieces",
+            path.display()
+        );
+    }
+    for text in shipped() {
+        for pieces in 2..5 {
+            serial_and_split_agree(&text, pieces).unwrap();
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn split_parsing_agrees_with_serial_parsing_on_mutations(
+        which in any::<prop::sample::Index>(),
+        mutations in proptest::collection::vec(mutation(), 1..4),
+        pieces in 2usize..5,
+    ) {
+        let files = shipped();
+        let mut text = files[which.index(files.len())].clone();
+        for m in &mutations {
+            text = apply(text, m);
+        }
+        serial_and_split_agree(&text, pieces)?;
     }
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apply;
 mod cli;
 mod diagnostics;
 mod engine;

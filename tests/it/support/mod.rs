@@ -1,5 +1,6 @@
 //! Shared test support: the built binary, the repository root, and the local test bed.
 
+pub mod aws;
 pub mod testbed;
 
 use std::path::{Path, PathBuf};
@@ -43,4 +44,25 @@ pub fn kdl_files(dir: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Runs the real binary against an emulator endpoint, with test credentials.
+pub fn vaultform_aws(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    aws_command(dir, endpoint, args)
+        .output()
+        .expect("run vaultform")
+}
+
+/// The command line of [`vaultform_aws`], for tests that manage the process themselves.
+pub fn aws_command(dir: &Path, endpoint: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vaultform"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE");
+    cmd
 }

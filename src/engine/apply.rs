@@ -1,0 +1,310 @@
+//! Executes a [`Plan`] through the walker: intent records before every long operation, the
+//! state saved after every completed one, retries with backoff and jitter for transient errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Mutex, mpsc, watch};
+
+use super::walk::{Limits, OpResult, Operation, Walk, WalkEvent, WalkReport, boxed};
+use crate::aws::Aws;
+use crate::plan::{Action, Change, Plan};
+use crate::resources::{self, Cx, Desired, OpError, Recorded};
+use crate::state::model::now;
+use crate::state::{Backend, ResourceState, State, Status};
+
+/// What an apply needs besides the plan.
+#[derive(Clone)]
+pub struct Context {
+    pub aws: Aws,
+    pub stack: String,
+    pub default_tags: BTreeMap<String, String>,
+    pub backend: Arc<dyn Backend>,
+    pub limits: Limits,
+    /// Attempts per operation for errors worth retrying.
+    pub attempts: u32,
+}
+
+/// How an apply went.
+#[derive(Debug)]
+pub struct Outcome {
+    pub changes: Vec<Change>,
+    pub report: WalkReport,
+    pub state: State,
+}
+
+impl Outcome {
+    pub fn count(&self, action: Action) -> usize {
+        self.changes
+            .iter()
+            .zip(&self.report.results)
+            .filter(|(c, r)| c.action == action && **r == OpResult::Done)
+            .count()
+    }
+
+    pub fn failed(&self) -> Vec<(&Change, &str)> {
+        self.changes
+            .iter()
+            .zip(&self.report.results)
+            .filter_map(|(c, r)| match r {
+                OpResult::Failed(e) => Some((c, e.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn ok(&self) -> bool {
+        !self.report.interrupted && self.report.results.iter().all(|r| *r == OpResult::Done)
+    }
+}
+
+/// Shared by every operation of one apply.
+struct Shared {
+    cx: Context,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    /// Applies `edit` to the state and saves it, one writer at a time.
+    async fn save(&self, edit: impl FnOnce(&mut State)) -> Result<(), OpError> {
+        let mut state = self.state.lock().await;
+        edit(&mut state);
+        state.serial += 1;
+        self.cx
+            .backend
+            .save(&state)
+            .await
+            .map_err(|e| OpError::fatal(format!("saving state: {e}")))
+    }
+
+    async fn outputs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let state = self.state.lock().await;
+        state
+            .resources
+            .iter()
+            .map(|(k, v)| (k.clone(), v.outputs.clone()))
+            .collect()
+    }
+
+    async fn recorded(&self, address: &str) -> Option<ResourceState> {
+        self.state.lock().await.resources.get(address).cloned()
+    }
+}
+
+/// Retries `f` on retryable errors with exponential backoff and full jitter.
+pub async fn with_retries<T, F, Fut>(attempts: u32, mut f: F) -> Result<T, OpError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, OpError>>,
+{
+    let mut delay = Duration::from_millis(250);
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.retryable && tried < attempts => {
+                let jittered = rand::rng().random_range(Duration::ZERO..=delay);
+                tokio::time::sleep(jittered).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn desired_of(c: &Change) -> Desired {
+    Desired {
+        address: c.address.clone(),
+        kind: c.kind,
+        region: c.region.clone(),
+        name: c.name.clone().unwrap_or_default(),
+        attrs: c.after.clone().unwrap_or_default(),
+        deps: c.deps.clone(),
+        resumed: false,
+    }
+}
+
+async fn create(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    let provider = resources::provider(c.kind)
+        .ok_or_else(|| OpError::fatal(format!("{} is not supported", c.kind)))?;
+    let mut d = desired_of(c);
+    d.resumed = matches!(
+        shared.recorded(&c.address).await.map(|r| r.status),
+        Some(Status::Creating { name, .. }) if name == d.name
+    );
+    // The intent record: a crash from here on leaves a name the next run adopts by.
+    shared
+        .save(|s| {
+            let rs = s
+                .resources
+                .entry(c.address.clone())
+                .or_insert_with(|| ResourceState {
+                    address: c.address.clone(),
+                    kind: c.kind,
+                    region: c.region.clone(),
+                    status: Status::Ready,
+                    ids: BTreeMap::new(),
+                    attributes: d.attrs.clone(),
+                    outputs: BTreeMap::new(),
+                    dependencies: c.deps.clone(),
+                });
+            rs.status = Status::Creating {
+                name: d.name.clone(),
+                started: now(),
+            };
+            rs.attributes = d.attrs.clone();
+            rs.dependencies = c.deps.clone();
+        })
+        .await?;
+    let outputs = shared.outputs().await;
+    let cx = Cx {
+        aws: &shared.cx.aws,
+        stack: &shared.cx.stack,
+        default_tags: &shared.cx.default_tags,
+        outputs: &outputs,
+    };
+    let rec = with_retries(shared.cx.attempts, || provider.create(&cx, &d)).await?;
+    record(shared, c, rec).await
+}
+
+async fn record(shared: &Shared, c: &Change, rec: Recorded) -> Result<(), OpError> {
+    let attrs = c.after.clone().unwrap_or_default();
+    shared
+        .save(|s| {
+            if let Some(rs) = s.resources.get_mut(&c.address) {
+                rs.status = Status::Ready;
+                rs.ids = rec.ids;
+                rs.outputs = rec.outputs;
+                rs.attributes = attrs;
+                rs.dependencies = c.deps.clone();
+            }
+        })
+        .await
+}
+
+async fn update(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    let provider = resources::provider(c.kind)
+        .ok_or_else(|| OpError::fatal(format!("{} is not supported", c.kind)))?;
+    let rs = shared
+        .recorded(&c.address)
+        .await
+        .ok_or_else(|| OpError::fatal(format!("{} is not in state", c.address)))?;
+    let d = desired_of(c);
+    let outputs = shared.outputs().await;
+    let cx = Cx {
+        aws: &shared.cx.aws,
+        stack: &shared.cx.stack,
+        default_tags: &shared.cx.default_tags,
+        outputs: &outputs,
+    };
+    let rec = with_retries(shared.cx.attempts, || provider.update(&cx, &rs, &d)).await?;
+    record(shared, c, rec).await
+}
+
+async fn delete(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    let Some(rs) = shared.recorded(&c.address).await else {
+        return Ok(());
+    };
+    let provider = resources::provider(rs.kind)
+        .ok_or_else(|| OpError::fatal(format!("{} is not supported", rs.kind)))?;
+    shared
+        .save(|s| {
+            if let Some(r) = s.resources.get_mut(&c.address) {
+                r.status = Status::Deleting { started: now() };
+            }
+        })
+        .await?;
+    let outputs = shared.outputs().await;
+    let cx = Cx {
+        aws: &shared.cx.aws,
+        stack: &shared.cx.stack,
+        default_tags: &shared.cx.default_tags,
+        outputs: &outputs,
+    };
+    with_retries(shared.cx.attempts, || provider.delete(&cx, &rs)).await?;
+    shared
+        .save(|s| {
+            s.resources.remove(&c.address);
+        })
+        .await
+}
+
+async fn run_change(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    match c.action {
+        Action::Create => create(shared, c).await,
+        Action::Update => update(shared, c).await,
+        Action::Replace => {
+            delete(shared, c).await?;
+            create(shared, c).await
+        }
+        Action::Delete => delete(shared, c).await,
+        Action::NoOp => Ok(()),
+    }
+}
+
+/// Applies every change of `plan` that is not a no-op, as concurrently as the graph allows.
+pub async fn apply(
+    plan: &Plan,
+    state: State,
+    cx: Context,
+    events: Option<mpsc::UnboundedSender<WalkEvent>>,
+    stop: Option<watch::Receiver<bool>>,
+) -> Outcome {
+    let changes: Vec<Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .cloned()
+        .collect();
+    let index: HashMap<&str, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.address.as_str(), i))
+        .collect();
+    let ops: Vec<Operation> = changes
+        .iter()
+        .map(|c| Operation {
+            address: c.address.clone(),
+            service: resources::provider(c.kind)
+                .map(|p| p.service())
+                .unwrap_or("other")
+                .to_string(),
+            region: c.region.clone(),
+            deps: c
+                .after_changes
+                .iter()
+                .filter_map(|a| index.get(a.as_str()).copied())
+                .collect(),
+        })
+        .collect();
+    let limits = cx.limits.clone();
+    let shared = Arc::new(Shared {
+        cx,
+        state: Mutex::new(state),
+    });
+    let work = Arc::new(changes.clone());
+    let s2 = shared.clone();
+    let mut walk = Walk::new(ops, limits);
+    if let Some(tx) = events {
+        walk = walk.events(tx);
+    }
+    if let Some(rx) = stop {
+        walk = walk.stop_on(rx);
+    }
+    let report = walk
+        .run(move |i| {
+            let shared = s2.clone();
+            let work = work.clone();
+            boxed(async move { run_change(&shared, &work[i]).await.map_err(|e| e.message) })
+        })
+        .await;
+    let state = shared.state.lock().await.clone();
+    Outcome {
+        changes,
+        report,
+        state,
+    }
+}

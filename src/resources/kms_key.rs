@@ -1,0 +1,416 @@
+//! KMS keys with their alias. Destroy schedules deletion with the topology's window and keeps
+//! the alias, so that re-applying within the window cancels the deletion and re-enables the
+//! same key instead of creating a second one.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_kms::types::{KeyState, Tag};
+use serde_json::{Map, Value, json};
+
+use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::graph::Resource;
+use crate::state::ResourceState;
+use crate::topology::Topology;
+
+pub struct KmsKey;
+
+pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
+    let region = t.region(r.region.as_deref()?)?;
+    let name = super::last_segment(&r.address, ".key.")?;
+    let key = region.key(name)?;
+    let mut attrs = Map::new();
+    attrs.insert("alias".into(), json!(key.alias.value));
+    attrs.insert("rotation".into(), json!(key.rotation));
+    attrs.insert(
+        "deletion_window_days".into(),
+        json!(key.deletion_window.value),
+    );
+    attrs.insert("tags".into(), json!(t.aws.tags));
+    Some((key.alias.value.clone(), attrs))
+}
+
+fn region(rs_region: Option<&str>) -> Result<&str, OpError> {
+    rs_region.ok_or_else(|| OpError::fatal("a KMS key needs a region"))
+}
+
+async fn key_tags(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> Result<BTreeMap<String, String>, OpError> {
+    let mut tags = BTreeMap::new();
+    let mut marker = None;
+    loop {
+        let out = client
+            .list_resource_tags()
+            .key_id(key_id)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("list KMS key tags", &e))?;
+        for t in out.tags() {
+            tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
+        }
+        match (out.truncated(), out.next_marker()) {
+            (true, Some(m)) => marker = Some(m.to_string()),
+            _ => return Ok(tags),
+        }
+    }
+}
+
+/// The key an alias points to, if the alias exists.
+async fn alias_target(
+    client: &aws_sdk_kms::Client,
+    alias: &str,
+) -> Result<Option<String>, OpError> {
+    let mut marker = None;
+    loop {
+        let out = client
+            .list_aliases()
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("list KMS aliases", &e))?;
+        if let Some(a) = out.aliases().iter().find(|a| a.alias_name() == Some(alias)) {
+            return Ok(a.target_key_id().map(str::to_owned));
+        }
+        match (out.truncated(), out.next_marker()) {
+            (true, Some(m)) => marker = Some(m.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// A key of this stack and address left behind by an interrupted create (no alias yet).
+async fn find_by_tags(
+    cx: &Cx<'_>,
+    client: &aws_sdk_kms::Client,
+    address: &str,
+) -> Result<Option<String>, OpError> {
+    let mut marker = None;
+    loop {
+        let out = client
+            .list_keys()
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("list KMS keys", &e))?;
+        for k in out.keys() {
+            let Some(id) = k.key_id() else { continue };
+            let tags = key_tags(client, id).await?;
+            if tags.get(super::TAG_STACK).map(String::as_str) == Some(cx.stack)
+                && tags.get(super::TAG_ADDRESS).map(String::as_str) == Some(address)
+            {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        match (out.truncated(), out.next_marker()) {
+            (true, Some(m)) => marker = Some(m.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, OpError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .tag_key(k)
+                .tag_value(v)
+                .build()
+                .map_err(|e| OpError::fatal(format!("bad tag {k}: {e}")))
+        })
+        .collect()
+}
+
+/// Makes an existing key usable again and sets its rotation; returns what state records.
+async fn converge(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+    d: &Desired,
+) -> Result<Recorded, OpError> {
+    let meta = client
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("describe KMS key", &e))?;
+    let meta = meta
+        .key_metadata()
+        .ok_or_else(|| OpError::fatal("KMS returned no key metadata"))?;
+    match meta.key_state() {
+        Some(KeyState::PendingDeletion) => {
+            client
+                .cancel_key_deletion()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("cancel KMS key deletion", &e))?;
+            client
+                .enable_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("enable KMS key", &e))?;
+        }
+        Some(KeyState::Disabled) => {
+            client
+                .enable_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("enable KMS key", &e))?;
+        }
+        _ => {}
+    }
+    set_rotation(
+        client,
+        key_id,
+        d.attrs
+            .get("rotation")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+    )
+    .await?;
+    let arn = meta.arn().unwrap_or_default().to_string();
+    Ok(Recorded {
+        ids: BTreeMap::from([
+            ("key_id".into(), key_id.to_string()),
+            ("arn".into(), arn.clone()),
+        ]),
+        outputs: BTreeMap::from([("arn".into(), arn), ("key_id".into(), key_id.to_string())]),
+    })
+}
+
+async fn set_rotation(client: &aws_sdk_kms::Client, key_id: &str, on: bool) -> Result<(), OpError> {
+    let current = client
+        .get_key_rotation_status()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("read KMS key rotation", &e))?
+        .key_rotation_enabled();
+    if current == on {
+        return Ok(());
+    }
+    if on {
+        client
+            .enable_key_rotation()
+            .key_id(key_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| OpError::from_sdk("enable KMS key rotation", &e))
+    } else {
+        client
+            .disable_key_rotation()
+            .key_id(key_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| OpError::from_sdk("disable KMS key rotation", &e))
+    }
+}
+
+fn alias_of(d: &Desired) -> &str {
+    d.attrs
+        .get("alias")
+        .and_then(Value::as_str)
+        .unwrap_or(&d.name)
+}
+
+#[async_trait::async_trait]
+impl Provider for KmsKey {
+    fn service(&self) -> &'static str {
+        "kms"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let client = cx.aws.kms(region(rs.region.as_deref())?);
+        let Some(key_id) = rs.id("key_id") else {
+            return Ok(Observed::Gone);
+        };
+        let meta = match client.describe_key().key_id(key_id).send().await {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
+                return Ok(Observed::Gone);
+            }
+            Err(e) => return Err(OpError::from_sdk("describe KMS key", &e)),
+        };
+        if meta
+            .key_metadata()
+            .and_then(|m| m.key_state())
+            .is_some_and(|s| {
+                matches!(
+                    s,
+                    KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+                )
+            })
+        {
+            return Ok(Observed::Gone);
+        }
+        let mut attrs = rs.attributes.clone();
+        let aliases = client
+            .list_aliases()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("list KMS aliases", &e))?;
+        let names: Vec<&str> = aliases
+            .aliases()
+            .iter()
+            .filter_map(|a| a.alias_name())
+            .collect();
+        let recorded = rs
+            .attributes
+            .get("alias")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let alias = if names.contains(&recorded) {
+            recorded
+        } else {
+            names.first().copied().unwrap_or_default()
+        };
+        attrs.insert("alias".into(), json!(alias));
+        let rotation = client
+            .get_key_rotation_status()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("read KMS key rotation", &e))?
+            .key_rotation_enabled();
+        attrs.insert("rotation".into(), json!(rotation));
+        let mut tags = key_tags(&client, key_id).await?;
+        tags.remove(super::TAG_STACK);
+        tags.remove(super::TAG_ADDRESS);
+        attrs.insert("tags".into(), json!(tags));
+        Ok(Observed::Present {
+            attrs,
+            delete_blocker: None,
+        })
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let client = cx.aws.kms(region(d.region.as_deref())?);
+        let alias = alias_of(d);
+        // Adopt: by alias first, then by tags (a create interrupted before its alias existed).
+        let existing = match alias_target(&client, alias).await? {
+            Some(id) => Some(id),
+            None => find_by_tags(cx, &client, &d.address).await?,
+        };
+        if let Some(key_id) = existing {
+            let tags = key_tags(&client, &key_id).await?;
+            cx.check_owner(&format!("KMS key {key_id} ({alias})"), &d.address, &tags)?;
+            let recorded = converge(&client, &key_id, d).await?;
+            if alias_target(&client, alias).await?.is_none() {
+                client
+                    .create_alias()
+                    .alias_name(alias)
+                    .target_key_id(&key_id)
+                    .send()
+                    .await
+                    .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
+            }
+            return Ok(recorded);
+        }
+        let out = client
+            .create_key()
+            .description(format!("vaultform {} {}", cx.stack, d.address))
+            .set_tags(Some(kms_tags(&cx.tags(&d.address))?))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("create KMS key", &e))?;
+        let key_id = out
+            .key_metadata()
+            .map(|m| m.key_id().to_string())
+            .ok_or_else(|| OpError::fatal("KMS returned no key ID"))?;
+        client
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(&key_id)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
+        converge(&client, &key_id, d).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        let client = cx.aws.kms(region(d.region.as_deref())?);
+        let key_id = rs
+            .id("key_id")
+            .ok_or_else(|| OpError::fatal("no recorded key ID"))?;
+        let alias = alias_of(d);
+        match alias_target(&client, alias).await? {
+            Some(target) if target == key_id => {}
+            Some(other) => {
+                return Err(OpError::fatal(format!(
+                    "alias {alias} already points to another key ({other})"
+                )));
+            }
+            None => {
+                client
+                    .create_alias()
+                    .alias_name(alias)
+                    .target_key_id(key_id)
+                    .send()
+                    .await
+                    .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
+                let old = rs.attributes.get("alias").and_then(Value::as_str);
+                if let Some(old) = old.filter(|o| *o != alias) {
+                    let _ = client.delete_alias().alias_name(old).send().await;
+                }
+            }
+        }
+        client
+            .tag_resource()
+            .key_id(key_id)
+            .set_tags(Some(kms_tags(&cx.tags(&d.address))?))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("tag KMS key", &e))?;
+        converge(&client, key_id, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let client = cx.aws.kms(region(rs.region.as_deref())?);
+        let Some(key_id) = rs.id("key_id") else {
+            return Ok(());
+        };
+        let days = rs
+            .attributes
+            .get("deletion_window_days")
+            .and_then(Value::as_i64)
+            .unwrap_or(30) as i32;
+        match client
+            .schedule_key_deletion()
+            .key_id(key_id)
+            .pending_window_in_days(days)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let service = e.as_service_error();
+                // Already gone, or already pending deletion: the goal is reached.
+                if service.is_some_and(|s| {
+                    s.is_not_found_exception() || s.is_kms_invalid_state_exception()
+                }) {
+                    Ok(())
+                } else {
+                    Err(OpError::from_sdk("schedule KMS key deletion", &e))
+                }
+            }
+        }
+    }
+}
