@@ -77,6 +77,8 @@ fn open(
     file: &Path,
     text: Option<String>,
     state: &StateArgs,
+    // The addresses a run will touch (all when empty); `None` for commands that only read state.
+    targets: Option<&[String]>,
     printer: &Printer,
 ) -> Result<Option<Session>, Error> {
     let loaded = match text {
@@ -89,7 +91,9 @@ fn open(
     let Some((t, g)) = loaded.valid() else {
         return Ok(None);
     };
-    let unsupported = resources::unsupported(g);
+    let unsupported = targets
+        .map(|t| resources::unsupported(g, t))
+        .unwrap_or_default();
     if !unsupported.is_empty() {
         let kinds: Vec<String> = unsupported
             .iter()
@@ -169,7 +173,7 @@ pub async fn plan(
         output.detailed_exitcode,
         output.json,
     );
-    let Some(session) = open(file, None, state_args, printer)? else {
+    let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
         return Ok(Outcome::Failure);
     };
     let aws = Aws::connect(&session.aws_settings()).await;
@@ -407,7 +411,7 @@ pub async fn apply(
     if !destroy && let Some(saved) = read_saved_plan(file) {
         return apply_saved(file, saved, state_args, run, printer).await;
     }
-    let Some(session) = open(file, None, state_args, printer)? else {
+    let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&session, if destroy { "destroy" } else { "apply" }, printer).await?;
@@ -444,6 +448,7 @@ async fn apply_saved(
         &topology_path,
         Some(saved.topology.clone()),
         state_args,
+        Some(&targets_of(&saved.plan)),
         printer,
     )?
     else {
@@ -476,7 +481,7 @@ pub async fn state_list(
     state_args: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, printer)? else {
+    let Some(session) = open(file, None, state_args, None, printer)? else {
         return Ok(Outcome::Failure);
     };
     let state = session.load_state().await?;
@@ -495,7 +500,7 @@ pub async fn state_show(
     state_args: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, printer)? else {
+    let Some(session) = open(file, None, state_args, None, printer)? else {
         return Ok(Outcome::Failure);
     };
     let state = session.load_state().await?;
@@ -518,7 +523,7 @@ pub async fn output(
     state_args: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, printer)? else {
+    let Some(session) = open(file, None, state_args, None, printer)? else {
         return Ok(Outcome::Failure);
     };
     let state = session.load_state().await?;
@@ -541,10 +546,15 @@ pub async fn force_unlock(
     state_args: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, printer)? else {
+    let Some(session) = open(file, None, state_args, None, printer)? else {
         return Ok(Outcome::Failure);
     };
     let removed = session.backend.force_unlock(id).await?;
     printer.message(&format!("Removed the lock held by {}.", removed.describe()));
     Ok(Outcome::Success)
+}
+
+/// The addresses a saved plan touches: only their kinds need to be supported.
+fn targets_of(plan: &Plan) -> Vec<String> {
+    plan.changes.iter().map(|c| c.address.clone()).collect()
 }

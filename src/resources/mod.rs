@@ -183,10 +183,23 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
     }
 }
 
-/// Kinds in the graph that this build cannot create yet, with how many of each.
-pub fn unsupported(g: &Graph) -> BTreeMap<Kind, usize> {
+/// Kinds that this build cannot create yet, with how many of each: in the whole graph, or
+/// with `targets`, among the targets and what they depend on.
+pub fn unsupported(g: &Graph, targets: &[String]) -> BTreeMap<Kind, usize> {
+    let nodes: Vec<petgraph::graph::NodeIndex> = if targets.is_empty() {
+        g.dag.node_indices().collect()
+    } else {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack: Vec<_> = targets.iter().filter_map(|t| g.get(t)).collect();
+        while let Some(ix) = stack.pop() {
+            if seen.insert(ix) {
+                stack.extend(g.dependencies(ix));
+            }
+        }
+        seen.into_iter().collect()
+    };
     let mut out = BTreeMap::new();
-    for ix in g.dag.node_indices() {
+    for ix in nodes {
         let k = g.resource(ix).kind;
         if provider(k).is_none() {
             *out.entry(k).or_default() += 1;

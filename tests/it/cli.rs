@@ -114,7 +114,56 @@ fn fmt_of_a_syntax_error_reports_it_and_leaves_the_file() {
 fn help_lists_only_working_commands() {
     let out = vaultform(&["--help"]);
     let help = stdout(&out);
-    for cmd in ["validate", "graph", "fmt"] {
+    for cmd in [
+        "validate",
+        "graph",
+        "fmt",
+        "plan",
+        "apply",
+        "destroy",
+        "state",
+        "output",
+        "force-unlock",
+    ] {
         assert!(help.contains(cmd), "{help}");
     }
+}
+
+#[test]
+fn plan_names_the_kinds_it_cannot_create_yet() {
+    let out = vaultform(&["plan", "topologies/local.kdl", "--refresh=false"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot create these resource kinds yet"),
+        "{err}"
+    );
+    assert!(err.contains("eks-cluster (3)"), "{err}");
+    assert!(err.contains("--target"), "{err}");
+}
+
+#[test]
+fn state_commands_read_an_empty_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let s = state.to_str().unwrap();
+    let out = vaultform(&["state", "list", "topologies/local.kdl", "--state", s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let out = vaultform(&[
+        "state",
+        "show",
+        "topologies/local.kdl",
+        "region.eu-west-1.key.unseal",
+        "--state",
+        s,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not in the state"),
+        "{}",
+        stderr(&out)
+    );
+    let out = vaultform(&["output", "topologies/local.kdl", "--state", s]);
+    assert_eq!(stdout(&out).trim(), "{}");
 }
