@@ -488,3 +488,60 @@ fn apply_converges_after_sigkill_at_every_moment() {
     }
     assert!(moments >= 10, "killed at {moments} moments");
 }
+
+#[test]
+fn ctrl_c_starts_nothing_new_saves_state_and_the_next_run_converges() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stack = "intr";
+    write(d, &topology(stack, true, true));
+    // One operation at a time, so that most work is still to start when Ctrl-C comes.
+    let mut child = aws_command(
+        d,
+        &ep,
+        &[
+            "apply",
+            "stack.kdl",
+            "--auto-approve",
+            "--json",
+            "--parallelism",
+            "1",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"started\""), "{first}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an interrupted apply exits non-zero"
+    );
+    let summary: serde_json::Value = serde_json::from_str(rest.last().expect("a summary")).unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["interrupted"], true);
+    assert!(summary["not_started"].as_u64().unwrap() > 0, "{summary}");
+    // What finished is recorded, as valid JSON; the next run does the rest.
+    let state = state_json(d, stack);
+    let recorded = state["resources"].as_object().unwrap().len();
+    assert!(recorded < 6, "{recorded} recorded");
+    let out = vaultform_aws(d, &ep, &["apply", "stack.kdl", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(rt_buckets(&ep, stack), 3);
+    assert_eq!(
+        state_json(d, stack)["resources"].as_object().unwrap().len(),
+        6
+    );
+}
