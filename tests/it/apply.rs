@@ -545,3 +545,56 @@ fn ctrl_c_starts_nothing_new_saves_state_and_the_next_run_converges() {
         6
     );
 }
+
+#[test]
+fn apply_and_destroy_converge_through_20_percent_injected_faults() {
+    let moto = Moto::start();
+    let proxy = crate::support::testbed::FaultProxy::start(&moto.endpoint(), 0.2, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stack = "faults";
+    write(d, &topology(stack, true, true));
+    let out = vaultform_aws(
+        d,
+        &proxy.endpoint(),
+        &["apply", "stack.kdl", "--auto-approve"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = vaultform_aws(
+        d,
+        &proxy.endpoint(),
+        &["plan", "stack.kdl", "--detailed-exitcode"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = vaultform_aws(
+        d,
+        &proxy.endpoint(),
+        &["destroy", "stack.kdl", "--auto-approve"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let counts: serde_json::Value = serde_json::from_str(&proxy.counts()).unwrap();
+    let injected =
+        counts["throttled"].as_u64().unwrap() + counts["server_errors"].as_u64().unwrap();
+    assert!(injected >= 10, "faults were injected: {counts}");
+    // Checked straight against moto, not through the proxy.
+    let rt = runtime();
+    let api = rt.block_on(Api::new(&moto.endpoint()));
+    rt.block_on(async {
+        assert!(api.stack_buckets(stack).await.is_empty());
+        for r in REGIONS {
+            let keys = api.stack_keys(r, stack).await;
+            assert!(keys.keys().all(|s| s == "PendingDeletion"), "{r}: {keys:?}");
+            assert_eq!(
+                keys.get("PendingDeletion").map(Vec::len),
+                Some(1),
+                "{r}: no duplicate key: {keys:?}"
+            );
+        }
+    });
+}

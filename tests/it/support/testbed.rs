@@ -67,3 +67,55 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// `scripts/faultproxy` in front of an upstream (moto): injects throttling and 5xx errors.
+pub struct FaultProxy {
+    child: Child,
+    pub port: u16,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, fail_rate: f64, seed: u64) -> FaultProxy {
+        use std::io::BufRead;
+        let mut child = Command::new(super::root().join("scripts/faultproxy"))
+            .args([
+                "--upstream",
+                upstream,
+                "--fail-rate",
+                &fail_rate.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start faultproxy");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("faultproxy prints its port");
+        let port = line.trim().parse().expect("a port");
+        FaultProxy { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `{"forwarded": n, "throttled": n, "server_errors": n}`.
+    pub fn counts(&self) -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        use std::io::{Read, Write};
+        let _ = s.write_all(b"GET /__faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
