@@ -127,6 +127,14 @@ impl Aws {
         aws_sdk_kms::Client::from_conf(conf)
     }
 
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let conf = aws_sdk_ec2::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .interceptor(CountRequests(self.calls.counter("ec2")))
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
+    }
+
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))

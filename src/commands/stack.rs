@@ -411,7 +411,9 @@ pub async fn apply(
     if !destroy && let Some(saved) = read_saved_plan(file) {
         return apply_saved(file, saved, state_args, run, printer).await;
     }
-    let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
+    // A destroy deletes only what the state records, which was created by supported kinds.
+    let check = (!destroy).then_some(args.target.as_slice());
+    let Some(session) = open(file, None, state_args, check, printer)? else {
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&session, if destroy { "destroy" } else { "apply" }, printer).await?;

@@ -2,6 +2,7 @@
 //! owns) / update / delete (NotFound is success), behind one [`Provider`] trait.
 
 pub mod kms_key;
+pub mod network;
 pub mod s3_bucket;
 
 use std::collections::BTreeMap;
@@ -179,6 +180,11 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
     match kind {
         Kind::KmsKey => Some(&kms_key::KmsKey),
         Kind::S3Bucket => Some(&s3_bucket::S3Bucket),
+        Kind::Vpc => Some(&network::Vpc),
+        Kind::Subnet => Some(&network::Subnet),
+        Kind::InternetGateway => Some(&network::InternetGateway),
+        Kind::RouteTable => Some(&network::RouteTable),
+        Kind::SecurityGroup => Some(&network::SecurityGroup),
         _ => None,
     }
 }
@@ -223,6 +229,11 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
         let attrs_and_name = match r.kind {
             Kind::KmsKey => kms_key::desired(t, r),
             Kind::S3Bucket => s3_bucket::desired(t, r),
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup => network::desired(t, r),
             _ => None,
         };
         if let Some((name, attrs)) = attrs_and_name {

@@ -8,5 +8,6 @@ mod diagnostics;
 mod engine;
 mod fuzz;
 mod graph;
+mod network;
 mod state;
 mod testbed;

@@ -33,6 +33,13 @@ impl Api {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let conf = aws_sdk_ec2::config::Builder::from(&self.config)
+            .region(aws_types::region::Region::new(region.to_string()))
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
+    }
+
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::config::Builder::from(&self.config)
             .region(aws_types::region::Region::new(region.to_string()))

@@ -1,0 +1,878 @@
+//! The network of a region: VPC (DNS support and hostnames), one subnet per availability zone
+//! (tagged for EKS and load balancers), an internet gateway, a route table with the default
+//! route and the subnet associations, and the security group that lets the other regions
+//! reach Vault on 8200/8201 and the VPC reach the EKS control plane ports.
+//!
+//! Every piece is created with its tags in the same call (`TagSpecifications`), so a piece
+//! left behind by an interrupted run is always found again by its `vaultform:address` tag.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification,
+};
+use ipnet::Ipv4Net;
+use serde_json::{Map, Value, json};
+
+use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::graph::{Kind, Resource, address};
+use crate::state::ResourceState;
+use crate::topology::{NetworkKind, Region, Topology};
+
+/// The subnet blocks of a new network: as listed, or the VPC block cut into 16 and the first
+/// `azs` taken.
+pub fn subnet_blocks(vpc: Ipv4Net, azs: u8, listed: &[Ipv4Net]) -> Vec<Ipv4Net> {
+    if !listed.is_empty() {
+        return listed.to_vec();
+    }
+    let prefix = (vpc.prefix_len() + 4).min(28);
+    vpc.subnets(prefix)
+        .map(|s| s.take(azs as usize).collect())
+        .unwrap_or_default()
+}
+
+fn region_of<'a>(t: &'a Topology, r: &Resource) -> Option<&'a Region> {
+    t.region(r.region.as_deref()?)
+}
+
+fn new_network(region: &Region) -> Option<(Ipv4Net, u8, Vec<Ipv4Net>)> {
+    match &region.network.as_ref()?.kind {
+        NetworkKind::New {
+            vpc_cidr,
+            azs,
+            subnets,
+        } => Some((
+            vpc_cidr.value,
+            azs.value,
+            subnets.iter().map(|s| s.value).collect(),
+        )),
+        NetworkKind::Existing { .. } => None,
+    }
+}
+
+/// The desired attributes of a network piece.
+pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
+    let region = region_of(t, r)?;
+    let rn = region.name.value.as_str();
+    let (vpc_cidr, azs, listed) = new_network(region)?;
+    let vpc_addr = address::region(rn, "network.vpc");
+    let mut attrs = Map::new();
+    attrs.insert("tags".into(), json!(t.aws.tags));
+    let name = match r.kind {
+        Kind::Vpc => {
+            attrs.insert("cidr".into(), json!(vpc_cidr.to_string()));
+            attrs.insert("dns".into(), json!(true));
+            format!("{}-{rn}", t.stack.value)
+        }
+        Kind::Subnet => {
+            let letter = r.address.rsplit('.').next()?.chars().next()?;
+            let i = (letter as u8).checked_sub(b'a')? as usize;
+            let block = subnet_blocks(vpc_cidr, azs, &listed).get(i).copied()?;
+            attrs.insert("vpc".into(), json!(vpc_addr));
+            attrs.insert("cidr".into(), json!(block.to_string()));
+            attrs.insert("availability_zone".into(), json!(format!("{rn}{letter}")));
+            let clusters: Vec<&str> = region
+                .clusters
+                .iter()
+                .map(|c| c.name.value.as_str())
+                .collect();
+            attrs.insert("eks_clusters".into(), json!(clusters));
+            format!("{}-{rn}{letter}", t.stack.value)
+        }
+        Kind::InternetGateway => {
+            attrs.insert("vpc".into(), json!(vpc_addr));
+            format!("{}-{rn}", t.stack.value)
+        }
+        Kind::RouteTable => {
+            let subnets: Vec<String> = (0..subnet_blocks(vpc_cidr, azs, &listed).len())
+                .map(|i| {
+                    address::region(rn, &format!("network.subnet.{}", address::subnet_suffix(i)))
+                })
+                .collect();
+            attrs.insert("vpc".into(), json!(vpc_addr));
+            attrs.insert(
+                "internet_gateway".into(),
+                json!(address::region(rn, "network.internet-gateway")),
+            );
+            attrs.insert("subnets".into(), json!(subnets));
+            format!("{}-{rn}", t.stack.value)
+        }
+        Kind::SecurityGroup => {
+            // Vault's API and cluster ports from every region's VPC; the EKS control plane
+            // ports (443, 10250) from this VPC.
+            let mut vault_from: Vec<String> = t
+                .regions
+                .iter()
+                .filter_map(|o| new_network(o).map(|(c, _, _)| c.to_string()))
+                .collect();
+            vault_from.sort();
+            attrs.insert("vpc".into(), json!(vpc_addr));
+            attrs.insert("vault_from".into(), json!(vault_from));
+            attrs.insert("control_plane_from".into(), json!([vpc_cidr.to_string()]));
+            format!("{}-{rn}-vault", t.stack.value)
+        }
+        _ => return None,
+    };
+    Some((name, attrs))
+}
+
+fn str_attr<'a>(attrs: &'a Map<String, Value>, key: &str) -> Result<&'a str, OpError> {
+    attrs
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| OpError::fatal(format!("missing attribute {key}")))
+}
+
+fn client(cx: &Cx<'_>, region: Option<&str>) -> Result<aws_sdk_ec2::Client, OpError> {
+    Ok(cx
+        .aws
+        .ec2(region.ok_or_else(|| OpError::fatal("a network piece needs a region"))?))
+}
+
+fn code<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> Option<&str> {
+    e.code()
+}
+
+fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> bool {
+    code(e).is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached")
+}
+
+/// Deletes that run into lingering dependencies (ENIs of a deleted load balancer) are worth
+/// retrying; the engine's retries bound how long.
+fn delete_error<E>(what: &str, e: &E) -> OpError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut err = OpError::from_sdk(what, e);
+    if code(e) == Some("DependencyViolation") {
+        err.retryable = true;
+        err.message = format!(
+            "{} (still in use: lingering network interfaces are deleted by AWS within minutes; run destroy again if this persists)",
+            err.message
+        );
+    }
+    err
+}
+
+fn tag_spec(cx: &Cx<'_>, d: &Desired, kind: ResourceType) -> TagSpecification {
+    let mut tags = cx.tags(&d.address);
+    tags.insert("Name".into(), d.name.clone());
+    if kind == ResourceType::Subnet {
+        tags.insert("kubernetes.io/role/elb".into(), "1".into());
+        for c in d
+            .attrs
+            .get("eks_clusters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(c) = c.as_str() {
+                tags.insert(format!("kubernetes.io/cluster/{c}"), "shared".into());
+            }
+        }
+    }
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+fn by_address(address: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{}", super::TAG_ADDRESS))
+        .values(address)
+        .build()
+}
+
+fn tags_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+fn recorded(id_key: &str, id: &str) -> Recorded {
+    Recorded {
+        ids: BTreeMap::from([(id_key.to_string(), id.to_string())]),
+        outputs: BTreeMap::from([(id_key.to_string(), id.to_string())]),
+    }
+}
+
+/// Only this stack's pieces are adopted.
+fn owned(cx: &Cx<'_>, d: &Desired, tags: &[Tag]) -> Result<(), OpError> {
+    cx.check_owner(&d.name, &d.address, &tags_map(tags))
+}
+
+pub struct Vpc;
+
+#[async_trait::async_trait]
+impl Provider for Vpc {
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &["cidr"]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("vpc_id") else {
+            return Ok(Observed::Gone);
+        };
+        match ec2.describe_vpcs().vpc_ids(id).send().await {
+            Ok(out) => {
+                let Some(v) = out.vpcs().first() else {
+                    return Ok(Observed::Gone);
+                };
+                let mut attrs = rs.attributes.clone();
+                attrs.insert("cidr".into(), json!(v.cidr_block().unwrap_or_default()));
+                Ok(Observed::Present {
+                    attrs,
+                    delete_blocker: None,
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(Observed::Gone),
+            Err(e) => Err(OpError::from_sdk("describe VPC", &e)),
+        }
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let ec2 = client(cx, d.region.as_deref())?;
+        let found = ec2
+            .describe_vpcs()
+            .filters(by_address(&d.address))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("look up VPC", &e))?;
+        let id = match found.vpcs().first() {
+            Some(v) => {
+                owned(cx, d, v.tags())?;
+                v.vpc_id().unwrap_or_default().to_string()
+            }
+            None => ec2
+                .create_vpc()
+                .cidr_block(str_attr(&d.attrs, "cidr")?)
+                .tag_specifications(tag_spec(cx, d, ResourceType::Vpc))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("create VPC", &e))?
+                .vpc()
+                .and_then(|v| v.vpc_id())
+                .ok_or_else(|| OpError::fatal("EC2 returned no VPC ID"))?
+                .to_string(),
+        };
+        // EC2 takes one attribute per call.
+        let on = || AttributeBooleanValue::builder().value(true).build();
+        ec2.modify_vpc_attribute()
+            .vpc_id(&id)
+            .enable_dns_support(on())
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("enable VPC DNS support", &e))?;
+        ec2.modify_vpc_attribute()
+            .vpc_id(&id)
+            .enable_dns_hostnames(on())
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("enable VPC DNS hostnames", &e))?;
+        Ok(recorded("vpc_id", &id))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        self.create(cx, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("vpc_id") else {
+            return Ok(());
+        };
+        match ec2.delete_vpc().vpc_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(delete_error("delete VPC", &e)),
+        }
+    }
+}
+
+pub struct Subnet;
+
+#[async_trait::async_trait]
+impl Provider for Subnet {
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &["cidr", "availability_zone", "vpc"]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("subnet_id") else {
+            return Ok(Observed::Gone);
+        };
+        match ec2.describe_subnets().subnet_ids(id).send().await {
+            Ok(out) => {
+                let Some(s) = out.subnets().first() else {
+                    return Ok(Observed::Gone);
+                };
+                let mut attrs = rs.attributes.clone();
+                attrs.insert("cidr".into(), json!(s.cidr_block().unwrap_or_default()));
+                attrs.insert(
+                    "availability_zone".into(),
+                    json!(s.availability_zone().unwrap_or_default()),
+                );
+                Ok(Observed::Present {
+                    attrs,
+                    delete_blocker: None,
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(Observed::Gone),
+            Err(e) => Err(OpError::from_sdk("describe subnet", &e)),
+        }
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let ec2 = client(cx, d.region.as_deref())?;
+        let found = ec2
+            .describe_subnets()
+            .filters(by_address(&d.address))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("look up subnet", &e))?;
+        let id = match found.subnets().first() {
+            Some(s) => {
+                owned(cx, d, s.tags())?;
+                s.subnet_id().unwrap_or_default().to_string()
+            }
+            None => ec2
+                .create_subnet()
+                .vpc_id(cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?)
+                .cidr_block(str_attr(&d.attrs, "cidr")?)
+                .availability_zone(str_attr(&d.attrs, "availability_zone")?)
+                .tag_specifications(tag_spec(cx, d, ResourceType::Subnet))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("create subnet", &e))?
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .ok_or_else(|| OpError::fatal("EC2 returned no subnet ID"))?
+                .to_string(),
+        };
+        ec2.modify_subnet_attribute()
+            .subnet_id(&id)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("set subnet public IPs", &e))?;
+        Ok(recorded("subnet_id", &id))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        // Tags (the EKS cluster tags follow the clusters of the region).
+        let ec2 = client(cx, d.region.as_deref())?;
+        let id = rs
+            .id("subnet_id")
+            .ok_or_else(|| OpError::fatal("no recorded subnet ID"))?;
+        let spec = tag_spec(cx, d, ResourceType::Subnet);
+        ec2.create_tags()
+            .resources(id)
+            .set_tags(Some(spec.tags().to_vec()))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("tag subnet", &e))?;
+        Ok(recorded("subnet_id", id))
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("subnet_id") else {
+            return Ok(());
+        };
+        match ec2.delete_subnet().subnet_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(delete_error("delete subnet", &e)),
+        }
+    }
+}
+
+pub struct InternetGateway;
+
+#[async_trait::async_trait]
+impl Provider for InternetGateway {
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &["vpc"]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("internet_gateway_id") else {
+            return Ok(Observed::Gone);
+        };
+        match ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(id)
+            .send()
+            .await
+        {
+            Ok(out) if out.internet_gateways().is_empty() => Ok(Observed::Gone),
+            Ok(_) => Ok(Observed::Present {
+                attrs: rs.attributes.clone(),
+                delete_blocker: None,
+            }),
+            Err(e) if is_not_found(&e) => Ok(Observed::Gone),
+            Err(e) => Err(OpError::from_sdk("describe internet gateway", &e)),
+        }
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let ec2 = client(cx, d.region.as_deref())?;
+        let vpc_id = cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?.to_string();
+        let found = ec2
+            .describe_internet_gateways()
+            .filters(by_address(&d.address))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("look up internet gateway", &e))?;
+        let (id, attached) = match found.internet_gateways().first() {
+            Some(g) => {
+                owned(cx, d, g.tags())?;
+                let attached = g
+                    .attachments()
+                    .iter()
+                    .any(|a| a.vpc_id() == Some(vpc_id.as_str()));
+                (
+                    g.internet_gateway_id().unwrap_or_default().to_string(),
+                    attached,
+                )
+            }
+            None => {
+                let id = ec2
+                    .create_internet_gateway()
+                    .tag_specifications(tag_spec(cx, d, ResourceType::InternetGateway))
+                    .send()
+                    .await
+                    .map_err(|e| OpError::from_sdk("create internet gateway", &e))?
+                    .internet_gateway()
+                    .and_then(|g| g.internet_gateway_id())
+                    .ok_or_else(|| OpError::fatal("EC2 returned no internet gateway ID"))?
+                    .to_string();
+                (id, false)
+            }
+        };
+        if !attached {
+            ec2.attach_internet_gateway()
+                .internet_gateway_id(&id)
+                .vpc_id(&vpc_id)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("attach internet gateway", &e))?;
+        }
+        Ok(recorded("internet_gateway_id", &id))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        self.create(cx, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("internet_gateway_id") else {
+            return Ok(());
+        };
+        let gw = match ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(id)
+            .send()
+            .await
+        {
+            Ok(out) => out.internet_gateways().first().cloned(),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(OpError::from_sdk("describe internet gateway", &e)),
+        };
+        let Some(gw) = gw else { return Ok(()) };
+        for a in gw.attachments() {
+            if let Some(vpc) = a.vpc_id() {
+                match ec2
+                    .detach_internet_gateway()
+                    .internet_gateway_id(id)
+                    .vpc_id(vpc)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(delete_error("detach internet gateway", &e)),
+                }
+            }
+        }
+        match ec2
+            .delete_internet_gateway()
+            .internet_gateway_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(delete_error("delete internet gateway", &e)),
+        }
+    }
+}
+
+pub struct RouteTable;
+
+#[async_trait::async_trait]
+impl Provider for RouteTable {
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &["vpc"]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("route_table_id") else {
+            return Ok(Observed::Gone);
+        };
+        match ec2.describe_route_tables().route_table_ids(id).send().await {
+            Ok(out) if out.route_tables().is_empty() => Ok(Observed::Gone),
+            Ok(out) => {
+                let mut attrs = rs.attributes.clone();
+                let rt = &out.route_tables()[0];
+                let has_default = rt
+                    .routes()
+                    .iter()
+                    .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
+                if !has_default {
+                    attrs.insert("internet_gateway".into(), json!("none (no default route)"));
+                }
+                Ok(Observed::Present {
+                    attrs,
+                    delete_blocker: None,
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(Observed::Gone),
+            Err(e) => Err(OpError::from_sdk("describe route table", &e)),
+        }
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let ec2 = client(cx, d.region.as_deref())?;
+        let found = ec2
+            .describe_route_tables()
+            .filters(by_address(&d.address))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("look up route table", &e))?;
+        let existing = found.route_tables().first().cloned();
+        let id = match &existing {
+            Some(rt) => {
+                owned(cx, d, rt.tags())?;
+                rt.route_table_id().unwrap_or_default().to_string()
+            }
+            None => ec2
+                .create_route_table()
+                .vpc_id(cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?)
+                .tag_specifications(tag_spec(cx, d, ResourceType::RouteTable))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("create route table", &e))?
+                .route_table()
+                .and_then(|r| r.route_table_id())
+                .ok_or_else(|| OpError::fatal("EC2 returned no route table ID"))?
+                .to_string(),
+        };
+        let igw = cx.output(
+            str_attr(&d.attrs, "internet_gateway")?,
+            "internet_gateway_id",
+        )?;
+        let has_default = existing.as_ref().is_some_and(|rt| {
+            rt.routes()
+                .iter()
+                .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        });
+        if !has_default {
+            ec2.create_route()
+                .route_table_id(&id)
+                .destination_cidr_block("0.0.0.0/0")
+                .gateway_id(igw)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("create default route", &e))?;
+        }
+        let associated: Vec<String> = existing
+            .iter()
+            .flat_map(|rt| rt.associations())
+            .filter_map(|a| a.subnet_id().map(str::to_owned))
+            .collect();
+        for s in d
+            .attrs
+            .get("subnets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let subnet_id = cx.output(s.as_str().unwrap_or_default(), "subnet_id")?;
+            if associated.iter().any(|a| a == subnet_id) {
+                continue;
+            }
+            ec2.associate_route_table()
+                .route_table_id(&id)
+                .subnet_id(subnet_id)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("associate route table", &e))?;
+        }
+        Ok(recorded("route_table_id", &id))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        self.create(cx, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("route_table_id") else {
+            return Ok(());
+        };
+        let rt = match ec2.describe_route_tables().route_table_ids(id).send().await {
+            Ok(out) => out.route_tables().first().cloned(),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(OpError::from_sdk("describe route table", &e)),
+        };
+        let Some(rt) = rt else { return Ok(()) };
+        for a in rt.associations() {
+            if a.main() == Some(true) {
+                continue;
+            }
+            if let Some(assoc) = a.route_table_association_id() {
+                match ec2
+                    .disassociate_route_table()
+                    .association_id(assoc)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(delete_error("disassociate route table", &e)),
+                }
+            }
+        }
+        match ec2.delete_route_table().route_table_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(delete_error("delete route table", &e)),
+        }
+    }
+}
+
+pub struct SecurityGroup;
+
+/// The ingress rules a security group should have: (from port, to port, CIDR).
+fn wanted_rules(attrs: &Map<String, Value>) -> Vec<(i32, i32, String)> {
+    let list = |k: &str| -> Vec<String> {
+        attrs
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut rules = Vec::new();
+    for c in list("vault_from") {
+        rules.push((8200, 8201, c));
+    }
+    for c in list("control_plane_from") {
+        rules.push((443, 443, c.clone()));
+        rules.push((10250, 10250, c));
+    }
+    rules.sort();
+    rules
+}
+
+fn present_rules(perms: &[IpPermission]) -> Vec<(i32, i32, String)> {
+    let mut out = Vec::new();
+    for p in perms {
+        for r in p.ip_ranges() {
+            if let (Some(from), Some(to), Some(c)) = (p.from_port(), p.to_port(), r.cidr_ip()) {
+                out.push((from, to, c.to_string()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn permission((from, to, cidr): &(i32, i32, String)) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(*from)
+        .to_port(*to)
+        .ip_ranges(
+            IpRange::builder()
+                .cidr_ip(cidr)
+                .description("vaultform")
+                .build(),
+        )
+        .build()
+}
+
+#[async_trait::async_trait]
+impl Provider for SecurityGroup {
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &["vpc"]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("group_id") else {
+            return Ok(Observed::Gone);
+        };
+        match ec2.describe_security_groups().group_ids(id).send().await {
+            Ok(out) => {
+                let Some(g) = out.security_groups().first() else {
+                    return Ok(Observed::Gone);
+                };
+                let mut attrs = rs.attributes.clone();
+                if present_rules(g.ip_permissions()) != wanted_rules(&rs.attributes) {
+                    attrs.insert("rules".into(), json!("changed outside vaultform"));
+                }
+                Ok(Observed::Present {
+                    attrs,
+                    delete_blocker: None,
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(Observed::Gone),
+            Err(e) => Err(OpError::from_sdk("describe security group", &e)),
+        }
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let ec2 = client(cx, d.region.as_deref())?;
+        let vpc_id = cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?.to_string();
+        let found = ec2
+            .describe_security_groups()
+            .filters(by_address(&d.address))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("look up security group", &e))?;
+        let (id, present) = match found.security_groups().first() {
+            Some(g) => {
+                owned(cx, d, g.tags())?;
+                (
+                    g.group_id().unwrap_or_default().to_string(),
+                    present_rules(g.ip_permissions()),
+                )
+            }
+            None => {
+                let id = ec2
+                    .create_security_group()
+                    .group_name(&d.name)
+                    .description(format!(
+                        "vaultform {}: Vault API and cluster ports",
+                        cx.stack
+                    ))
+                    .vpc_id(&vpc_id)
+                    .tag_specifications(tag_spec(cx, d, ResourceType::SecurityGroup))
+                    .send()
+                    .await
+                    .map_err(|e| OpError::from_sdk("create security group", &e))?
+                    .group_id()
+                    .ok_or_else(|| OpError::fatal("EC2 returned no security group ID"))?
+                    .to_string();
+                (id, Vec::new())
+            }
+        };
+        let wanted = wanted_rules(&d.attrs);
+        let add: Vec<IpPermission> = wanted
+            .iter()
+            .filter(|r| !present.contains(r))
+            .map(permission)
+            .collect();
+        let remove: Vec<IpPermission> = present
+            .iter()
+            .filter(|r| !wanted.contains(r))
+            .map(permission)
+            .collect();
+        if !add.is_empty() {
+            match ec2
+                .authorize_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(add))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if code(&e) == Some("InvalidPermission.Duplicate") => {}
+                Err(e) => return Err(OpError::from_sdk("authorize ingress", &e)),
+            }
+        }
+        if !remove.is_empty() {
+            ec2.revoke_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(remove))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("revoke ingress", &e))?;
+        }
+        Ok(recorded("group_id", &id))
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        self.create(cx, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        let Some(id) = rs.id("group_id") else {
+            return Ok(());
+        };
+        match ec2.delete_security_group().group_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(delete_error("delete security group", &e)),
+        }
+    }
+}
