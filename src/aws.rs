@@ -135,6 +135,15 @@ impl Aws {
         aws_sdk_ec2::Client::from_conf(conf)
     }
 
+    /// IAM is global; its endpoint is in us-east-1.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        let conf = aws_sdk_iam::config::Builder::from(&self.config)
+            .region(Region::new("us-east-1"))
+            .interceptor(CountRequests(self.calls.counter("iam")))
+            .build();
+        aws_sdk_iam::Client::from_conf(conf)
+    }
+
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))
@@ -152,6 +161,12 @@ where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let code = err.code().map(str::to_owned);
-    let text = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    // The service's own code and message when it answered; the whole chain otherwise
+    // (connection refused, timeouts, ...), which says what went wrong on the way.
+    let text = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    };
     (code, text)
 }

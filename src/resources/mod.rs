@@ -1,6 +1,7 @@
 //! One module per resource kind, each idempotent: read / create (adopting what it already
 //! owns) / update / delete (NotFound is success), behind one [`Provider`] trait.
 
+pub mod iam_role;
 pub mod kms_key;
 pub mod network;
 pub mod s3_bucket;
@@ -180,6 +181,7 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
     match kind {
         Kind::KmsKey => Some(&kms_key::KmsKey),
         Kind::S3Bucket => Some(&s3_bucket::S3Bucket),
+        Kind::IamRole => Some(&iam_role::IamRole),
         Kind::Vpc => Some(&network::Vpc),
         Kind::Subnet => Some(&network::Subnet),
         Kind::InternetGateway => Some(&network::InternetGateway),
@@ -229,6 +231,7 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
         let attrs_and_name = match r.kind {
             Kind::KmsKey => kms_key::desired(t, r),
             Kind::S3Bucket => s3_bucket::desired(t, r),
+            Kind::IamRole => iam_role::desired(t, r),
             Kind::Vpc
             | Kind::Subnet
             | Kind::InternetGateway

@@ -33,6 +33,8 @@ impl Moto {
         let port = free_port();
         let child = Command::new(exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Real AWS has its managed IAM policies; moto loads them on request.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,375 @@
+//! IAM roles: the EKS cluster role, the node role, and a role per Vault cluster on the
+//! Kubernetes runtime with exactly the KMS and S3 permissions its unseal-key store needs.
+//! IAM is global: role names carry the stack name, so that several stacks coexist.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::Tag;
+use serde_json::{Map, Value, json};
+
+use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::graph::{Resource, address};
+use crate::state::ResourceState;
+use crate::topology::{Runtime, Topology};
+
+pub struct IamRole;
+
+const EKS_CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
+const EKS_NODE_POLICIES: &[&str] = &[
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+];
+
+/// Policy lists in the order a read returns them, so that a refresh sees no drift.
+fn sorted(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn trust(service: &str, actions: &[&str]) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": actions,
+        }]
+    })
+}
+
+/// IAM role names are at most 64 characters.
+fn role_name(stack: &str, what: &str) -> String {
+    let mut name = format!("{stack}-{what}");
+    name.truncate(64);
+    name
+}
+
+pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
+    let stack = t.stack.value.as_str();
+    let mut attrs = Map::new();
+    attrs.insert("tags".into(), json!(t.aws.tags));
+    let name = match r.address.as_str() {
+        "iam.role.eks-cluster" => {
+            attrs.insert(
+                "trust".into(),
+                trust("eks.amazonaws.com", &["sts:AssumeRole"]),
+            );
+            attrs.insert(
+                "managed_policies".into(),
+                json!(sorted(EKS_CLUSTER_POLICIES)),
+            );
+            role_name(stack, "eks-cluster")
+        }
+        "iam.role.eks-node" => {
+            attrs.insert(
+                "trust".into(),
+                trust("ec2.amazonaws.com", &["sts:AssumeRole"]),
+            );
+            attrs.insert("managed_policies".into(), json!(sorted(EKS_NODE_POLICIES)));
+            role_name(stack, "eks-node")
+        }
+        other => {
+            let vault_name = other.strip_prefix("iam.role.vault.")?;
+            let v = t.vaults.iter().find(|v| v.name.value == vault_name)?;
+            if !matches!(v.runtime.value, Runtime::Kubernetes { .. }) {
+                return None;
+            }
+            // EKS Pod Identity: the Vault pods assume this role.
+            attrs.insert(
+                "trust".into(),
+                trust(
+                    "pods.eks.amazonaws.com",
+                    &["sts:AssumeRole", "sts:TagSession"],
+                ),
+            );
+            attrs.insert("managed_policies".into(), json!([]));
+            let mut keys = Vec::new();
+            let mut buckets = Vec::new();
+            for b in &v.unseal_store.buckets {
+                if let Some((region, bucket)) = t.bucket(&b.value) {
+                    keys.push(address::region(
+                        &region.name.value,
+                        &format!("key.{}", bucket.key.value),
+                    ));
+                    buckets.push(b.value.clone());
+                }
+            }
+            attrs.insert("unseal_kms_keys".into(), json!(keys));
+            attrs.insert("unseal_buckets".into(), json!(buckets));
+            attrs.insert("unseal_prefix".into(), json!(v.unseal_store.prefix));
+            role_name(stack, &format!("vault-{vault_name}"))
+        }
+    };
+    Some((name, attrs))
+}
+
+/// The inline policy of a Vault role: KMS on the store's keys, S3 on the store's prefix.
+fn unseal_policy(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Option<String>, OpError> {
+    let list = |k: &str| -> Vec<String> {
+        attrs
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let keys = list("unseal_kms_keys");
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let key_arns: Vec<String> = keys
+        .iter()
+        .map(|k| cx.output(k, "arn").map(str::to_owned))
+        .collect::<Result<_, _>>()?;
+    let prefix = attrs
+        .get("unseal_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let buckets = list("unseal_buckets");
+    let objects: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}/{prefix}*"))
+        .collect();
+    let bucket_arns: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    Ok(Some(
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "UnsealKeysKms", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": key_arns},
+                {"Sid": "UnsealKeysObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+                {"Sid": "UnsealKeysList", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arns,
+                 "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}}}
+            ]
+        })
+        .to_string(),
+    ))
+}
+
+fn tags(cx: &Cx<'_>, address: &str) -> Result<Vec<Tag>, OpError> {
+    cx.tags(address)
+        .iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| OpError::fatal(e.to_string()))
+        })
+        .collect()
+}
+
+fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("NoSuchEntity")
+}
+
+const INLINE: &str = "vaultform-unseal";
+
+/// Attaches and detaches managed policies, and sets the inline policy, to match `d`.
+async fn converge(
+    cx: &Cx<'_>,
+    iam: &aws_sdk_iam::Client,
+    d: &Desired,
+) -> Result<Recorded, OpError> {
+    let role = iam
+        .get_role()
+        .role_name(&d.name)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("read IAM role", &e))?;
+    let arn = role.role().map(|r| r.arn().to_string()).unwrap_or_default();
+    let want: Vec<String> = d
+        .attrs
+        .get("managed_policies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(&d.name)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("list role policies", &e))?;
+    let have: Vec<String> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect();
+    for p in want.iter().filter(|p| !have.contains(p)) {
+        iam.attach_role_policy()
+            .role_name(&d.name)
+            .policy_arn(p)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("attach role policy", &e))?;
+    }
+    for p in have.iter().filter(|p| !want.contains(p)) {
+        iam.detach_role_policy()
+            .role_name(&d.name)
+            .policy_arn(p)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("detach role policy", &e))?;
+    }
+    if let Some(policy) = unseal_policy(cx, &d.attrs)? {
+        iam.put_role_policy()
+            .role_name(&d.name)
+            .policy_name(INLINE)
+            .policy_document(policy)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("put role policy", &e))?;
+    }
+    iam.update_assume_role_policy()
+        .role_name(&d.name)
+        .policy_document(
+            d.attrs
+                .get("trust")
+                .map(Value::to_string)
+                .unwrap_or_default(),
+        )
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("update trust policy", &e))?;
+    Ok(Recorded {
+        ids: BTreeMap::from([("name".into(), d.name.clone()), ("arn".into(), arn.clone())]),
+        outputs: BTreeMap::from([("name".into(), d.name.clone()), ("arn".into(), arn)]),
+    })
+}
+
+#[async_trait::async_trait]
+impl Provider for IamRole {
+    fn service(&self) -> &'static str {
+        "iam"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let iam = cx.aws.iam();
+        let Some(name) = rs.id("name") else {
+            return Ok(Observed::Gone);
+        };
+        match iam.get_role().role_name(name).send().await {
+            Ok(_) => {
+                let attached = iam
+                    .list_attached_role_policies()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| OpError::from_sdk("list role policies", &e))?;
+                let mut have: Vec<&str> = attached
+                    .attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn())
+                    .collect();
+                have.sort();
+                let mut attrs = rs.attributes.clone();
+                attrs.insert("managed_policies".into(), json!(have));
+                Ok(Observed::Present {
+                    attrs,
+                    delete_blocker: None,
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(Observed::Gone),
+            Err(e) => Err(OpError::from_sdk("read IAM role", &e)),
+        }
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let iam = cx.aws.iam();
+        match iam.get_role().role_name(&d.name).send().await {
+            Ok(out) => {
+                let tags: BTreeMap<String, String> = out
+                    .role()
+                    .map(|r| {
+                        r.tags()
+                            .iter()
+                            .map(|t| (t.key().to_string(), t.value().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                cx.check_owner(&format!("IAM role {}", d.name), &d.address, &tags)?;
+            }
+            Err(e) if is_not_found(&e) => {
+                iam.create_role()
+                    .role_name(&d.name)
+                    .assume_role_policy_document(
+                        d.attrs
+                            .get("trust")
+                            .map(Value::to_string)
+                            .unwrap_or_default(),
+                    )
+                    .description(format!("vaultform {} {}", cx.stack, d.address))
+                    .set_tags(Some(tags(cx, &d.address)?))
+                    .send()
+                    .await
+                    .map_err(|e| OpError::from_sdk("create IAM role", &e))?;
+            }
+            Err(e) => return Err(OpError::from_sdk("read IAM role", &e)),
+        }
+        converge(cx, &iam, d).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        converge(cx, &cx.aws.iam(), d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let iam = cx.aws.iam();
+        let Some(name) = rs.id("name") else {
+            return Ok(());
+        };
+        let attached = match iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+        {
+            Ok(a) => a,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(OpError::from_sdk("list role policies", &e)),
+        };
+        for p in attached
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+        {
+            let _ = iam
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(p)
+                .send()
+                .await;
+        }
+        if let Ok(inline) = iam.list_role_policies().role_name(name).send().await {
+            for p in inline.policy_names() {
+                let _ = iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(p)
+                    .send()
+                    .await;
+            }
+        }
+        match iam.delete_role().role_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(OpError::from_sdk("delete IAM role", &e)),
+        }
+    }
+}
