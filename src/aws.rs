@@ -135,6 +135,14 @@ impl Aws {
         aws_sdk_ec2::Client::from_conf(conf)
     }
 
+    pub fn eks(&self, region: &str) -> aws_sdk_eks::Client {
+        let conf = aws_sdk_eks::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .interceptor(CountRequests(self.calls.counter("eks")))
+            .build();
+        aws_sdk_eks::Client::from_conf(conf)
+    }
+
     /// IAM is global; its endpoint is in us-east-1.
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let conf = aws_sdk_iam::config::Builder::from(&self.config)

@@ -1,10 +1,12 @@
 //! One module per resource kind, each idempotent: read / create (adopting what it already
 //! owns) / update / delete (NotFound is success), behind one [`Provider`] trait.
 
+pub mod eks;
 pub mod iam_role;
 pub mod kms_key;
 pub mod network;
 pub mod s3_bucket;
+pub mod wait;
 
 use std::collections::BTreeMap;
 
@@ -182,6 +184,8 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
         Kind::KmsKey => Some(&kms_key::KmsKey),
         Kind::S3Bucket => Some(&s3_bucket::S3Bucket),
         Kind::IamRole => Some(&iam_role::IamRole),
+        Kind::EksCluster => Some(&eks::EksCluster),
+        Kind::EksNodeGroup => Some(&eks::EksNodeGroup),
         Kind::Vpc => Some(&network::Vpc),
         Kind::Subnet => Some(&network::Subnet),
         Kind::InternetGateway => Some(&network::InternetGateway),
@@ -232,6 +236,7 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
             Kind::KmsKey => kms_key::desired(t, r),
             Kind::S3Bucket => s3_bucket::desired(t, r),
             Kind::IamRole => iam_role::desired(t, r),
+            Kind::EksCluster | Kind::EksNodeGroup => eks::desired(t, r),
             Kind::Vpc
             | Kind::Subnet
             | Kind::InternetGateway
