@@ -143,6 +143,14 @@ impl Aws {
         aws_sdk_eks::Client::from_conf(conf)
     }
 
+    pub fn elbv2(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        let conf = aws_sdk_elasticloadbalancingv2::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .interceptor(CountRequests(self.calls.counter("elasticloadbalancing")))
+            .build();
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
+    }
+
     /// IAM is global; its endpoint is in us-east-1.
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let conf = aws_sdk_iam::config::Builder::from(&self.config)

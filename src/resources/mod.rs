@@ -2,6 +2,7 @@
 //! owns) / update / delete (NotFound is success), behind one [`Provider`] trait.
 
 pub mod eks;
+pub mod elb;
 pub mod iam_role;
 pub mod kms_key;
 pub mod network;
@@ -186,6 +187,9 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
         Kind::IamRole => Some(&iam_role::IamRole),
         Kind::EksCluster => Some(&eks::EksCluster),
         Kind::EksNodeGroup => Some(&eks::EksNodeGroup),
+        Kind::LoadBalancer => Some(&elb::LoadBalancer),
+        Kind::TargetGroup => Some(&elb::TargetGroup),
+        Kind::Listener => Some(&elb::Listener),
         Kind::Vpc => Some(&network::Vpc),
         Kind::Subnet => Some(&network::Subnet),
         Kind::InternetGateway => Some(&network::InternetGateway),
@@ -237,6 +241,7 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
             Kind::S3Bucket => s3_bucket::desired(t, r),
             Kind::IamRole => iam_role::desired(t, r),
             Kind::EksCluster | Kind::EksNodeGroup => eks::desired(t, r),
+            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => elb::desired(t, r),
             Kind::Vpc
             | Kind::Subnet
             | Kind::InternetGateway
