@@ -40,6 +40,24 @@ impl Api {
         aws_sdk_ec2::Client::from_conf(conf)
     }
 
+    pub fn eks(&self, region: &str) -> aws_sdk_eks::Client {
+        let conf = aws_sdk_eks::config::Builder::from(&self.config)
+            .region(aws_types::region::Region::new(region.to_string()))
+            .build();
+        aws_sdk_eks::Client::from_conf(conf)
+    }
+
+    pub fn elbv2(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        let conf = aws_sdk_elasticloadbalancingv2::config::Builder::from(&self.config)
+            .region(aws_types::region::Region::new(region.to_string()))
+            .build();
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
+    }
+
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.config)
+    }
+
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::config::Builder::from(&self.config)
             .region(aws_types::region::Region::new(region.to_string()))
