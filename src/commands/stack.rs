@@ -179,6 +179,15 @@ pub async fn plan(
     let aws = Aws::connect(&session.aws_settings()).await;
     let state = session.load_state().await?;
     let plan = make_plan(&session, &aws, &state, args, destroy).await?;
+    let calls = aws.calls.snapshot();
+    if !calls.is_empty() {
+        let list: Vec<String> = calls.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        printer.message(&format!(
+            "Refreshed {} resources; AWS API calls: {}.",
+            state.resources.len(),
+            list.join(", ")
+        ));
+    }
     if json {
         printer.data(&format!("{}\n", render::json(&plan)));
     } else {
