@@ -85,10 +85,24 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
                 }),
             );
             attrs.insert("subnets".into(), json!(subnets));
-            attrs.insert(
-                "security_group".into(),
-                json!(address::region(region, "network.security-group")),
-            );
+            // On an existing network: its subnets as given, and no security group of ours.
+            let existing = t
+                .region(region)
+                .and_then(|r| r.network.as_ref())
+                .and_then(|n| match &n.kind {
+                    NetworkKind::Existing { subnet_ids, .. } => Some(
+                        subnet_ids
+                            .iter()
+                            .map(|s| s.value.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    NetworkKind::New { .. } => None,
+                });
+            let sg = existing
+                .is_none()
+                .then(|| address::region(region, "network.security-group"));
+            attrs.insert("subnet_ids".into(), json!(existing.unwrap_or_default()));
+            attrs.insert("security_group".into(), json!(sg));
             Some((lb_name.to_string(), attrs))
         }
         (Kind::TargetGroup, Some(part)) => {
@@ -99,7 +113,12 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
                 lb.cluster_port.value
             };
             attrs.insert("port".into(), json!(port));
-            attrs.insert("vpc".into(), json!(address::region(region, "network.vpc")));
+            let vpc = if new_network.is_some() {
+                "network.vpc"
+            } else {
+                "network"
+            };
+            attrs.insert("vpc".into(), json!(address::region(region, vpc)));
             // Health is Vault's own view: always the API port, whatever the traffic port.
             attrs.insert("health_path".into(), json!("/v1/sys/health"));
             attrs.insert("health_port".into(), json!(lb.api_port.value.to_string()));
@@ -194,7 +213,14 @@ async fn create_load_balancer(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     d: &Desired,
 ) -> Result<String, OpError> {
-    let mut subnets = Vec::new();
+    let mut subnets: Vec<String> = d
+        .attrs
+        .get("subnet_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
     for s in d
         .attrs
         .get("subnets")
@@ -207,7 +233,10 @@ async fn create_load_balancer(
                 .to_string(),
         );
     }
-    let sg = cx.output(str_attr(&d.attrs, "security_group")?, "group_id")?;
+    let sg = match d.attrs.get("security_group").and_then(Value::as_str) {
+        Some(a) => Some(cx.output(a, "group_id")?.to_string()),
+        None => None,
+    };
     let scheme = if str_attr(&d.attrs, "scheme")? == "internal" {
         LoadBalancerSchemeEnum::Internal
     } else {
@@ -219,7 +248,7 @@ async fn create_load_balancer(
         .r#type(LoadBalancerTypeEnum::Network)
         .scheme(scheme)
         .set_subnets(Some(subnets))
-        .security_groups(sg)
+        .set_security_groups(sg.map(|g| vec![g]))
         .set_tags(Some(tags(cx, &d.address)))
         .send()
         .await

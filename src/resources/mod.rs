@@ -195,6 +195,7 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
         Kind::InternetGateway => Some(&network::InternetGateway),
         Kind::RouteTable => Some(&network::RouteTable),
         Kind::SecurityGroup => Some(&network::SecurityGroup),
+        Kind::ExistingNetwork => Some(&network::ExistingNetwork),
         _ => None,
     }
 }
@@ -247,6 +248,7 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
             | Kind::InternetGateway
             | Kind::RouteTable
             | Kind::SecurityGroup => network::desired(t, r),
+            Kind::ExistingNetwork => network::desired_existing(t, r),
             _ => None,
         };
         if let Some((name, attrs)) = attrs_and_name {

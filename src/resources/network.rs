@@ -876,3 +876,112 @@ impl Provider for SecurityGroup {
         }
     }
 }
+
+/// An existing VPC and subnets (`network vpc-id=... subnet-ids=...`): read and recorded, never
+/// modified or deleted.
+pub struct ExistingNetwork;
+
+pub fn desired_existing(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
+    let region = region_of(t, r)?;
+    let NetworkKind::Existing { vpc_id, subnet_ids } = &region.network.as_ref()?.kind else {
+        return None;
+    };
+    let ids: Vec<&str> = subnet_ids.iter().map(|s| s.value.as_str()).collect();
+    let mut attrs = Map::new();
+    attrs.insert("vpc_id".into(), json!(vpc_id.value));
+    attrs.insert("subnet_ids".into(), json!(ids));
+    Some((vpc_id.value.clone(), attrs))
+}
+
+/// Checks that the VPC and every subnet exist and belong together.
+async fn verify_existing(
+    ec2: &aws_sdk_ec2::Client,
+    attrs: &Map<String, Value>,
+) -> Result<Option<Recorded>, OpError> {
+    let vpc_id = str_attr(attrs, "vpc_id")?;
+    match ec2.describe_vpcs().vpc_ids(vpc_id).send().await {
+        Ok(out) if !out.vpcs().is_empty() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(OpError::from_sdk("describe VPC", &e)),
+    }
+    let wanted: Vec<String> = attrs
+        .get("subnet_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let subnets = match ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(wanted.clone()))
+        .send()
+        .await
+    {
+        Ok(out) => out.subnets().to_vec(),
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(OpError::from_sdk("describe subnets", &e)),
+    };
+    if let Some(s) = subnets.iter().find(|s| s.vpc_id() != Some(vpc_id)) {
+        return Err(OpError::fatal(format!(
+            "subnet {} is not in {vpc_id}",
+            s.subnet_id().unwrap_or_default()
+        )));
+    }
+    if subnets.len() != wanted.len() {
+        return Ok(None);
+    }
+    Ok(Some(Recorded {
+        ids: BTreeMap::from([("vpc_id".into(), vpc_id.to_string())]),
+        outputs: BTreeMap::from([
+            ("vpc_id".into(), vpc_id.to_string()),
+            ("subnet_ids".into(), wanted.join(",")),
+        ]),
+    }))
+}
+
+#[async_trait::async_trait]
+impl Provider for ExistingNetwork {
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let ec2 = client(cx, rs.region.as_deref())?;
+        Ok(match verify_existing(&ec2, &rs.attributes).await? {
+            Some(_) => Observed::Present {
+                attrs: rs.attributes.clone(),
+                delete_blocker: None,
+            },
+            None => Observed::Gone,
+        })
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let ec2 = client(cx, d.region.as_deref())?;
+        verify_existing(&ec2, &d.attrs).await?.ok_or_else(|| {
+            OpError::fatal(format!(
+                "the existing network {} or one of its subnets does not exist",
+                str_attr(&d.attrs, "vpc_id").unwrap_or_default()
+            ))
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx<'_>,
+        _rs: &ResourceState,
+        d: &Desired,
+    ) -> Result<Recorded, OpError> {
+        self.create(cx, d).await
+    }
+
+    async fn delete(&self, _cx: &Cx<'_>, _rs: &ResourceState) -> Result<(), OpError> {
+        // Not ours: forgetting it is all a destroy does.
+        Ok(())
+    }
+}

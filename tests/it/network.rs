@@ -220,3 +220,97 @@ fn networks_are_created_as_declared_idempotent_and_destroyed() {
         }
     });
 }
+
+#[test]
+fn an_existing_network_is_used_as_it_is_and_never_deleted() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = rt.block_on(Api::new(&ep));
+    let (vpc, subnets) = rt.block_on(async {
+        let ec2 = api.ec2("eu-west-1");
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.9.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let mut subnets = Vec::new();
+        for (i, az) in ["a", "b"].iter().enumerate() {
+            let s = ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("10.9.{i}.0/24"))
+                .availability_zone(format!("eu-west-1{az}"))
+                .send()
+                .await
+                .unwrap();
+            subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_string());
+        }
+        (vpc, subnets)
+    });
+    let topology = format!(
+        "stack \"ex\"\nstate \"local\" path=\"ex.json\"\nregion \"eu-west-1\" {{\n    network vpc-id=\"{vpc}\" subnet-ids=\"{}\"\n    load-balancer \"ex-lb\" scheme=\"internal\"\n}}\n",
+        subnets.join(",")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("ex.kdl"), topology).unwrap();
+    let out = vaultform_aws(d, &ep, &["apply", "ex.kdl", "--auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("6 created"), "{}", stderr(&out));
+    rt.block_on(async {
+        let lbs = api
+            .elbv2("eu-west-1")
+            .describe_load_balancers()
+            .names("ex-lb")
+            .send()
+            .await
+            .unwrap();
+        let mut in_subnets: Vec<String> = lbs.load_balancers()[0]
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(str::to_owned))
+            .collect();
+        in_subnets.sort();
+        let mut want = subnets.clone();
+        want.sort();
+        assert_eq!(in_subnets, want);
+    });
+    let out = vaultform_aws(d, &ep, &["destroy", "ex.kdl", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    rt.block_on(async {
+        let ec2 = api.ec2("eu-west-1");
+        assert_eq!(
+            ec2.describe_vpcs()
+                .vpc_ids(&vpc)
+                .send()
+                .await
+                .unwrap()
+                .vpcs()
+                .len(),
+            1,
+            "the VPC is not ours to delete"
+        );
+        assert_eq!(
+            ec2.describe_subnets()
+                .set_subnet_ids(Some(subnets.clone()))
+                .send()
+                .await
+                .unwrap()
+                .subnets()
+                .len(),
+            2
+        );
+    });
+}
