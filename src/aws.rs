@@ -91,6 +91,7 @@ pub struct Aws {
     config: SdkConfig,
     endpoint: Option<String>,
     pub calls: Arc<ApiCalls>,
+    account: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl Aws {
@@ -112,7 +113,28 @@ impl Aws {
             config: loader.load().await,
             endpoint: settings.endpoint.clone(),
             calls: Arc::new(ApiCalls::default()),
+            account: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// The AWS account of the credentials (STS GetCallerIdentity, asked once).
+    pub async fn account_id(&self) -> Result<String, String> {
+        self.account
+            .get_or_try_init(|| async {
+                let conf = aws_sdk_sts::config::Builder::from(&self.config)
+                    .interceptor(CountRequests(self.calls.counter("sts")))
+                    .build();
+                let out = aws_sdk_sts::Client::from_conf(conf)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| describe_error(&e).1)?;
+                out.account()
+                    .map(str::to_owned)
+                    .ok_or_else(|| "STS returned no account".to_string())
+            })
+            .await
+            .cloned()
     }
 
     pub fn endpoint(&self) -> Option<&str> {

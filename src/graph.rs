@@ -90,6 +90,8 @@ pub struct Resource {
 pub struct Graph {
     pub dag: DiGraph<Resource, ()>,
     index: HashMap<String, NodeIndex>,
+    /// Every edge, for a constant-time duplicate check (petgraph's scans a node's edges).
+    edges: std::collections::HashSet<(NodeIndex, NodeIndex)>,
 }
 
 impl Graph {
@@ -135,7 +137,7 @@ impl Graph {
     }
 
     fn edge(&mut self, from: NodeIndex, to: NodeIndex) {
-        if from != to && !self.dag.contains_edge(from, to) {
+        if from != to && self.edges.insert((from, to)) {
             self.dag.add_edge(from, to, ());
         }
     }

@@ -51,7 +51,7 @@ pub enum Error {
     #[diagnostic(
         code(vaultform::unsupported),
         help(
-            "plan and apply work today on KMS keys and S3 buckets (the other kinds are being built); `--target region.<r>.bucket.<name>` plans just those and what they need"
+            "every AWS resource kind works today; the Vault bootstrap (`vault.*`) is being built: `--target ADDRESS` plans the AWS part, and `vaultform graph FILE` lists the addresses"
         )
     )]
     Unsupported { kinds: String },

@@ -122,12 +122,36 @@ fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, OpError> {
         .collect()
 }
 
-/// Makes an existing key usable again and sets its rotation; returns what state records.
+/// The key policy: the account administers the key through IAM, as AWS's default policy does;
+/// written explicitly so that drift in it is corrected. (The Vault role's access comes from its
+/// IAM policy, which this statement enables.)
+pub fn key_policy(account: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "vaultform",
+        "Statement": [{
+            "Sid": "AccountAdministersThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    })
+    .to_string()
+}
+
+/// Makes an existing key usable again, sets its rotation and policy; returns what state records.
 async fn converge(
+    cx: &Cx<'_>,
     client: &aws_sdk_kms::Client,
     key_id: &str,
     d: &Desired,
 ) -> Result<Recorded, OpError> {
+    let account = cx
+        .aws
+        .account_id()
+        .await
+        .map_err(|e| OpError::retryable(format!("look up the AWS account: {e}")))?;
     let meta = client
         .describe_key()
         .key_id(key_id)
@@ -171,6 +195,14 @@ async fn converge(
             .unwrap_or(true),
     )
     .await?;
+    client
+        .put_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .policy(key_policy(&account))
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("set KMS key policy", &e))?;
     let arn = meta.arn().unwrap_or_default().to_string();
     Ok(Recorded {
         ids: BTreeMap::from([
@@ -307,7 +339,7 @@ impl Provider for KmsKey {
         if let Some(key_id) = existing {
             let tags = key_tags(&client, &key_id).await?;
             cx.check_owner(&format!("KMS key {key_id} ({alias})"), &d.address, &tags)?;
-            let recorded = converge(&client, &key_id, d).await?;
+            let recorded = converge(cx, &client, &key_id, d).await?;
             if alias_target(&client, alias).await?.is_none() {
                 client
                     .create_alias()
@@ -337,7 +369,7 @@ impl Provider for KmsKey {
             .send()
             .await
             .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
-        converge(&client, &key_id, d).await
+        converge(cx, &client, &key_id, d).await
     }
 
     async fn update(
@@ -379,7 +411,7 @@ impl Provider for KmsKey {
             .send()
             .await
             .map_err(|e| OpError::from_sdk("tag KMS key", &e))?;
-        converge(&client, key_id, d).await
+        converge(cx, &client, key_id, d).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {

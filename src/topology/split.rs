@@ -47,8 +47,8 @@ pub fn parse_in_pieces(text: &str, pieces: usize) -> Option<KdlDocument> {
     let mut docs = parsed.into_iter();
     let mut whole = docs.next()??;
     for doc in docs {
-        let doc = doc?;
-        whole.nodes_mut().extend(doc.nodes().iter().cloned());
+        let mut doc = doc?;
+        whole.nodes_mut().append(doc.nodes_mut());
     }
     whole.set_span(SourceSpan::from((0, text.len())));
     Some(whole)

@@ -138,7 +138,8 @@ fn plan_names_the_kinds_it_cannot_create_yet() {
         err.contains("cannot create these resource kinds yet"),
         "{err}"
     );
-    assert!(err.contains("eks-cluster (3)"), "{err}");
+    assert!(err.contains("local-proxy (4)"), "{err}");
+    assert!(!err.contains("eks-cluster"), "EKS is supported: {err}");
     assert!(err.contains("--target"), "{err}");
 }
 
