@@ -137,6 +137,41 @@ fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &
     code(e).is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached")
 }
 
+/// How long a delete waits out `DependencyViolation`: ENIs of a deleted load balancer or EKS
+/// cluster can take many minutes to go.
+const DEPENDENCY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// Runs `delete` until it stops failing with a retryable error (a dependency still in use),
+/// polling with backoff, up to [`DEPENDENCY_TIMEOUT`]; then fails naming what and why.
+async fn until_deletable<F, Fut>(what: &str, mut delete: F) -> Result<(), OpError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), OpError>>,
+{
+    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let waited = super::wait::until(
+        &format!("{what} to be free of dependencies"),
+        DEPENDENCY_TIMEOUT,
+        || {
+            let attempt = delete();
+            let last = last.clone();
+            async move {
+                match attempt.await {
+                    Ok(()) => Ok(Some(())),
+                    Err(e) if e.retryable => {
+                        *last.lock().expect("last error") = e.message;
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        },
+    )
+    .await;
+    let last = last.lock().expect("last error").clone();
+    waited.map_err(|e| OpError::fatal(format!("{}; last error: {last}", e.message)))
+}
+
 /// Deletes that run into lingering dependencies (ENIs of a deleted load balancer) are worth
 /// retrying; the engine's retries bound how long.
 fn delete_error<E>(what: &str, e: &E) -> OpError
@@ -296,11 +331,14 @@ impl Provider for Vpc {
         let Some(id) = rs.id("vpc_id") else {
             return Ok(());
         };
-        match ec2.delete_vpc().vpc_id(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(delete_error("delete VPC", &e)),
-        }
+        until_deletable(&format!("VPC {id}"), || async {
+            match ec2.delete_vpc().vpc_id(id).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(delete_error("delete VPC", &e)),
+            }
+        })
+        .await
     }
 }
 
@@ -404,11 +442,14 @@ impl Provider for Subnet {
         let Some(id) = rs.id("subnet_id") else {
             return Ok(());
         };
-        match ec2.delete_subnet().subnet_id(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(delete_error("delete subnet", &e)),
-        }
+        until_deletable(&format!("subnet {id}"), || async {
+            match ec2.delete_subnet().subnet_id(id).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(delete_error("delete subnet", &e)),
+            }
+        })
+        .await
     }
 }
 
@@ -869,11 +910,14 @@ impl Provider for SecurityGroup {
         let Some(id) = rs.id("group_id") else {
             return Ok(());
         };
-        match ec2.delete_security_group().group_id(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(delete_error("delete security group", &e)),
-        }
+        until_deletable(&format!("security group {id}"), || async {
+            match ec2.delete_security_group().group_id(id).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(delete_error("delete security group", &e)),
+            }
+        })
+        .await
     }
 }
 
