@@ -13,3 +13,4 @@ pub mod resources;
 pub mod state;
 pub mod topology;
 pub mod ui;
+pub mod vault;

@@ -12,3 +12,4 @@ mod graph;
 mod network;
 mod state;
 mod testbed;
+mod vault_client;

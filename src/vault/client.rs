@@ -1,0 +1,452 @@
+//! The Vault / OpenBao HTTP API used by a bootstrap: health, seal status, init, unseal, leader,
+//! raft join / configuration / remove-peer, step-down, snapshots, and mounts, auth methods and
+//! policies. Same API for both servers; plain HTTP for the local runtime, TLS (a CA and a
+//! server name) for the Kubernetes one.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::secret::Secret;
+
+/// TLS settings for reaching a server: the CA that signed its certificate, and the name to
+/// verify when the address is not that name.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub ca_pem: Option<Vec<u8>>,
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("cannot reach {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{addr} answered {status} to {what}: {errors}")]
+    Api {
+        addr: String,
+        what: String,
+        status: u16,
+        errors: String,
+    },
+    #[error("{addr} sent an unexpected answer to {what}: {detail}")]
+    Decode {
+        addr: String,
+        what: String,
+        detail: String,
+    },
+    #[error("invalid client settings: {0}")]
+    Settings(String),
+}
+
+/// `GET /v1/sys/health`, with the status code that carries its meaning.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Health {
+    #[serde(default)]
+    pub initialized: bool,
+    #[serde(default)]
+    pub sealed: bool,
+    #[serde(default)]
+    pub standby: bool,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// 200 active, 429 unsealed standby, 501 not initialised, 503 sealed (and Vault's others).
+    #[serde(skip)]
+    pub status: u16,
+}
+
+impl Health {
+    pub fn active(&self) -> bool {
+        self.status == 200
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SealStatus {
+    pub sealed: bool,
+    #[serde(default)]
+    pub initialized: bool,
+    /// Threshold.
+    #[serde(default)]
+    pub t: u32,
+    /// Shares.
+    #[serde(default)]
+    pub n: u32,
+    #[serde(default)]
+    pub progress: u32,
+}
+
+/// What `PUT /v1/sys/init` returns: secrets, to be encrypted and stored at once.
+#[derive(Deserialize)]
+pub struct InitResponse {
+    pub keys_base64: Vec<Secret>,
+    pub root_token: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Leader {
+    #[serde(default)]
+    pub ha_enabled: bool,
+    #[serde(default)]
+    pub is_self: bool,
+    #[serde(default)]
+    pub leader_address: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RaftServer {
+    pub node_id: String,
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+}
+
+/// One server's API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    addr: String,
+}
+
+impl Client {
+    /// A client for `addr` (`http://127.0.10.11:8200` or `https://...`).
+    pub fn new(addr: &str, tls: &TlsSettings) -> Result<Self, VaultError> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(60));
+        if let Some(pem) = &tls.ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| VaultError::Settings(e.to_string()))?;
+            b = b.add_root_certificate(ca);
+        }
+        let mut base = addr.trim_end_matches('/').to_string();
+        if let Some(name) = &tls.server_name {
+            // Verify the certificate for `name` while connecting to the address given.
+            let url = reqwest::Url::parse(addr).map_err(|e| VaultError::Settings(e.to_string()))?;
+            let host = url.host_str().unwrap_or_default();
+            let port = url.port_or_known_default().unwrap_or(8200);
+            let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                VaultError::Settings(format!("server_name needs an IP address, not {host}"))
+            })?;
+            b = b.resolve(name, std::net::SocketAddr::new(ip, port));
+            base = format!("{}://{name}:{port}", url.scheme());
+        }
+        Ok(Client {
+            http: b.build().map_err(|e| VaultError::Settings(e.to_string()))?,
+            addr: base,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.addr)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, VaultError> {
+        req.send().await.map_err(|source| VaultError::Unreachable {
+            addr: self.addr.clone(),
+            source,
+        })
+    }
+
+    /// Sends and expects a 2xx; decodes the body as `T` (unit for empty bodies).
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, VaultError> {
+        let resp = self.send(req).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        if !(200..300).contains(&status) {
+            let errors = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("errors").cloned())
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            return Err(VaultError::Api {
+                addr: self.addr.clone(),
+                what: what.to_string(),
+                status,
+                errors,
+            });
+        }
+        let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(body).map_err(|e| VaultError::Decode {
+            addr: self.addr.clone(),
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Health, whatever the code: 200, 429, 472-474, 501, 503 and 530 all carry a body.
+    pub async fn health(&self) -> Result<Health, VaultError> {
+        let resp = self.send(self.http.get(self.url("sys/health"))).await?;
+        let status = resp.status().as_u16();
+        let mut h: Health = resp.json().await.map_err(|e| VaultError::Decode {
+            addr: self.addr.clone(),
+            what: "health".into(),
+            detail: e.to_string(),
+        })?;
+        h.status = status;
+        Ok(h)
+    }
+
+    pub async fn seal_status(&self) -> Result<SealStatus, VaultError> {
+        self.call("seal-status", self.http.get(self.url("sys/seal-status")))
+            .await
+    }
+
+    pub async fn initialized(&self) -> Result<bool, VaultError> {
+        let v: Value = self
+            .call("init status", self.http.get(self.url("sys/init")))
+            .await?;
+        Ok(v.get("initialized")
+            .and_then(Value::as_bool)
+            .unwrap_or(false))
+    }
+
+    pub async fn init(&self, shares: u32, threshold: u32) -> Result<InitResponse, VaultError> {
+        let body = json!({"secret_shares": shares, "secret_threshold": threshold});
+        self.call("init", self.http.put(self.url("sys/init")).json(&body))
+            .await
+    }
+
+    pub async fn unseal(&self, key: &Secret) -> Result<SealStatus, VaultError> {
+        let body = json!({"key": key.expose()});
+        self.call("unseal", self.http.put(self.url("sys/unseal")).json(&body))
+            .await
+    }
+
+    pub async fn leader(&self) -> Result<Leader, VaultError> {
+        self.call("leader", self.http.get(self.url("sys/leader")))
+            .await
+    }
+
+    /// Joins this server to the raft cluster led at `leader_api_addr`.
+    pub async fn raft_join(&self, leader_api_addr: &str) -> Result<bool, VaultError> {
+        let body = json!({"leader_api_addr": leader_api_addr});
+        let v: Value = self
+            .call(
+                "raft join",
+                self.http
+                    .post(self.url("sys/storage/raft/join"))
+                    .json(&body),
+            )
+            .await?;
+        Ok(v.get("joined").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    pub async fn raft_configuration(&self, token: &Secret) -> Result<Vec<RaftServer>, VaultError> {
+        let v: Value = self
+            .call(
+                "raft configuration",
+                self.http
+                    .get(self.url("sys/storage/raft/configuration"))
+                    .header("X-Vault-Token", token.expose()),
+            )
+            .await?;
+        let servers = v
+            .pointer("/data/config/servers")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        serde_json::from_value(servers).map_err(|e| VaultError::Decode {
+            addr: self.addr.clone(),
+            what: "raft configuration".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub async fn remove_peer(&self, token: &Secret, server_id: &str) -> Result<(), VaultError> {
+        let body = json!({"server_id": server_id});
+        self.call(
+            "remove peer",
+            self.http
+                .post(self.url("sys/storage/raft/remove-peer"))
+                .header("X-Vault-Token", token.expose())
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn step_down(&self, token: &Secret) -> Result<(), VaultError> {
+        self.call(
+            "step-down",
+            self.http
+                .put(self.url("sys/step-down"))
+                .header("X-Vault-Token", token.expose()),
+        )
+        .await
+    }
+
+    /// Sets autopilot's server stabilization time (joined members become voters sooner).
+    pub async fn autopilot_stabilization(
+        &self,
+        token: &Secret,
+        seconds: u32,
+    ) -> Result<(), VaultError> {
+        let body = json!({"server_stabilization_time": format!("{seconds}s")});
+        self.call(
+            "autopilot configuration",
+            self.http
+                .post(self.url("sys/storage/raft/autopilot/configuration"))
+                .header("X-Vault-Token", token.expose())
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn snapshot_save(&self, token: &Secret) -> Result<Vec<u8>, VaultError> {
+        let resp = self
+            .send(
+                self.http
+                    .get(self.url("sys/storage/raft/snapshot"))
+                    .header("X-Vault-Token", token.expose()),
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        if status != 200 {
+            return Err(VaultError::Api {
+                addr: self.addr.clone(),
+                what: "snapshot".into(),
+                status,
+                errors: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Restores a snapshot; `force` for one taken from another cluster.
+    pub async fn snapshot_restore(
+        &self,
+        token: &Secret,
+        snapshot: Vec<u8>,
+        force: bool,
+    ) -> Result<(), VaultError> {
+        let path = if force {
+            "sys/storage/raft/snapshot-force"
+        } else {
+            "sys/storage/raft/snapshot"
+        };
+        self.call(
+            "snapshot restore",
+            self.http
+                .post(self.url(path))
+                .header("X-Vault-Token", token.expose())
+                .body(snapshot),
+        )
+        .await
+    }
+
+    /// Mounted secrets engines, by path (`kv/` -> `kv`).
+    pub async fn mounts(&self, token: &Secret) -> Result<Value, VaultError> {
+        self.call(
+            "mounts",
+            self.http
+                .get(self.url("sys/mounts"))
+                .header("X-Vault-Token", token.expose()),
+        )
+        .await
+    }
+
+    pub async fn enable_secrets_engine(
+        &self,
+        token: &Secret,
+        path: &str,
+        kind: &str,
+        options: Value,
+    ) -> Result<(), VaultError> {
+        let body = json!({"type": kind, "options": options});
+        self.call(
+            "enable secrets engine",
+            self.http
+                .post(self.url(&format!("sys/mounts/{path}")))
+                .header("X-Vault-Token", token.expose())
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn enable_auth(
+        &self,
+        token: &Secret,
+        path: &str,
+        kind: &str,
+    ) -> Result<(), VaultError> {
+        let body = json!({"type": kind});
+        self.call(
+            "enable auth method",
+            self.http
+                .post(self.url(&format!("sys/auth/{path}")))
+                .header("X-Vault-Token", token.expose())
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn put_policy(
+        &self,
+        token: &Secret,
+        name: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        let body = json!({"policy": policy});
+        self.call(
+            "write policy",
+            self.http
+                .put(self.url(&format!("sys/policies/acl/{name}")))
+                .header("X-Vault-Token", token.expose())
+                .json(&body),
+        )
+        .await
+    }
+
+    /// A generic authenticated write (`kv/data/x`, roles, ...).
+    pub async fn write(
+        &self,
+        token: &Secret,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, VaultError> {
+        self.call(
+            &format!("write {path}"),
+            self.http
+                .post(self.url(path))
+                .header("X-Vault-Token", token.expose())
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn read(&self, token: &Secret, path: &str) -> Result<Value, VaultError> {
+        self.call(
+            &format!("read {path}"),
+            self.http
+                .get(self.url(path))
+                .header("X-Vault-Token", token.expose()),
+        )
+        .await
+    }
+}

@@ -1,0 +1,8 @@
+//! Vault (and OpenBao): the typed HTTP client; the unseal-key store and the ordered bootstrap
+//! build on it.
+
+pub mod client;
+pub mod secret;
+
+pub use client::{Client, Health, RaftServer, SealStatus, TlsSettings, VaultError};
+pub use secret::Secret;
