@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod secret;
+pub mod store;
 
 pub use client::{Client, Health, RaftServer, SealStatus, TlsSettings, VaultError};
 pub use secret::Secret;

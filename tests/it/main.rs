@@ -12,4 +12,5 @@ mod graph;
 mod network;
 mod state;
 mod testbed;
+mod unseal_store;
 mod vault_client;

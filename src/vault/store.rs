@@ -1,0 +1,262 @@
+//! The unseal-key store: each key share and the root token encrypted with KMS under an
+//! encryption context naming the stack and the Vault cluster, one object per secret in every
+//! bucket of the store (each bucket with its own region and key). Reading falls back to the
+//! next bucket when one is missing, unreachable or lacks the keys, and checks that enough
+//! shares decrypt. Plaintext exists only in memory, as [`Secret`]s.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::secret::Secret;
+use crate::aws::Aws;
+
+/// One bucket of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreBucket {
+    pub region: String,
+    pub bucket: String,
+    /// The KMS key (ARN or ID) of the bucket's region that encrypts the secrets.
+    pub key: String,
+}
+
+/// Where the unseal keys of one Vault cluster live.
+#[derive(Debug, Clone)]
+pub struct UnsealStore {
+    pub buckets: Vec<StoreBucket>,
+    pub prefix: String,
+    /// The KMS encryption context: `vaultform:stack`, `vaultform:vault`, plus the topology's.
+    pub context: HashMap<String, String>,
+    pub threshold: usize,
+}
+
+/// The secrets of an initialised cluster.
+pub struct Keys {
+    pub shares: Vec<Secret>,
+    pub root_token: Secret,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{bucket} ({region}): {message}")]
+    Bucket {
+        region: String,
+        bucket: String,
+        message: String,
+    },
+    #[error("no bucket of the unseal store holds enough keys: {}", .0.join("; "))]
+    NoKeys(Vec<String>),
+    #[error(
+        "{bucket} already holds unseal keys of another initialisation; vaultform will not overwrite them"
+    )]
+    Conflict { bucket: String },
+}
+
+impl UnsealStore {
+    pub fn new(
+        stack: &str,
+        vault: &str,
+        extra: &BTreeMap<String, String>,
+        buckets: Vec<StoreBucket>,
+        prefix: &str,
+        threshold: usize,
+    ) -> Self {
+        let mut context: HashMap<String, String> =
+            extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        context.insert("vaultform:stack".into(), stack.into());
+        context.insert("vaultform:vault".into(), vault.into());
+        UnsealStore {
+            buckets,
+            prefix: prefix.to_string(),
+            context,
+            threshold,
+        }
+    }
+
+    fn share_key(&self, i: usize) -> String {
+        format!("{}vault-unseal-{i}", self.prefix)
+    }
+
+    fn root_key(&self) -> String {
+        format!("{}vault-root", self.prefix)
+    }
+
+    fn objects<'a>(&self, keys: &'a Keys) -> Vec<(String, &'a Secret)> {
+        let mut out: Vec<(String, &Secret)> = keys
+            .shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (self.share_key(i), s))
+            .collect();
+        out.push((self.root_key(), &keys.root_token));
+        out
+    }
+
+    /// Writes every secret to every bucket. An object that exists already must hold the same
+    /// secret (a re-run); anything else is refused, never overwritten.
+    pub async fn store(&self, aws: &Aws, keys: &Keys) -> Result<(), StoreError> {
+        for b in &self.buckets {
+            self.store_in(aws, b, keys).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the secrets to one bucket (also used to repair a bucket that lost them).
+    pub async fn store_in(
+        &self,
+        aws: &Aws,
+        b: &StoreBucket,
+        keys: &Keys,
+    ) -> Result<(), StoreError> {
+        let fail = |message: String| StoreError::Bucket {
+            region: b.region.clone(),
+            bucket: b.bucket.clone(),
+            message,
+        };
+        let kms = aws.kms(&b.region);
+        let s3 = aws.s3(&b.region);
+        for (object, secret) in self.objects(keys) {
+            let blob = kms
+                .encrypt()
+                .key_id(&b.key)
+                .plaintext(Blob::new(secret.expose().as_bytes()))
+                .set_encryption_context(Some(self.context.clone()))
+                .send()
+                .await
+                .map_err(|e| fail(format!("KMS encrypt: {}", crate::aws::describe_error(&e).1)))?
+                .ciphertext_blob
+                .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
+            let put = s3
+                .put_object()
+                .bucket(&b.bucket)
+                .key(&object)
+                .if_none_match("*")
+                .body(ByteStream::from(blob.into_inner()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => {}
+                Err(e)
+                    if e.code() == Some("PreconditionFailed")
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
+                {
+                    let existing = self.read_secret(aws, b, &object).await.map_err(fail)?;
+                    if existing.as_ref() != Some(secret) {
+                        return Err(StoreError::Conflict {
+                            bucket: b.bucket.clone(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    return Err(fail(format!(
+                        "S3 put {object}: {}",
+                        crate::aws::describe_error(&e).1
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One secret from one bucket: `None` when the object does not exist.
+    async fn read_secret(
+        &self,
+        aws: &Aws,
+        b: &StoreBucket,
+        object: &str,
+    ) -> Result<Option<Secret>, String> {
+        let got = match aws
+            .s3(&b.region)
+            .get_object()
+            .bucket(&b.bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.code() == Some("NoSuchKey")
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "S3 get {object}: {}",
+                    crate::aws::describe_error(&e).1
+                ));
+            }
+        };
+        let bytes = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("S3 read {object}: {e}"))?
+            .into_bytes();
+        let plain = aws
+            .kms(&b.region)
+            .decrypt()
+            .ciphertext_blob(Blob::new(bytes.to_vec()))
+            .set_encryption_context(Some(self.context.clone()))
+            .send()
+            .await
+            .map_err(|e| format!("KMS decrypt {object}: {}", crate::aws::describe_error(&e).1))?
+            .plaintext
+            .ok_or_else(|| format!("KMS returned no plaintext for {object}"))?;
+        let text =
+            String::from_utf8(plain.into_inner()).map_err(|_| format!("{object} is not text"))?;
+        Ok(Some(Secret::new(text)))
+    }
+
+    /// Reads the keys from the first bucket that has the root token and at least `threshold`
+    /// shares that decrypt, trying every bucket in turn.
+    pub async fn load(&self, aws: &Aws) -> Result<(Keys, &StoreBucket), StoreError> {
+        let mut why = Vec::new();
+        for b in &self.buckets {
+            match self.load_from(aws, b).await {
+                Ok(keys) => return Ok((keys, b)),
+                Err(e) => why.push(format!("{} ({}): {e}", b.bucket, b.region)),
+            }
+        }
+        Err(StoreError::NoKeys(why))
+    }
+
+    async fn load_from(&self, aws: &Aws, b: &StoreBucket) -> Result<Keys, String> {
+        let root = self
+            .read_secret(aws, b, &self.root_key())
+            .await?
+            .ok_or("no root token")?;
+        let mut shares = Vec::new();
+        // Shamir allows at most 255 shares.
+        for i in 0..255 {
+            match self.read_secret(aws, b, &self.share_key(i)).await? {
+                Some(s) => shares.push(s),
+                None => break,
+            }
+        }
+        if shares.len() < self.threshold {
+            return Err(format!(
+                "{} of the {} shares needed",
+                shares.len(),
+                self.threshold
+            ));
+        }
+        Ok(Keys {
+            shares,
+            root_token: root,
+        })
+    }
+
+    /// Whether a bucket holds the root token object (cheap check for repair and status).
+    pub async fn has_keys(&self, aws: &Aws, b: &StoreBucket) -> bool {
+        aws.s3(&b.region)
+            .head_object()
+            .bucket(&b.bucket)
+            .key(self.root_key())
+            .send()
+            .await
+            .is_ok()
+    }
+}
