@@ -83,6 +83,9 @@ pub struct Resource {
     pub region: Option<String>,
     /// Where it was declared (or implied) in the topology.
     pub span: SourceSpan,
+    /// For a declared key or bucket: its region's index and its index in that region's list,
+    /// so that resource kinds find the declaration without a search.
+    pub origin: Option<(usize, usize)>,
 }
 
 /// The dependency DAG: an edge `a -> b` means `a` must exist before `b`.
@@ -131,6 +134,7 @@ impl Graph {
             kind,
             region: region.map(str::to_owned),
             span,
+            origin: None,
         });
         self.index.insert(address, ix);
         ix
@@ -239,7 +243,7 @@ pub fn build(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
     let mut cluster_ix: HashMap<&str, (NodeIndex, Vec<NodeIndex>)> = HashMap::new();
     let mut lb_ix: HashMap<&str, (NodeIndex, Vec<NodeIndex>)> = HashMap::new();
 
-    for r in &t.regions {
+    for (ri, r) in t.regions.iter().enumerate() {
         let rn = r.name.value.as_str();
         let reg = Some(rn);
         let mut net = Vec::new();
@@ -300,23 +304,25 @@ pub fn build(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
         }
         region_net.insert(rn, net.clone());
 
-        for k in &r.keys {
+        for (ki, k) in r.keys.iter().enumerate() {
             let ix = g.add(
                 address::region(rn, &format!("key.{}", k.name.value)),
                 Kind::KmsKey,
                 reg,
                 k.name.span,
             );
+            g.dag[ix].origin = Some((ri, ki));
             key_ix.insert((rn, k.name.value.as_str()), ix);
             depends.extend(k.depends_on.iter().map(|d| (ix, d)));
         }
-        for b in &r.buckets {
+        for (bi, b) in r.buckets.iter().enumerate() {
             let ix = g.add(
                 address::region(rn, &format!("bucket.{}", b.name.value)),
                 Kind::S3Bucket,
                 reg,
                 b.name.span,
             );
+            g.dag[ix].origin = Some((ri, bi));
             if let Some(k) = key_ix.get(&(rn, b.key.value.as_str())) {
                 g.edge(*k, ix);
             }

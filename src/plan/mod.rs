@@ -145,8 +145,9 @@ pub fn plan(
         }
     }
     let mut drift = Vec::new();
-    // The attributes each recorded resource has now: recorded, overlaid by what refresh saw.
-    let mut current: HashMap<&str, Option<Map<String, Value>>> = HashMap::new();
+    // The attributes each recorded resource has now: what refresh saw, or else the record.
+    let mut current: HashMap<&str, Option<&Map<String, Value>>> =
+        HashMap::with_capacity(state.resources.len());
     for (addr, rs) in &state.resources {
         let now = match observed.get(addr) {
             Some(Observed::Gone) => {
@@ -172,12 +173,12 @@ pub fn plan(
                         attributes: changed,
                     });
                 }
-                Some(attrs.clone())
+                Some(attrs)
             }
             // Not refreshed: trust the record (an interrupted create may not exist).
             None => match rs.status {
                 Status::Creating { .. } => None,
-                _ => Some(rs.attributes.clone()),
+                _ => Some(&rs.attributes),
             },
         };
         current.insert(addr.as_str(), now);
@@ -188,8 +189,8 @@ pub fn plan(
     if !opts.destroy {
         for d in desired {
             let rs = state.resources.get(&d.address);
-            let now = current.get(d.address.as_str()).cloned().flatten();
-            let (action, reason, forced_by) = match (rs, &now) {
+            let now = current.get(d.address.as_str()).copied().flatten();
+            let (action, reason, forced_by) = match (rs, now) {
                 (None, _) => (Action::Create, "not in state".to_string(), Vec::new()),
                 (Some(rs), None) => {
                     let why = match rs.status {
@@ -241,7 +242,7 @@ pub fn plan(
                 region: d.region.clone(),
                 action,
                 reason,
-                before: now,
+                before: now.cloned(),
                 after: Some(d.attrs.clone()),
                 forced_by,
                 name: Some(d.name.clone()),
@@ -256,7 +257,7 @@ pub fn plan(
         if !opts.destroy && desired_addrs.contains(addr.as_str()) {
             continue;
         }
-        let now = current.get(addr.as_str()).cloned().flatten();
+        let now = current.get(addr.as_str()).copied().flatten().cloned();
         if let Some(Observed::Present {
             delete_blocker: Some(why),
             ..
@@ -324,7 +325,8 @@ pub fn plan(
         changes = restrict_to_targets(changes, &opts.targets, opts.destroy);
     }
     // Only waits on changes that are part of this plan matter to execution.
-    let in_plan: BTreeSet<String> = changes.iter().map(|c| c.address.clone()).collect();
+    let in_plan: std::collections::HashSet<String> =
+        changes.iter().map(|c| c.address.clone()).collect();
     for c in &mut changes {
         c.after_changes.retain(|a| in_plan.contains(a));
     }

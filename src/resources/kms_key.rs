@@ -15,9 +15,12 @@ use crate::topology::Topology;
 pub struct KmsKey;
 
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
-    let region = t.region(r.region.as_deref()?)?;
-    let name = super::last_segment(&r.address, ".key.")?;
-    let key = region.key(name)?;
+    let key = match r.origin {
+        Some((ri, ki)) => t.regions.get(ri)?.keys.get(ki)?,
+        None => t
+            .region(r.region.as_deref()?)?
+            .key(super::last_segment(&r.address, ".key.")?)?,
+    };
     let mut attrs = Map::new();
     attrs.insert("alias".into(), json!(key.alias.value));
     attrs.insert("rotation".into(), json!(key.rotation));

@@ -22,9 +22,16 @@ pub struct S3Bucket;
 
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
     let region_name = r.region.as_deref()?;
-    let region = t.region(region_name)?;
-    let name = super::last_segment(&r.address, ".bucket.")?;
-    let b = region.buckets.iter().find(|b| b.name.value == name)?;
+    let b = match r.origin {
+        Some((ri, bi)) => t.regions.get(ri)?.buckets.get(bi)?,
+        None => {
+            let name = super::last_segment(&r.address, ".bucket.")?;
+            t.region(region_name)?
+                .buckets
+                .iter()
+                .find(|b| b.name.value == name)?
+        }
+    };
     let mut attrs = Map::new();
     attrs.insert("region".into(), json!(region_name));
     attrs.insert(
