@@ -10,6 +10,7 @@ pub mod engine;
 pub mod graph;
 pub mod plan;
 pub mod resources;
+pub mod runtime;
 pub mod state;
 pub mod topology;
 pub mod ui;

@@ -10,6 +10,7 @@ mod engine;
 mod fuzz;
 mod graph;
 mod network;
+mod runtime;
 mod state;
 mod testbed;
 mod unseal_store;

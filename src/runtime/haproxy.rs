@@ -1,0 +1,71 @@
+//! HAProxy standing in for a load balancer on the local runtime: TCP frontends on the load
+//! balancer's local address for the API and cluster ports, health-checking every member's
+//! `/v1/sys/health` as the topology's health mode says (`unsealed`: 200 or 429; `active`:
+//! 200 only, so that only the active node gets traffic).
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use crate::topology::HealthMode;
+
+/// One Vault member behind the proxy.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub api_port: u16,
+    pub cluster_port: u16,
+}
+
+/// What one HAProxy serves.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub api_port: u16,
+    pub cluster_port: u16,
+    pub health: HealthMode,
+    pub backends: Vec<Backend>,
+}
+
+/// The HAProxy configuration file for `c`. Checks every 500 ms and switches on one result
+/// (`fall 1 rise 1`): the fastest failover, as measured in REFERENCE.md.
+pub fn render(c: &ProxyConfig) -> String {
+    let expect = match c.health {
+        HealthMode::Active => "http-check expect status 200",
+        HealthMode::Unsealed => "http-check expect rstatus ^(200|429)$",
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# vaultform: load balancer {} (health mode {:?})",
+        c.name, c.health
+    );
+    out.push_str("global\n    log stderr format short local0 notice\n    maxconn 4096\n\n");
+    out.push_str("defaults\n    mode tcp\n    log global\n    timeout connect 2s\n    timeout client 5m\n    timeout server 5m\n    timeout check 1s\n\n");
+    for (port_name, port) in [("api", c.api_port), ("cluster", c.cluster_port)] {
+        let _ = writeln!(
+            out,
+            "frontend {port_name}\n    bind {}:{port}\n    default_backend {port_name}\n",
+            c.address
+        );
+        let _ = writeln!(
+            out,
+            "backend {port_name}\n    option httpchk GET /v1/sys/health\n    {expect}"
+        );
+        for b in &c.backends {
+            let target = if port_name == "api" {
+                b.api_port
+            } else {
+                b.cluster_port
+            };
+            let _ = writeln!(
+                out,
+                "    server {} {}:{target} check port {} inter 500ms fall 1 rise 1",
+                b.name, b.address, b.api_port
+            );
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,5 @@
+//! Where Vault nodes run. The local runtime: detached processes on this machine (one Vault
+//! server per member, one HAProxy per load balancer), each recorded by PID and start time.
+
+pub mod haproxy;
+pub mod process;

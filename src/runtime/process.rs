@@ -1,0 +1,151 @@
+//! Detached local processes that outlive the CLI: started in their own session with their
+//! output in a log file, recorded by PID, process start time and command line, and only ever
+//! signalled after checking that the recorded PID is still that same process.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::lock::process_start;
+
+/// What state records about a process it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub pid: u32,
+    /// Clock ticks since boot, from `/proc/<pid>/stat`: tells a reused PID apart.
+    pub start_time: u64,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} (PID {pid}) exited at once; see {log}")]
+    Exited {
+        program: String,
+        pid: u32,
+        log: String,
+    },
+    #[error("PID {pid} did not stop after SIGTERM and SIGKILL")]
+    Stuck { pid: u32 },
+}
+
+/// Starts `program` detached: its own session, stdin closed, stdout and stderr appended to
+/// `log`. Returns once it is running.
+pub fn spawn_detached(
+    program: &Path,
+    args: &[String],
+    log: &Path,
+    dir: &Path,
+) -> Result<ProcessRecord, ProcessError> {
+    use std::os::unix::process::CommandExt;
+    let name = program.display().to_string();
+    let spawn_err = |source| ProcessError::Spawn {
+        program: name.clone(),
+        source,
+    };
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent).map_err(spawn_err)?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(spawn_err)?;
+    let err = out.try_clone().map_err(spawn_err)?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // A session of its own: no terminal signal (Ctrl-C of the CLI) reaches it.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = cmd.spawn().map_err(spawn_err)?;
+    let pid = child.id();
+    // The child is not waited for: it outlives us (init reaps it).
+    std::mem::forget(child);
+    let start_time = process_start(pid).ok_or_else(|| ProcessError::Exited {
+        program: name.clone(),
+        pid,
+        log: log.display().to_string(),
+    })?;
+    let mut command = vec![name];
+    command.extend(args.iter().cloned());
+    Ok(ProcessRecord {
+        pid,
+        start_time,
+        command,
+        log: log.to_path_buf(),
+    })
+}
+
+/// The command line of a live process, from `/proc/<pid>/cmdline`.
+fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
+}
+
+/// Whether the recorded process is running now: same PID, same start time, same program.
+pub fn is_running(r: &ProcessRecord) -> bool {
+    if process_start(r.pid) != Some(r.start_time) {
+        return false;
+    }
+    match (cmdline(r.pid), r.command.first()) {
+        (Some(live), Some(program)) => live.first().is_some_and(|p| {
+            p == program || p.ends_with(program.rsplit('/').next().unwrap_or(program))
+        }),
+        _ => false,
+    }
+}
+
+/// Stops the recorded process if it is still that process: SIGTERM, then SIGKILL after
+/// `grace`. A process that is gone, or a PID now used by another process, is left alone.
+pub async fn stop(r: &ProcessRecord, grace: Duration) -> Result<(), ProcessError> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if !is_running(r) {
+        return Ok(());
+    }
+    let pid = Pid::from_raw(r.pid as i32);
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut delay = Duration::from_millis(10);
+    while tokio::time::Instant::now() < deadline {
+        if !is_running(r) {
+            return Ok(());
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+    if is_running(r) {
+        let _ = kill(pid, Signal::SIGKILL);
+        for _ in 0..50 {
+            if !is_running(r) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        return Err(ProcessError::Stuck { pid: r.pid });
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The local runtime's pieces: detached processes recorded and stopped by PID and start time,
+//! and HAProxy in front of a real OpenBao server, checking `/v1/sys/health`.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use vaultform::runtime::haproxy::{self, Backend, ProxyConfig};
+use vaultform::runtime::process::{self, ProcessRecord};
+use vaultform::topology::HealthMode;
+
+/// Stops a detached process by its own PID when the test ends, even on a panic.
+struct Stopped(ProcessRecord);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if process::is_running(&self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn which(name: &str) -> std::path::PathBuf {
+    let tb = crate::support::testbed::bin_dir().join(name);
+    if tb.exists() {
+        return tb;
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found: run scripts/testbed setup");
+}
+
+#[tokio::test]
+async fn detached_processes_are_stopped_only_when_the_record_still_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = process::spawn_detached(
+        Path::new("/bin/sleep"),
+        &["30".into()],
+        &dir.path().join("sleep.log"),
+        dir.path(),
+    )
+    .unwrap();
+    let _guard = Stopped(r.clone());
+    assert!(process::is_running(&r));
+    // A record whose start time differs names another process that reused the PID: hands off.
+    let stale = ProcessRecord {
+        start_time: r.start_time + 1,
+        ..r.clone()
+    };
+    assert!(!process::is_running(&stale));
+    process::stop(&stale, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(
+        process::is_running(&r),
+        "the real process was not signalled"
+    );
+    process::stop(&r, Duration::from_secs(5)).await.unwrap();
+    assert!(!process::is_running(&r));
+    // Stopping again is a no-op.
+    process::stop(&r, Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn haproxy_forwards_to_a_member_whose_health_check_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A real OpenBao server in dev mode: initialised, unsealed, active (health 200).
+    let api = free_port();
+    let bao = process::spawn_detached(
+        &which("bao"),
+        &[
+            "server".into(),
+            "-dev".into(),
+            format!("-dev-listen-address=127.0.0.1:{api}"),
+            "-dev-no-store-token".into(),
+        ],
+        &d.join("bao.log"),
+        d,
+    )
+    .unwrap();
+    let _bao_guard = Stopped(bao.clone());
+    let (front_api, front_cluster) = (free_port(), free_port());
+    let config = ProxyConfig {
+        name: "lb1".into(),
+        address: Ipv4Addr::LOCALHOST,
+        api_port: front_api,
+        cluster_port: front_cluster,
+        health: HealthMode::Active,
+        backends: vec![Backend {
+            name: "m0".into(),
+            address: Ipv4Addr::LOCALHOST,
+            api_port: api,
+            cluster_port: free_port(),
+        }],
+    };
+    let text = haproxy::render(&config);
+    let file = d.join("lb1.cfg");
+    std::fs::write(&file, &text).unwrap();
+    let check = std::process::Command::new(which("haproxy"))
+        .args(["-c", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(text.contains("http-check expect status 200"), "{text}");
+    let proxy = process::spawn_detached(
+        &which("haproxy"),
+        &["-f".into(), file.display().to_string()],
+        &d.join("lb1.log"),
+        d,
+    )
+    .unwrap();
+    let _proxy_guard = Stopped(proxy.clone());
+
+    // Through the proxy, once the health check marks the member up: poll with backoff.
+    let client = vaultform::vault::Client::new(
+        &format!("http://127.0.0.1:{front_api}"),
+        &Default::default(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut delay = Duration::from_millis(20);
+    let health = loop {
+        match client.health().await {
+            Ok(h) if h.status == 200 => break h,
+            _ if Instant::now() < deadline => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            other => panic!("no healthy member behind the proxy: {other:?}"),
+        }
+    };
+    assert!(health.initialized && !health.sealed);
+    process::stop(&proxy, Duration::from_secs(5)).await.unwrap();
+    process::stop(&bao, Duration::from_secs(10)).await.unwrap();
+    assert!(!process::is_running(&proxy) && !process::is_running(&bao));
+}
+
+#[test]
+fn unsealed_mode_accepts_standbys_too() {
+    let config = ProxyConfig {
+        name: "lb".into(),
+        address: Ipv4Addr::new(127, 0, 10, 1),
+        api_port: 8200,
+        cluster_port: 8201,
+        health: HealthMode::Unsealed,
+        backends: vec![Backend {
+            name: "m1".into(),
+            address: Ipv4Addr::new(127, 0, 10, 12),
+            api_port: 8200,
+            cluster_port: 8201,
+        }],
+    };
+    let text = haproxy::render(&config);
+    assert!(
+        text.contains("http-check expect rstatus ^(200|429)$"),
+        "{text}"
+    );
+    assert!(text.contains("bind 127.0.10.1:8201"), "{text}");
+    assert!(
+        text.contains("server m1 127.0.10.12:8201 check port 8200 inter 500ms fall 1 rise 1"),
+        "{text}"
+    );
+}
