@@ -115,20 +115,10 @@ fn client(cx: &Cx<'_>, region: Option<&str>) -> Result<aws_sdk_eks::Client, OpEr
         .eks(region.ok_or_else(|| OpError::fatal("EKS needs a region"))?))
 }
 
-fn strs(attrs: &Map<String, Value>, key: &str) -> Vec<String> {
-    attrs
-        .get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect()
-}
-
 /// Subnet IDs: existing ones as given, new ones from their recorded outputs.
 fn subnet_ids(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Vec<String>, OpError> {
-    let mut ids = strs(attrs, "subnet_ids");
-    for a in strs(attrs, "subnets") {
+    let mut ids = super::str_list(attrs, "subnet_ids");
+    for a in super::str_list(attrs, "subnets") {
         ids.push(cx.output(&a, "subnet_id")?.to_string());
     }
     Ok(ids)
@@ -539,7 +529,7 @@ impl Provider for EksNodeGroup {
                     .nodegroup_name(&d.name)
                     .node_role(role)
                     .set_subnets(Some(subnet_ids(cx, &d.attrs)?))
-                    .set_instance_types(Some(strs(&d.attrs, "instance_types")))
+                    .set_instance_types(Some(super::str_list(&d.attrs, "instance_types")))
                     .capacity_type(capacity)
                     .scaling_config(scaling(&d.attrs))
                     .disk_size(int(&d.attrs, "disk_size"))

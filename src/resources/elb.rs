@@ -14,7 +14,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded, wait};
+use super::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr, wait};
 use crate::graph::{Kind, Resource, address};
 use crate::state::ResourceState;
 use crate::topology::{HealthMode, NetworkKind, Scheme, Topology};
@@ -164,13 +164,6 @@ fn tags(cx: &Cx<'_>, address: &str) -> Vec<Tag> {
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
-}
-
-fn str_attr<'a>(attrs: &'a Map<String, Value>, key: &str) -> Result<&'a str, OpError> {
-    attrs
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| OpError::fatal(format!("missing attribute {key}")))
 }
 
 fn port(attrs: &Map<String, Value>) -> i32 {

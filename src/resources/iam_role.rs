@@ -107,15 +107,7 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
 
 /// The inline policy of a Vault role: KMS on the store's keys, S3 on the store's prefix.
 fn unseal_policy(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Option<String>, OpError> {
-    let list = |k: &str| -> Vec<String> {
-        attrs
-            .get(k)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    };
+    let list = |k: &str| super::str_list(attrs, k);
     let keys = list("unseal_kms_keys");
     if keys.is_empty() {
         return Ok(None);

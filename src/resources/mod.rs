@@ -266,6 +266,25 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
     out
 }
 
+/// A string attribute the resource kind cannot do without.
+pub fn str_attr<'a>(attrs: &'a Map<String, Value>, key: &str) -> Result<&'a str, OpError> {
+    attrs
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| OpError::fatal(format!("missing attribute {key}")))
+}
+
+/// A list-of-strings attribute; empty when absent.
+pub fn str_list(attrs: &Map<String, Value>, key: &str) -> Vec<String> {
+    attrs
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The `name` of `region.<r>.<kind>.<name>`.
 pub fn last_segment<'a>(address: &'a str, prefix: &str) -> Option<&'a str> {
     let idx = address.find(prefix)?;

@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use super::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::graph::{Kind, Resource, address};
 use crate::state::ResourceState;
 use crate::topology::{NetworkKind, Region, Topology};
@@ -114,13 +114,6 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
         _ => return None,
     };
     Some((name, attrs))
-}
-
-fn str_attr<'a>(attrs: &'a Map<String, Value>, key: &str) -> Result<&'a str, OpError> {
-    attrs
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| OpError::fatal(format!("missing attribute {key}")))
 }
 
 fn client(cx: &Cx<'_>, region: Option<&str>) -> Result<aws_sdk_ec2::Client, OpError> {
@@ -743,15 +736,7 @@ pub struct SecurityGroup;
 
 /// The ingress rules a security group should have: (from port, to port, CIDR).
 fn wanted_rules(attrs: &Map<String, Value>) -> Vec<(i32, i32, String)> {
-    let list = |k: &str| -> Vec<String> {
-        attrs
-            .get(k)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    };
+    let list = |k: &str| super::str_list(attrs, k);
     let mut rules = Vec::new();
     for c in list("vault_from") {
         rules.push((8200, 8201, c));

@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use super::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::graph::Resource;
 use crate::state::ResourceState;
 use crate::topology::Topology;
@@ -55,13 +55,6 @@ pub fn tls_only_applies(t: &Topology) -> bool {
         crate::aws::AwsSettings::resolve(t.aws.endpoint.as_ref().map(|e| e.value.as_str()))
             .endpoint;
     !endpoint.is_some_and(|e| e.starts_with("http://"))
-}
-
-fn str_attr<'a>(attrs: &'a Map<String, Value>, key: &str) -> Result<&'a str, OpError> {
-    attrs
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| OpError::fatal(format!("bucket has no {key}")))
 }
 
 fn bucket_name(rs: &ResourceState) -> Result<&str, OpError> {
