@@ -467,9 +467,7 @@ async fn apply_saved(
     };
     let _lock = lock(&session, "apply", printer).await?;
     let state = session.load_state().await?;
-    let current_lineage =
-        (state.serial > 0 || !state.resources.is_empty()).then(|| state.lineage.clone());
-    let current_serial = (state.serial > 0 || !state.resources.is_empty()).then_some(state.serial);
+    let (current_lineage, current_serial) = state.identity();
     if saved.plan.lineage != current_lineage || saved.plan.serial != current_serial {
         return Err(Error::StalePlan {
             path: file.display().to_string(),

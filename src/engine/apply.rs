@@ -88,6 +88,16 @@ impl Shared {
             .collect()
     }
 
+    /// What an operation may read, given a snapshot of the recorded outputs.
+    fn cx<'a>(&'a self, outputs: &'a BTreeMap<String, BTreeMap<String, String>>) -> Cx<'a> {
+        Cx {
+            aws: &self.cx.aws,
+            stack: &self.cx.stack,
+            default_tags: &self.cx.default_tags,
+            outputs,
+        }
+    }
+
     async fn recorded(&self, address: &str) -> Option<ResourceState> {
         self.state.lock().await.resources.get(address).cloned()
     }
@@ -160,12 +170,7 @@ async fn create(shared: &Shared, c: &Change) -> Result<(), OpError> {
         })
         .await?;
     let outputs = shared.outputs().await;
-    let cx = Cx {
-        aws: &shared.cx.aws,
-        stack: &shared.cx.stack,
-        default_tags: &shared.cx.default_tags,
-        outputs: &outputs,
-    };
+    let cx = shared.cx(&outputs);
     let rec = with_retries(shared.cx.attempts, || provider.create(&cx, &d)).await?;
     record(shared, c, rec).await
 }
@@ -194,12 +199,7 @@ async fn update(shared: &Shared, c: &Change) -> Result<(), OpError> {
         .ok_or_else(|| OpError::fatal(format!("{} is not in state", c.address)))?;
     let d = desired_of(c);
     let outputs = shared.outputs().await;
-    let cx = Cx {
-        aws: &shared.cx.aws,
-        stack: &shared.cx.stack,
-        default_tags: &shared.cx.default_tags,
-        outputs: &outputs,
-    };
+    let cx = shared.cx(&outputs);
     let rec = with_retries(shared.cx.attempts, || provider.update(&cx, &rs, &d)).await?;
     record(shared, c, rec).await
 }
@@ -218,12 +218,7 @@ async fn delete(shared: &Shared, c: &Change) -> Result<(), OpError> {
         })
         .await?;
     let outputs = shared.outputs().await;
-    let cx = Cx {
-        aws: &shared.cx.aws,
-        stack: &shared.cx.stack,
-        default_tags: &shared.cx.default_tags,
-        outputs: &outputs,
-    };
+    let cx = shared.cx(&outputs);
     with_retries(shared.cx.attempts, || provider.delete(&cx, &rs)).await?;
     shared
         .save(|s| {

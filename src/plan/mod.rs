@@ -330,11 +330,12 @@ pub fn plan(
     for c in &mut changes {
         c.after_changes.retain(|a| in_plan.contains(a));
     }
+    let (lineage, serial) = state.identity();
     Ok(Plan {
         format_version: PLAN_FORMAT,
         stack: state.stack.clone(),
-        lineage: (state.serial > 0 || !state.resources.is_empty()).then(|| state.lineage.clone()),
-        serial: (state.serial > 0 || !state.resources.is_empty()).then_some(state.serial),
+        lineage,
+        serial,
         destroy: opts.destroy,
         drift,
         changes,

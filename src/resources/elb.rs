@@ -342,15 +342,6 @@ impl Provider for LoadBalancer {
         Ok(recorded(&arn, &[("dns_name", &dns), ("name", &d.name)]))
     }
 
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
-    }
-
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
         let elb = client(cx, rs.region.as_deref())?;
         let Some(arn) = rs.id("arn") else {
@@ -615,15 +606,6 @@ impl Provider for Listener {
                 .to_string(),
         };
         Ok(recorded(&arn, &[]))
-    }
-
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {

@@ -169,12 +169,16 @@ pub trait Provider: Send + Sync {
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError>;
     /// Creates the resource, or adopts it when it exists already and this stack owns it.
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError>;
+    /// Changes what can change in place. By default, `create`: it adopts the existing resource
+    /// and converges it to `d`.
     async fn update(
         &self,
         cx: &Cx<'_>,
-        rs: &ResourceState,
+        _rs: &ResourceState,
         d: &Desired,
-    ) -> Result<Recorded, OpError>;
+    ) -> Result<Recorded, OpError> {
+        self.create(cx, d).await
+    }
     /// Deletes it; a resource that is already gone is success.
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError>;
 }

@@ -310,15 +310,6 @@ impl Provider for Vpc {
         Ok(recorded("vpc_id", &id))
     }
 
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
-    }
-
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
         let ec2 = client(cx, rs.region.as_deref())?;
         let Some(id) = rs.id("vpc_id") else {
@@ -525,15 +516,6 @@ impl Provider for InternetGateway {
         Ok(recorded("internet_gateway_id", &id))
     }
 
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
-    }
-
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
         let ec2 = client(cx, rs.region.as_deref())?;
         let Some(id) = rs.id("internet_gateway_id") else {
@@ -685,15 +667,6 @@ impl Provider for RouteTable {
                 .map_err(|e| OpError::from_sdk("associate route table", &e))?;
         }
         Ok(recorded("route_table_id", &id))
-    }
-
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
@@ -881,15 +854,6 @@ impl Provider for SecurityGroup {
         Ok(recorded("group_id", &id))
     }
 
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
-    }
-
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
         let ec2 = client(cx, rs.region.as_deref())?;
         let Some(id) = rs.id("group_id") else {
@@ -998,15 +962,6 @@ impl Provider for ExistingNetwork {
                 str_attr(&d.attrs, "vpc_id").unwrap_or_default()
             ))
         })
-    }
-
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
     }
 
     async fn delete(&self, _cx: &Cx<'_>, _rs: &ResourceState) -> Result<(), OpError> {

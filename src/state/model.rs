@@ -25,6 +25,16 @@ pub struct State {
 }
 
 impl State {
+    /// The lineage and serial a saved plan is checked against; `None` for a state that was
+    /// never saved with anything in it.
+    pub fn identity(&self) -> (Option<String>, Option<u64>) {
+        if self.serial > 0 || !self.resources.is_empty() {
+            (Some(self.lineage.clone()), Some(self.serial))
+        } else {
+            (None, None)
+        }
+    }
+
     pub fn new(stack: &str) -> Self {
         State {
             version: FORMAT_VERSION,

@@ -151,6 +151,18 @@ impl Client {
         format!("{}/v1/{path}", self.addr)
     }
 
+    /// A request to `path` carrying `token`.
+    fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &Secret,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("X-Vault-Token", token.expose())
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, VaultError> {
         req.send().await.map_err(|source| VaultError::Unreachable {
             addr: self.addr.clone(),
@@ -256,9 +268,11 @@ impl Client {
         let v: Value = self
             .call(
                 "raft configuration",
-                self.http
-                    .get(self.url("sys/storage/raft/configuration"))
-                    .header("X-Vault-Token", token.expose()),
+                self.authed(
+                    reqwest::Method::GET,
+                    "sys/storage/raft/configuration",
+                    token,
+                ),
             )
             .await?;
         let servers = v
@@ -276,9 +290,7 @@ impl Client {
         let body = json!({"server_id": server_id});
         self.call(
             "remove peer",
-            self.http
-                .post(self.url("sys/storage/raft/remove-peer"))
-                .header("X-Vault-Token", token.expose())
+            self.authed(reqwest::Method::POST, "sys/storage/raft/remove-peer", token)
                 .json(&body),
         )
         .await
@@ -287,9 +299,7 @@ impl Client {
     pub async fn step_down(&self, token: &Secret) -> Result<(), VaultError> {
         self.call(
             "step-down",
-            self.http
-                .put(self.url("sys/step-down"))
-                .header("X-Vault-Token", token.expose()),
+            self.authed(reqwest::Method::PUT, "sys/step-down", token),
         )
         .await
     }
@@ -303,21 +313,19 @@ impl Client {
         let body = json!({"server_stabilization_time": format!("{seconds}s")});
         self.call(
             "autopilot configuration",
-            self.http
-                .post(self.url("sys/storage/raft/autopilot/configuration"))
-                .header("X-Vault-Token", token.expose())
-                .json(&body),
+            self.authed(
+                reqwest::Method::POST,
+                "sys/storage/raft/autopilot/configuration",
+                token,
+            )
+            .json(&body),
         )
         .await
     }
 
     pub async fn snapshot_save(&self, token: &Secret) -> Result<Vec<u8>, VaultError> {
         let resp = self
-            .send(
-                self.http
-                    .get(self.url("sys/storage/raft/snapshot"))
-                    .header("X-Vault-Token", token.expose()),
-            )
+            .send(self.authed(reqwest::Method::GET, "sys/storage/raft/snapshot", token))
             .await?;
         let status = resp.status().as_u16();
         let bytes = resp
@@ -352,9 +360,7 @@ impl Client {
         };
         self.call(
             "snapshot restore",
-            self.http
-                .post(self.url(path))
-                .header("X-Vault-Token", token.expose())
+            self.authed(reqwest::Method::POST, path, token)
                 .body(snapshot),
         )
         .await
@@ -364,9 +370,7 @@ impl Client {
     pub async fn mounts(&self, token: &Secret) -> Result<Value, VaultError> {
         self.call(
             "mounts",
-            self.http
-                .get(self.url("sys/mounts"))
-                .header("X-Vault-Token", token.expose()),
+            self.authed(reqwest::Method::GET, "sys/mounts", token),
         )
         .await
     }
@@ -381,9 +385,7 @@ impl Client {
         let body = json!({"type": kind, "options": options});
         self.call(
             "enable secrets engine",
-            self.http
-                .post(self.url(&format!("sys/mounts/{path}")))
-                .header("X-Vault-Token", token.expose())
+            self.authed(reqwest::Method::POST, &format!("sys/mounts/{path}"), token)
                 .json(&body),
         )
         .await
@@ -398,9 +400,7 @@ impl Client {
         let body = json!({"type": kind});
         self.call(
             "enable auth method",
-            self.http
-                .post(self.url(&format!("sys/auth/{path}")))
-                .header("X-Vault-Token", token.expose())
+            self.authed(reqwest::Method::POST, &format!("sys/auth/{path}"), token)
                 .json(&body),
         )
         .await
@@ -415,10 +415,12 @@ impl Client {
         let body = json!({"policy": policy});
         self.call(
             "write policy",
-            self.http
-                .put(self.url(&format!("sys/policies/acl/{name}")))
-                .header("X-Vault-Token", token.expose())
-                .json(&body),
+            self.authed(
+                reqwest::Method::PUT,
+                &format!("sys/policies/acl/{name}"),
+                token,
+            )
+            .json(&body),
         )
         .await
     }
@@ -432,10 +434,7 @@ impl Client {
     ) -> Result<Value, VaultError> {
         self.call(
             &format!("write {path}"),
-            self.http
-                .post(self.url(path))
-                .header("X-Vault-Token", token.expose())
-                .json(&body),
+            self.authed(reqwest::Method::POST, path, token).json(&body),
         )
         .await
     }
@@ -443,9 +442,7 @@ impl Client {
     pub async fn read(&self, token: &Secret, path: &str) -> Result<Value, VaultError> {
         self.call(
             &format!("read {path}"),
-            self.http
-                .get(self.url(path))
-                .header("X-Vault-Token", token.expose()),
+            self.authed(reqwest::Method::GET, path, token),
         )
         .await
     }
