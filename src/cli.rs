@@ -84,10 +84,76 @@ pub enum Command {
         state: StateArgs,
     },
     /// Remove a state lock left behind by a run that is gone.
+    /// Show each Vault member: role, sealed, voter, leader, raft index, load balancers' view.
+    /// Exits 1 when a cluster is degraded.
+    Status {
+        file: PathBuf,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Unseal every sealed member from the unseal store (starting stopped local members).
+    Unseal {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Resilience drills against a running cluster.
+    Drill {
+        #[command(subcommand)]
+        command: DrillCommand,
+    },
+    /// Raft snapshots of a running cluster.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     ForceUnlock {
         file: PathBuf,
         /// The lock ID, as the lock error shows it.
         lock_id: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Take the leader away, measure until the front endpoint serves a new active node,
+    /// then restore the old member.
+    Failover {
+        file: PathBuf,
+        /// How to take the leader away.
+        #[arg(long, value_enum, default_value_t = crate::commands::vault::DrillMethod::Kill)]
+        method: crate::commands::vault::DrillMethod,
+        /// One JSON object with the figures, on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a raft snapshot of the cluster to PATH (mode 0600).
+    Save {
+        file: PathBuf,
+        #[arg(value_name = "PATH")]
+        snapshot: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Restore the cluster from a raft snapshot.
+    Restore {
+        file: PathBuf,
+        #[arg(value_name = "PATH")]
+        snapshot: PathBuf,
+        /// Restore a snapshot taken from another cluster (snapshot-force).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         state: StateArgs,
     },

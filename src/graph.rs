@@ -41,6 +41,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// A local process rather than a cloud resource.
+    pub fn is_process(self) -> bool {
+        matches!(self, Kind::VaultMember | Kind::LocalProxy)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Vpc => "vpc",

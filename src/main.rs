@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use vaultform::cli::{Cli, Command, StateCommand};
+use vaultform::cli::{Cli, Command, DrillCommand, SnapshotCommand, StateCommand};
 use vaultform::commands;
 use vaultform::ui::Printer;
 
@@ -75,6 +75,32 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
             lock_id,
             state,
         } => stack::force_unlock(file, lock_id, state, printer).await,
+        Command::Status { file, json, state } => {
+            commands::vault::status(file, state, *json, printer).await
+        }
+        Command::Unseal { file, state } => commands::vault::unseal(file, state, printer).await,
+        Command::Drill {
+            command:
+                DrillCommand::Failover {
+                    file,
+                    method,
+                    json,
+                    state,
+                },
+        } => commands::vault::drill_failover(file, state, *method, *json, printer).await,
+        Command::Snapshot { command } => match command {
+            SnapshotCommand::Save {
+                file,
+                snapshot,
+                state,
+            } => commands::vault::snapshot_save(file, snapshot, state, printer).await,
+            SnapshotCommand::Restore {
+                file,
+                snapshot,
+                force,
+                state,
+            } => commands::vault::snapshot_restore(file, snapshot, *force, state, printer).await,
+        },
         Command::Validate { .. } | Command::Graph { .. } | Command::Fmt { .. } => {
             unreachable!("handled without a runtime")
         }

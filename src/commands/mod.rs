@@ -2,6 +2,7 @@
 
 pub mod stack;
 pub mod topology;
+pub mod vault;
 
 /// How a command ended, mapped to the process exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub enum Error {
     #[diagnostic(
         code(vaultform::unsupported),
         help(
-            "every AWS resource kind works today; the Vault bootstrap (`vault.*`) is being built: `--target ADDRESS` plans the AWS part, and `vaultform graph FILE` lists the addresses"
+            "every AWS resource kind and the local Vault runtime work today; the Kubernetes runtime for Vault is being built: `--target ADDRESS` plans the AWS part, and `vaultform graph FILE` lists the addresses"
         )
     )]
     Unsupported { kinds: String },
@@ -69,6 +70,9 @@ pub enum Error {
         )
     )]
     Refresh { message: String },
+    #[error("{message}")]
+    #[diagnostic(code(vaultform::vault), help("{help}"))]
+    Vault { message: String, help: String },
     #[error("refusing to {what} without confirmation: standard input is not a terminal")]
     #[diagnostic(
         code(vaultform::confirm),

@@ -36,9 +36,15 @@ pub struct SavedPlan {
 pub struct Session {
     pub loaded: Loaded,
     pub backend: Arc<dyn Backend>,
+    /// The topology file's directory: relative paths in it resolve here.
+    pub base_dir: PathBuf,
 }
 
 impl Session {
+    pub fn vaults(&self) -> BTreeMap<String, crate::vault::spec::VaultSpec> {
+        crate::vault::spec::specs(self.topology(), &self.base_dir)
+    }
+
     fn stack(&self) -> &str {
         &self.loaded.topology.as_ref().expect("valid").stack.value
     }
@@ -47,7 +53,7 @@ impl Session {
         self.loaded.topology.as_ref().expect("valid")
     }
 
-    fn aws_settings(&self) -> AwsSettings {
+    pub(super) fn aws_settings(&self) -> AwsSettings {
         AwsSettings::resolve(
             self.topology()
                 .aws
@@ -57,7 +63,7 @@ impl Session {
         )
     }
 
-    async fn load_state(&self) -> Result<State, Error> {
+    pub(super) async fn load_state(&self) -> Result<State, Error> {
         let state = self.backend.load().await?;
         match state {
             Some(s) if s.stack != self.stack() => Err(StateError::WrongStack {
@@ -73,7 +79,7 @@ impl Session {
 }
 
 /// Opens a topology for commands that touch state: valid, supported, its backend resolved.
-fn open(
+pub(super) fn open(
     file: &Path,
     text: Option<String>,
     state: &StateArgs,
@@ -92,7 +98,7 @@ fn open(
         return Ok(None);
     };
     let unsupported = targets
-        .map(|t| resources::unsupported(g, t))
+        .map(|targets| resources::unsupported(t, g, targets))
         .unwrap_or_default();
     if !unsupported.is_empty() {
         let kinds: Vec<String> = unsupported
@@ -103,12 +109,12 @@ fn open(
             kinds: kinds.join(", "),
         });
     }
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+    let base_dir = std::path::absolute(parent.unwrap_or(Path::new(".")))
+        .unwrap_or_else(|_| parent.unwrap_or(Path::new(".")).to_path_buf());
     let path = match (&state.path, &t.state) {
         (Some(p), _) => p.clone(),
-        (None, StateBackend::Local { path }) => {
-            let base = file.parent().unwrap_or(Path::new("."));
-            base.join(path)
-        }
+        (None, StateBackend::Local { path }) => parent.unwrap_or(Path::new("")).join(path),
         (None, StateBackend::S3 { bucket, key, .. }) => {
             return Err(Error::S3Backend {
                 location: format!("s3://{bucket}/{key}"),
@@ -118,6 +124,7 @@ fn open(
     Ok(Some(Session {
         loaded,
         backend: Arc::new(LocalBackend::new(path)),
+        base_dir,
     }))
 }
 
@@ -139,7 +146,7 @@ async fn make_plan(
     let t = session.topology();
     let g = session.loaded.graph.as_ref().expect("valid");
     let observed = if args.refresh {
-        refresh::refresh(aws, state, &t.aws.tags)
+        refresh::refresh(aws, state, &t.aws.tags, &session.vaults())
             .await
             .map_err(|e| Error::Refresh { message: e.message })?
     } else {
@@ -218,7 +225,11 @@ pub async fn plan(
 }
 
 /// Takes the state lock or explains who holds it.
-async fn lock(session: &Session, operation: &str, printer: &Printer) -> Result<LockGuard, Error> {
+pub(super) async fn lock(
+    session: &Session,
+    operation: &str,
+    printer: &Printer,
+) -> Result<LockGuard, Error> {
     let guard = session.backend.lock(operation).await?;
     if let Some(old) = &guard.took_over {
         printer.message(&format!(
@@ -290,6 +301,7 @@ async fn execute(
             per_service: Default::default(),
         },
         attempts: 6,
+        vaults: Arc::new(session.vaults()),
     };
     let started = Instant::now();
     let (tx, rx) = mpsc::unbounded_channel();

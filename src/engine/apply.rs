@@ -25,6 +25,7 @@ pub struct Context {
     pub limits: Limits,
     /// Attempts per operation for errors worth retrying.
     pub attempts: u32,
+    pub vaults: Arc<BTreeMap<String, crate::vault::spec::VaultSpec>>,
 }
 
 /// How an apply went.
@@ -95,6 +96,7 @@ impl Shared {
             stack: &self.cx.stack,
             default_tags: &self.cx.default_tags,
             outputs,
+            vaults: &self.cx.vaults,
         }
     }
 
@@ -240,6 +242,34 @@ async fn run_change(shared: &Shared, c: &Change) -> Result<(), OpError> {
     }
 }
 
+/// The changes `c` waits for: its dependencies that change, and through each unchanged one,
+/// the changes that one depends on.
+fn changed_deps(
+    c: &Change,
+    all: &HashMap<&str, &[String]>,
+    index: &HashMap<&str, usize>,
+) -> Vec<usize> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<&str> = c.after_changes.iter().map(String::as_str).collect();
+    while let Some(a) = stack.pop() {
+        if !seen.insert(a) {
+            continue;
+        }
+        match index.get(a) {
+            Some(i) => {
+                out.insert(*i);
+            }
+            None => stack.extend(
+                all.get(a)
+                    .into_iter()
+                    .flat_map(|d| d.iter().map(String::as_str)),
+            ),
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Applies every change of `plan` that is not a no-op, as concurrently as the graph allows.
 pub async fn apply(
     plan: &Plan,
@@ -253,6 +283,13 @@ pub async fn apply(
         .iter()
         .filter(|c| c.action != Action::NoOp)
         .cloned()
+        .collect();
+    // Every planned resource's dependencies, no-ops included: an operation waits for the
+    // changes it depends on through unchanged resources too.
+    let all: HashMap<&str, &[String]> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.after_changes.as_slice()))
         .collect();
     let index: HashMap<&str, usize> = changes
         .iter()
@@ -268,11 +305,7 @@ pub async fn apply(
                 .unwrap_or("other")
                 .to_string(),
             region: c.region.clone(),
-            deps: c
-                .after_changes
-                .iter()
-                .filter_map(|a| index.get(a.as_str()).copied())
-                .collect(),
+            deps: changed_deps(c, &all, &index),
         })
         .collect();
     let limits = cx.limits.clone();

@@ -16,6 +16,7 @@ pub async fn refresh(
     aws: &Aws,
     state: &State,
     default_tags: &std::collections::BTreeMap<String, String>,
+    vaults: &std::collections::BTreeMap<String, crate::vault::spec::VaultSpec>,
 ) -> Result<HashMap<String, Observed>, OpError> {
     let outputs = state
         .resources
@@ -27,6 +28,7 @@ pub async fn refresh(
         stack: &state.stack,
         default_tags,
         outputs: &outputs,
+        vaults,
     };
     let cx = &cx;
     // An interrupted create has no identifiers yet: the plan re-runs it, and create adopts.

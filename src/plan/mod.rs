@@ -154,7 +154,12 @@ pub fn plan(
                 if rs.status == Status::Ready {
                     drift.push(Drift {
                         address: addr.clone(),
-                        what: "deleted".into(),
+                        what: if rs.kind.is_process() {
+                            "stopped"
+                        } else {
+                            "deleted"
+                        }
+                        .into(),
                         attributes: Vec::new(),
                     });
                 }
@@ -197,6 +202,7 @@ pub fn plan(
                         Status::Creating { .. } => {
                             "an interrupted create: adopt what exists, create the rest"
                         }
+                        _ if d.kind.is_process() => "not running: start it",
                         _ => "deleted outside vaultform",
                     };
                     (Action::Create, why.to_string(), Vec::new())

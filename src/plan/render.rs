@@ -100,6 +100,9 @@ pub fn human(plan: &Plan, color: bool) -> String {
                 "deleted" => {
                     let _ = writeln!(out, "  {} was deleted", d.address);
                 }
+                "stopped" => {
+                    let _ = writeln!(out, "  {} is not running", d.address);
+                }
                 _ => {
                     let _ = writeln!(out, "  {}: {} changed", d.address, d.attributes.join(", "));
                 }

@@ -120,9 +120,20 @@ pub struct Cx<'a> {
     pub default_tags: &'a BTreeMap<String, String>,
     /// The outputs of recorded resources, by address (ARNs of keys, ...).
     pub outputs: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// The topology's Vault clusters, for the runtime and bootstrap kinds.
+    pub vaults: &'a BTreeMap<String, crate::vault::spec::VaultSpec>,
 }
 
 impl Cx<'_> {
+    /// The Vault cluster a `vault.<name>.…` resource belongs to.
+    pub fn vault(&self, address: &str) -> Result<&crate::vault::spec::VaultSpec, OpError> {
+        crate::vault::spec::vault_of(address)
+            .and_then(|v| self.vaults.get(v))
+            .ok_or_else(|| {
+                OpError::fatal(format!("{address}: no such Vault cluster in the topology"))
+            })
+    }
+
     /// Every tag a resource at `address` carries.
     pub fn tags(&self, address: &str) -> BTreeMap<String, String> {
         let mut t = self.default_tags.clone();
@@ -200,13 +211,34 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
         Kind::RouteTable => Some(&network::RouteTable),
         Kind::SecurityGroup => Some(&network::SecurityGroup),
         Kind::ExistingNetwork => Some(&network::ExistingNetwork),
-        _ => None,
+        Kind::LocalProxy => Some(&crate::runtime::local::LocalProxy),
+        Kind::VaultMember => Some(&crate::runtime::local::VaultMember),
+        Kind::VaultInit => Some(&crate::vault::bootstrap::VaultInit),
+        Kind::UnsealKeys => Some(&crate::vault::bootstrap::UnsealKeys),
+        Kind::VaultUnseal => Some(&crate::vault::bootstrap::VaultUnseal),
+        Kind::RaftJoin => Some(&crate::vault::bootstrap::RaftJoin),
+        Kind::RaftVerify => Some(&crate::vault::bootstrap::RaftVerify),
+    }
+}
+
+/// Whether this build can run the resource: every AWS kind, and the Vault kinds of clusters on
+/// the local runtime (the Kubernetes runtime is not built yet).
+fn supported(t: &Topology, r: &crate::graph::Resource) -> bool {
+    if provider(r.kind).is_none() {
+        return false;
+    }
+    match crate::vault::spec::vault_of(&r.address) {
+        Some(name) => t.vaults.iter().any(|v| {
+            v.name.value == name
+                && matches!(v.runtime.value, crate::topology::Runtime::Local { .. })
+        }),
+        None => true,
     }
 }
 
 /// Kinds that this build cannot create yet, with how many of each: in the whole graph, or
 /// with `targets`, among the targets and what they depend on.
-pub fn unsupported(g: &Graph, targets: &[String]) -> BTreeMap<Kind, usize> {
+pub fn unsupported(t: &Topology, g: &Graph, targets: &[String]) -> BTreeMap<Kind, usize> {
     let nodes: Vec<petgraph::graph::NodeIndex> = if targets.is_empty() {
         g.dag.node_indices().collect()
     } else {
@@ -221,9 +253,9 @@ pub fn unsupported(g: &Graph, targets: &[String]) -> BTreeMap<Kind, usize> {
     };
     let mut out = BTreeMap::new();
     for ix in nodes {
-        let k = g.resource(ix).kind;
-        if provider(k).is_none() {
-            *out.entry(k).or_default() += 1;
+        let r = g.resource(ix);
+        if !supported(t, r) {
+            *out.entry(r.kind).or_default() += 1;
         }
     }
     out
@@ -233,9 +265,14 @@ pub fn unsupported(g: &Graph, targets: &[String]) -> BTreeMap<Kind, usize> {
 pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
     let order =
         petgraph::algo::toposort(&g.dag, None).unwrap_or_else(|_| g.dag.node_indices().collect());
+    // Paths do not matter to the desired attributes.
+    let vaults = crate::vault::spec::specs(t, std::path::Path::new(""));
     let mut out = Vec::new();
     for ix in order {
         let r = g.resource(ix);
+        if !supported(t, r) {
+            continue;
+        }
         let deps: Vec<String> = g
             .dependencies(ix)
             .map(|d| g.resource(d).address.clone())
@@ -253,7 +290,15 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
             | Kind::RouteTable
             | Kind::SecurityGroup => network::desired(t, r),
             Kind::ExistingNetwork => network::desired_existing(t, r),
-            _ => None,
+            Kind::LocalProxy
+            | Kind::VaultMember
+            | Kind::VaultInit
+            | Kind::UnsealKeys
+            | Kind::VaultUnseal
+            | Kind::RaftJoin
+            | Kind::RaftVerify => crate::vault::spec::vault_of(&r.address)
+                .and_then(|v| vaults.get(v))
+                .and_then(|v| vault_desired(v, r)),
         };
         if let Some((name, attrs)) = attrs_and_name {
             out.push(Desired {
@@ -293,4 +338,52 @@ pub fn str_list(attrs: &Map<String, Value>, key: &str) -> Vec<String> {
 pub fn last_segment<'a>(address: &'a str, prefix: &str) -> Option<&'a str> {
     let idx = address.find(prefix)?;
     Some(&address[idx + prefix.len()..])
+}
+
+/// The desired attributes of a Vault cluster's runtime and bootstrap resources.
+fn vault_desired(
+    v: &crate::vault::spec::VaultSpec,
+    r: &crate::graph::Resource,
+) -> Option<(String, Map<String, Value>)> {
+    use serde_json::json;
+    let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+    let member = |marker: &str| last_segment(&r.address, marker).and_then(|n| v.member(n));
+    Some(match r.kind {
+        Kind::LocalProxy => {
+            let lb = last_segment(&r.address, "proxy.")?;
+            (
+                lb.to_string(),
+                crate::runtime::local::proxy_attrs(v.proxies.get(lb)?),
+            )
+        }
+        Kind::VaultMember => {
+            let m = member("member.")?;
+            (m.name.clone(), crate::runtime::local::member_attrs(v, m))
+        }
+        Kind::VaultInit => (
+            v.name.clone(),
+            obj(json!({"initialized": true, "shares": v.shares, "threshold": v.threshold})),
+        ),
+        Kind::UnsealKeys => {
+            let buckets: Vec<&str> = v.store.iter().map(|b| b.bucket.as_str()).collect();
+            (
+                v.name.clone(),
+                obj(json!({"buckets": buckets, "prefix": v.prefix})),
+            )
+        }
+        Kind::VaultUnseal => (
+            member("unseal.")?.name.clone(),
+            obj(json!({"sealed": false})),
+        ),
+        Kind::RaftJoin => (
+            member("join.")?.name.clone(),
+            obj(json!({"joined": true, "leader_api_addr": v.leader_api_addr()})),
+        ),
+        Kind::RaftVerify => {
+            let mut voters: Vec<&str> = v.members.iter().map(|m| m.name.as_str()).collect();
+            voters.sort();
+            (v.name.clone(), obj(json!({ "voters": voters })))
+        }
+        _ => return None,
+    })
 }

@@ -69,3 +69,41 @@ pub fn render(c: &ProxyConfig) -> String {
     }
     out
 }
+
+/// Which servers of the `api` backend HAProxy considers up, from its stats socket
+/// (`show stat`, CSV): the load balancer's own view.
+pub async fn api_servers_up(
+    socket: &std::path::Path,
+) -> std::io::Result<std::collections::BTreeMap<String, bool>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await?;
+    s.write_all(b"show stat\n").await?;
+    let mut text = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        s.read_to_string(&mut text),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("HAProxy stats socket timed out"))??;
+    Ok(parse_stat(&text))
+}
+
+/// The `api` backend's servers and whether each is up, from `show stat` CSV.
+pub fn parse_stat(csv: &str) -> std::collections::BTreeMap<String, bool> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(px), Some(sv), Some(st)) = (col("pxname"), col("svname"), col("status")) else {
+        return Default::default();
+    };
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.len() > st && f[px] == "api" && f[sv] != "FRONTEND" && f[sv] != "BACKEND")
+        .map(|f| (f[sv].to_string(), f[st].starts_with("UP")))
+        .collect()
+}

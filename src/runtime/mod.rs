@@ -2,4 +2,5 @@
 //! server per member, one HAProxy per load balancer), each recorded by PID and start time.
 
 pub mod haproxy;
+pub mod local;
 pub mod process;

@@ -110,10 +110,14 @@ pub fn is_running(r: &ProcessRecord) -> bool {
     if process_start(r.pid) != Some(r.start_time) {
         return false;
     }
+    // The program, or a script run by its interpreter (the PyPI `bao` wrapper execs the real
+    // binary: the same PID shows `python3 .../bao` first, then `.../bin/bao`).
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
     match (cmdline(r.pid), r.command.first()) {
-        (Some(live), Some(program)) => live.first().is_some_and(|p| {
-            p == program || p.ends_with(program.rsplit('/').next().unwrap_or(program))
-        }),
+        (Some(live), Some(program)) => live
+            .iter()
+            .take(2)
+            .any(|p| p == program || base(p) == base(program)),
         _ => false,
     }
 }

@@ -97,6 +97,10 @@ pub struct Leader {
     pub is_self: bool,
     #[serde(default)]
     pub leader_address: String,
+    #[serde(default)]
+    pub raft_applied_index: Option<u64>,
+    #[serde(default)]
+    pub raft_committed_index: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -208,7 +212,12 @@ impl Client {
 
     /// Health, whatever the code: 200, 429, 472-474, 501, 503 and 530 all carry a body.
     pub async fn health(&self) -> Result<Health, VaultError> {
-        let resp = self.send(self.http.get(self.url("sys/health"))).await?;
+        // Polled while servers start and fail over: a short timeout of its own.
+        let req = self
+            .http
+            .get(self.url("sys/health"))
+            .timeout(Duration::from_secs(2));
+        let resp = self.send(req).await?;
         let status = resp.status().as_u16();
         let mut h: Health = resp.json().await.map_err(|e| VaultError::Decode {
             addr: self.addr.clone(),
@@ -243,6 +252,16 @@ impl Client {
         let body = json!({"key": key.expose()});
         self.call("unseal", self.http.put(self.url("sys/unseal")).json(&body))
             .await
+    }
+
+    /// Discards the shares submitted so far.
+    pub async fn unseal_reset(&self) -> Result<SealStatus, VaultError> {
+        let body = json!({"reset": true});
+        self.call(
+            "unseal reset",
+            self.http.put(self.url("sys/unseal")).json(&body),
+        )
+        .await
     }
 
     pub async fn leader(&self) -> Result<Leader, VaultError> {

@@ -1,8 +1,10 @@
 //! Vault (and OpenBao): the typed HTTP client; the unseal-key store and the ordered bootstrap
 //! build on it.
 
+pub mod bootstrap;
 pub mod client;
 pub mod secret;
+pub mod spec;
 pub mod store;
 
 pub use client::{Client, Health, RaftServer, SealStatus, TlsSettings, VaultError};

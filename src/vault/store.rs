@@ -249,6 +249,82 @@ impl UnsealStore {
         })
     }
 
+    /// The root token alone, from the first bucket that holds it.
+    pub async fn load_root(&self, aws: &Aws) -> Result<Secret, StoreError> {
+        let mut why = Vec::new();
+        for b in &self.buckets {
+            match self.read_secret(aws, b, &self.root_key()).await {
+                Ok(Some(root)) => return Ok(root),
+                Ok(None) => why.push(format!("{} ({}): no root token", b.bucket, b.region)),
+                Err(e) => why.push(format!("{} ({}): {e}", b.bucket, b.region)),
+            }
+        }
+        Err(StoreError::NoKeys(why))
+    }
+
+    /// Deletes every version of every secret object from every bucket of the store (destroy).
+    /// A bucket that is already gone is fine.
+    pub async fn delete_all(&self, aws: &Aws) -> Result<(), StoreError> {
+        for b in &self.buckets {
+            let s3 = aws.s3(&b.region);
+            let fail = |message: String| StoreError::Bucket {
+                region: b.region.clone(),
+                bucket: b.bucket.clone(),
+                message,
+            };
+            let listed = match s3
+                .list_object_versions()
+                .bucket(&b.bucket)
+                .prefix(&self.prefix)
+                .send()
+                .await
+            {
+                Ok(l) => l,
+                Err(e)
+                    if e.code() == Some("NoSuchBucket")
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(fail(format!(
+                        "S3 list versions: {}",
+                        crate::aws::describe_error(&e).1
+                    )));
+                }
+            };
+            let ours = |key: &str| {
+                key.strip_prefix(&self.prefix)
+                    .is_some_and(|rest| rest == "vault-root" || rest.starts_with("vault-unseal-"))
+            };
+            let versions = listed
+                .versions()
+                .iter()
+                .filter_map(|v| Some((v.key()?, v.version_id())))
+                .chain(
+                    listed
+                        .delete_markers()
+                        .iter()
+                        .filter_map(|m| Some((m.key()?, m.version_id()))),
+                );
+            for (key, version) in versions.filter(|(k, _)| ours(k)) {
+                s3.delete_object()
+                    .bucket(&b.bucket)
+                    .key(key)
+                    .set_version_id(version.map(str::to_owned))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        fail(format!(
+                            "S3 delete {key}: {}",
+                            crate::aws::describe_error(&e).1
+                        ))
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a bucket holds the root token object (cheap check for repair and status).
     pub async fn has_keys(&self, aws: &Aws, b: &StoreBucket) -> bool {
         aws.s3(&b.region)

@@ -1,0 +1,623 @@
+//! `status`, `unseal`, `drill failover` and `snapshot save|restore`: operating a running Vault
+//! cluster with the secrets from the unseal store (decrypted in memory, never shown).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::stack::{Session, lock, open};
+use super::{Error, Outcome};
+use crate::aws::Aws;
+use crate::cli::StateArgs;
+use crate::resources::OpError;
+use crate::runtime::{haproxy, local, process};
+use crate::topology::HealthMode;
+use crate::ui::Printer;
+use crate::vault::bootstrap::{cluster_urls, poll, raft_view, unseal_member};
+use crate::vault::spec::VaultSpec;
+use crate::vault::store::UnsealStore;
+use crate::vault::{Client, RaftServer, Secret, TlsSettings};
+
+fn vault_error(message: impl Into<String>, help: &str) -> Error {
+    Error::Vault {
+        message: message.into(),
+        help: help.to_string(),
+    }
+}
+
+fn op(e: OpError) -> Error {
+    vault_error(e.message, "`vaultform status FILE` shows each member")
+}
+
+fn client(url: &str) -> Result<Client, Error> {
+    Client::new(url, &TlsSettings::default()).map_err(|e| vault_error(e.to_string(), ""))
+}
+
+/// A session with its state's outputs and AWS clients: what the Vault commands need.
+struct Ops {
+    session: Session,
+    aws: Aws,
+    outputs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Ops {
+    async fn open(file: &Path, state: &StateArgs, printer: &Printer) -> Result<Option<Ops>, Error> {
+        let Some(session) = open(file, None, state, None, printer)? else {
+            return Ok(None);
+        };
+        let state = session.load_state().await?;
+        let aws = Aws::connect(&session.aws_settings()).await;
+        let outputs = state
+            .resources
+            .iter()
+            .map(|(k, v)| (k.clone(), v.outputs.clone()))
+            .collect();
+        Ok(Some(Ops {
+            session,
+            aws,
+            outputs,
+        }))
+    }
+
+    /// The topology's clusters (all of them, or the one named).
+    fn vaults(&self, only: Option<&str>) -> Result<Vec<VaultSpec>, Error> {
+        let all: Vec<VaultSpec> = self
+            .session
+            .vaults()
+            .into_values()
+            .filter(|v| only.is_none_or(|o| o == v.name))
+            .collect();
+        if all.is_empty() {
+            return Err(vault_error(
+                match only {
+                    Some(o) => format!("the topology has no Vault cluster \"{o}\""),
+                    None => "the topology declares no Vault cluster".to_string(),
+                },
+                "declare one with `vault \"NAME\" { ... }`",
+            ));
+        }
+        Ok(all)
+    }
+
+    fn store(&self, v: &VaultSpec) -> Result<UnsealStore, Error> {
+        v.unseal_store(&self.outputs).map_err(op)
+    }
+
+    async fn root_token(&self, v: &VaultSpec) -> Result<Secret, Error> {
+        self.store(v)?
+            .load_root(&self.aws)
+            .await
+            .map_err(|e| vault_error(e.to_string(), "has the cluster been applied?"))
+    }
+}
+
+/// One member, as `status` reports it.
+#[derive(Debug, Serialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub address: String,
+    pub reachable: bool,
+    pub initialized: bool,
+    pub sealed: bool,
+    /// `active`, `standby`, `sealed`, `uninitialized` or `down`.
+    pub role: String,
+    pub voter: bool,
+    pub leader: bool,
+    pub applied_index: Option<u64>,
+    /// Each load balancer in front of the member, and whether it sends traffic to it.
+    pub load_balancers: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    pub name: String,
+    pub members: Vec<MemberStatus>,
+    /// The front endpoint and the member it serves.
+    pub front: Option<String>,
+    pub front_serves: Option<String>,
+    pub healthy: bool,
+}
+
+async fn member_status(
+    v: &VaultSpec,
+    m: &crate::vault::spec::MemberSpec,
+    raft: &[RaftServer],
+) -> MemberStatus {
+    let c = Client::new(&m.api_url(), &TlsSettings::default()).ok();
+    let health = match &c {
+        Some(c) => c.health().await.ok(),
+        None => None,
+    };
+    let leader = match (&c, &health) {
+        (Some(c), Some(_)) => c.leader().await.ok(),
+        _ => None,
+    };
+    let role = match &health {
+        None => "down",
+        Some(h) if !h.initialized => "uninitialized",
+        Some(h) if h.sealed => "sealed",
+        Some(h) if h.status == 200 => "active",
+        Some(_) => "standby",
+    };
+    let server = raft.iter().find(|s| s.node_id == m.name);
+    let _ = v;
+    MemberStatus {
+        name: m.name.clone(),
+        address: format!("{}:{}", m.address, m.api_port),
+        reachable: health.is_some(),
+        initialized: health.as_ref().is_some_and(|h| h.initialized),
+        sealed: health.as_ref().is_none_or(|h| h.sealed),
+        role: role.to_string(),
+        voter: server.is_some_and(|s| s.voter),
+        leader: server.is_some_and(|s| s.leader),
+        applied_index: leader.and_then(|l| l.raft_applied_index),
+        load_balancers: BTreeMap::new(),
+    }
+}
+
+/// Whether a load balancer sends traffic to each member: HAProxy's own view from its stats
+/// socket, or else its health rule applied to the members' health codes.
+async fn load_balancer_view(
+    v: &VaultSpec,
+    lb: &str,
+    members: &[MemberStatus],
+) -> BTreeMap<String, bool> {
+    let Some(p) = v.proxies.get(lb) else {
+        return BTreeMap::new();
+    };
+    if let Ok(view) = haproxy::api_servers_up(&v.proxy_dir(lb).join("admin.sock")).await
+        && !view.is_empty()
+    {
+        return view;
+    }
+    p.backends
+        .iter()
+        .map(|b| {
+            let up = members
+                .iter()
+                .find(|m| m.name == b.name)
+                .is_some_and(|m| match p.health {
+                    HealthMode::Active => m.role == "active",
+                    HealthMode::Unsealed => m.role == "active" || m.role == "standby",
+                });
+            (b.name.clone(), up)
+        })
+        .collect()
+}
+
+async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
+    let raft = match ops.root_token(v).await {
+        Ok(token) => {
+            let mut servers = Vec::new();
+            for url in cluster_urls(v) {
+                if let Ok(c) = Client::new(&url, &TlsSettings::default())
+                    && let Ok(s) = c.raft_configuration(&token).await
+                {
+                    servers = s;
+                    break;
+                }
+            }
+            servers
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut members =
+        futures::future::join_all(v.members.iter().map(|m| member_status(v, m, &raft))).await;
+    let mut views = BTreeMap::new();
+    for lb in v.proxies.keys() {
+        views.insert(lb.clone(), load_balancer_view(v, lb, &members).await);
+    }
+    for m in &mut members {
+        for (lb, view) in &views {
+            if let Some(up) = view.get(&m.name) {
+                m.load_balancers.insert(lb.clone(), *up);
+            }
+        }
+    }
+    let front_serves = v.front.as_ref().and_then(|f| {
+        views
+            .get(f)?
+            .iter()
+            .find(|(_, up)| **up)
+            .map(|(name, _)| name.clone())
+    });
+    let leaders = members.iter().filter(|m| m.leader).count();
+    let healthy = leaders == 1
+        && members
+            .iter()
+            .all(|m| m.voter && (m.role == "active" || m.role == "standby"));
+    ClusterStatus {
+        name: v.name.clone(),
+        members,
+        front: v.front.clone(),
+        front_serves,
+        healthy,
+    }
+}
+
+fn render_status(c: &ClusterStatus) -> String {
+    let mut rows = vec![[
+        "MEMBER".to_string(),
+        "ADDRESS".into(),
+        "ROLE".into(),
+        "SEALED".into(),
+        "VOTER".into(),
+        "LEADER".into(),
+        "APPLIED".into(),
+        "LOAD BALANCERS".into(),
+    ]];
+    let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+    for m in &c.members {
+        let lbs: Vec<String> = m
+            .load_balancers
+            .iter()
+            .map(|(lb, up)| format!("{lb} ({})", if *up { "up" } else { "down" }))
+            .collect();
+        rows.push([
+            m.name.clone(),
+            m.address.clone(),
+            m.role.clone(),
+            yes(m.sealed),
+            yes(m.voter),
+            yes(m.leader),
+            m.applied_index.map(|i| i.to_string()).unwrap_or("-".into()),
+            lbs.join(", "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("Vault cluster {}:\n", c.name);
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
+    }
+    if let Some(f) = &c.front {
+        out.push_str(&format!(
+            "  front endpoint {f} serves: {}\n",
+            c.front_serves.as_deref().unwrap_or("no member")
+        ));
+    }
+    out.push_str(if c.healthy {
+        "  healthy: one leader, every member an unsealed voter\n"
+    } else {
+        "  DEGRADED: `vaultform unseal FILE` or `vaultform apply FILE` repairs sealed or stopped members\n"
+    });
+    out
+}
+
+pub async fn status(
+    file: &Path,
+    state: &StateArgs,
+    json: bool,
+    printer: &Printer,
+) -> Result<Outcome, Error> {
+    let Some(ops) = Ops::open(file, state, printer).await? else {
+        return Ok(Outcome::Failure);
+    };
+    let mut clusters = Vec::new();
+    for v in ops.vaults(None)? {
+        clusters.push(cluster_status(&ops, &v).await);
+    }
+    if json {
+        printer.data(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({ "vaults": clusters }))
+                .unwrap_or_default()
+        ));
+    } else {
+        let text: Vec<String> = clusters.iter().map(render_status).collect();
+        printer.data(&text.join("\n"));
+    }
+    Ok(if clusters.iter().all(|c| c.healthy) {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+/// Starts a stopped local member again (same configuration) and unseals it from the store.
+async fn revive(
+    ops: &Ops,
+    v: &VaultSpec,
+    m: &crate::vault::spec::MemberSpec,
+) -> Result<(), OpError> {
+    if v.local {
+        local::start_member(v, m).await?;
+    }
+    let store = v.unseal_store(&ops.outputs)?;
+    let c = Client::new(&m.api_url(), &TlsSettings::default())
+        .map_err(|e| OpError::fatal(e.to_string()))?;
+    unseal_member(&c, &store, &ops.aws).await
+}
+
+pub async fn unseal(file: &Path, state: &StateArgs, printer: &Printer) -> Result<Outcome, Error> {
+    let Some(ops) = Ops::open(file, state, printer).await? else {
+        return Ok(Outcome::Failure);
+    };
+    let _lock = lock(&ops.session, "unseal", printer).await?;
+    let mut failed = false;
+    for v in ops.vaults(None)? {
+        let started = Instant::now();
+        let results =
+            futures::future::join_all(v.members.iter().map(|m| revive(&ops, &v, m))).await;
+        for (m, r) in v.members.iter().zip(results) {
+            match r {
+                Ok(()) => printer.message(&format!("{}/{}: unsealed", v.name, m.name)),
+                Err(e) => {
+                    failed = true;
+                    printer.message(&format!("{}/{}: {}", v.name, m.name, e.message));
+                }
+            }
+        }
+        printer.message(&format!(
+            "{}: every member unsealed in {:.1}s",
+            v.name,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(if failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    })
+}
+
+/// How `drill failover` takes the leader away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrillMethod {
+    /// SIGKILL the leader's server: a crash or the loss of its region.
+    Kill,
+    /// SIGTERM: a clean shutdown.
+    Stop,
+    /// `sys/step-down`: the leader stays up as a standby.
+    StepDown,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DrillReport {
+    pub event: &'static str,
+    pub vault: String,
+    pub method: String,
+    pub old_leader: String,
+    pub new_leader: String,
+    /// From taking the leader away until the front endpoint answered 200 from the new one.
+    pub failover_ms: u64,
+    /// From then until the old member was back, unsealed, and every member a voter.
+    pub restore_ms: u64,
+}
+
+/// Which member the front endpoint serves as active, if any.
+async fn front_active(front: &Client, v: &VaultSpec) -> Option<String> {
+    let h = front.health().await.ok()?;
+    if h.status != 200 {
+        return None;
+    }
+    let l = front.leader().await.ok()?;
+    if !l.is_self {
+        return None;
+    }
+    v.members
+        .iter()
+        .find(|m| m.api_url() == l.leader_address.trim_end_matches('/'))
+        .map(|m| m.name.clone())
+}
+
+pub async fn drill_failover(
+    file: &Path,
+    state: &StateArgs,
+    method: DrillMethod,
+    json: bool,
+    printer: &Printer,
+) -> Result<Outcome, Error> {
+    let Some(ops) = Ops::open(file, state, printer).await? else {
+        return Ok(Outcome::Failure);
+    };
+    let _lock = lock(&ops.session, "drill", printer).await?;
+    let v = ops.vaults(None)?.remove(0);
+    let front_url = v.front_url().ok_or_else(|| {
+        vault_error(
+            format!("Vault cluster {} has no front endpoint", v.name),
+            "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
+        )
+    })?;
+    let front = client(&front_url)?;
+    let token = ops.root_token(&v).await?;
+    let old = front_active(&front, &v).await.ok_or_else(|| {
+        vault_error(
+            format!("the front endpoint {front_url} serves no active member"),
+            "`vaultform status FILE` shows why; the drill needs a healthy cluster",
+        )
+    })?;
+    let old_member = v.member(&old).cloned().expect("a member");
+    if method != DrillMethod::StepDown && !v.local {
+        return Err(vault_error(
+            "stopping a member is available on the local runtime only",
+            "use `--method step-down`",
+        ));
+    }
+    printer.message(&format!(
+        "Drill: taking the leader {old} away ({method:?}); watching {front_url}."
+    ));
+    let started = Instant::now();
+    match method {
+        DrillMethod::Kill | DrillMethod::Stop => {
+            let rec = local::member_process(&v, &old).ok_or_else(|| {
+                vault_error(
+                    format!("no running process recorded for {old}"),
+                    "apply the topology first",
+                )
+            })?;
+            if method == DrillMethod::Kill {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(rec.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            } else {
+                process::stop(&rec, Duration::from_secs(30))
+                    .await
+                    .map_err(|e| vault_error(e.to_string(), ""))?;
+            }
+        }
+        DrillMethod::StepDown => {
+            client(&old_member.api_url())?
+                .step_down(&token)
+                .await
+                .map_err(|e| vault_error(e.to_string(), ""))?;
+        }
+    }
+    // The measurement: a tight 20 ms probe (its resolution), bounded at two minutes.
+    let deadline = started + Duration::from_secs(120);
+    let new = loop {
+        if let Some(n) = front_active(&front, &v).await
+            && n != old
+        {
+            break n;
+        }
+        if Instant::now() > deadline {
+            return Err(vault_error(
+                format!("no new active member behind {front_url} after 120 s"),
+                "`vaultform status FILE` shows the members",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let failover = started.elapsed();
+    printer.message(&format!(
+        "{new} is active behind the front endpoint after {:.2}s; restoring {old}.",
+        failover.as_secs_f64()
+    ));
+    let restore_started = Instant::now();
+    if method != DrillMethod::StepDown {
+        revive(&ops, &v, &old_member).await.map_err(op)?;
+    }
+    let urls = cluster_urls(&v);
+    let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
+    want.sort();
+    poll(
+        "waiting until every member is a voter again",
+        Duration::from_secs(180),
+        || async {
+            match raft_view(&urls, &token).await {
+                Ok((voters, 1)) if voters == want => Ok(()),
+                Ok((voters, n)) => Err(format!("voters [{}], {n} leader(s)", voters.join(", "))),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await
+    .map_err(op)?;
+    let report = DrillReport {
+        event: "drill",
+        vault: v.name.clone(),
+        method: format!("{method:?}").to_lowercase(),
+        old_leader: old.clone(),
+        new_leader: new.clone(),
+        failover_ms: failover.as_millis() as u64,
+        restore_ms: restore_started.elapsed().as_millis() as u64,
+    };
+    if json {
+        printer.data(&format!(
+            "{}\n",
+            serde_json::to_string(&report).unwrap_or_default()
+        ));
+    } else {
+        printer.data(&format!(
+            "Failover: {old} -> {new} through the front endpoint in {:.2}s; {old} back as an unsealed voter {:.1}s later.\n",
+            failover.as_secs_f64(),
+            report.restore_ms as f64 / 1000.0
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+/// The active member, through the front endpoint or else any member.
+async fn active_client(v: &VaultSpec) -> Result<Client, Error> {
+    for url in cluster_urls(v) {
+        let c = client(&url)?;
+        if c.health().await.is_ok_and(|h| h.status == 200) {
+            return Ok(c);
+        }
+    }
+    Err(vault_error(
+        format!("no member of {} is active", v.name),
+        "`vaultform status FILE` shows the members",
+    ))
+}
+
+pub async fn snapshot_save(
+    file: &Path,
+    path: &Path,
+    state: &StateArgs,
+    printer: &Printer,
+) -> Result<Outcome, Error> {
+    let Some(ops) = Ops::open(file, state, printer).await? else {
+        return Ok(Outcome::Failure);
+    };
+    let v = ops.vaults(None)?.remove(0);
+    let token = ops.root_token(&v).await?;
+    let c = active_client(&v).await?;
+    let bytes = c
+        .snapshot_save(&token)
+        .await
+        .map_err(|e| vault_error(e.to_string(), ""))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(&bytes).map(|_| f))
+            .map_err(|source| Error::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let _ = f.flush();
+    }
+    printer.message(&format!(
+        "Saved a raft snapshot of {} ({} bytes) to {}.",
+        v.name,
+        bytes.len(),
+        path.display()
+    ));
+    Ok(Outcome::Success)
+}
+
+pub async fn snapshot_restore(
+    file: &Path,
+    path: &Path,
+    force: bool,
+    state: &StateArgs,
+    printer: &Printer,
+) -> Result<Outcome, Error> {
+    let Some(ops) = Ops::open(file, state, printer).await? else {
+        return Ok(Outcome::Failure);
+    };
+    let _lock = lock(&ops.session, "snapshot restore", printer).await?;
+    let v = ops.vaults(None)?.remove(0);
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let token = ops.root_token(&v).await?;
+    let c = active_client(&v).await?;
+    c.snapshot_restore(&token, bytes, force)
+        .await
+        .map_err(|e| {
+            vault_error(
+                e.to_string(),
+                "a snapshot of another cluster needs --force (and that cluster's unseal keys)",
+            )
+        })?;
+    printer.message(&format!("Restored {} from {}.", v.name, path.display()));
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,407 @@
+//! The local runtime's resource kinds: a Vault server process per member and an HAProxy per
+//! load balancer, each in its own directory under the cluster's working directory with its
+//! configuration, its log and a `process.json` record. A process whose record names a live
+//! process with the same configuration is adopted; anything else is stopped (by its recorded
+//! PID and start time, never by name) and started afresh.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::haproxy::{self, ProxyConfig};
+use super::process::{self, ProcessRecord};
+use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::state::ResourceState;
+use crate::topology::Flavour;
+use crate::vault::spec::{MemberSpec, VaultSpec, which};
+use crate::vault::{Client, TlsSettings};
+
+/// How long a started process may take to serve.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The HAProxy standing in for a load balancer.
+pub struct LocalProxy;
+/// A member's Vault server process.
+pub struct VaultMember;
+
+fn name_after<'a>(address: &'a str, marker: &str) -> Result<&'a str, OpError> {
+    crate::resources::last_segment(address, marker)
+        .ok_or_else(|| OpError::fatal(format!("{address}: not a {marker} address")))
+}
+
+/// The desired attributes of a proxy.
+pub fn proxy_attrs(p: &ProxyConfig) -> Map<String, Value> {
+    let backends: Vec<String> = p
+        .backends
+        .iter()
+        .map(|b| format!("{}={}:{},{}", b.name, b.address, b.api_port, b.cluster_port))
+        .collect();
+    let health = match p.health {
+        crate::topology::HealthMode::Active => "active",
+        crate::topology::HealthMode::Unsealed => "unsealed",
+    };
+    json!({
+        "address": p.address.to_string(),
+        "api_port": p.api_port,
+        "cluster_port": p.cluster_port,
+        "health": health,
+        "backends": backends,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+/// The desired attributes of a member's server process.
+pub fn member_attrs(v: &VaultSpec, m: &MemberSpec) -> Map<String, Value> {
+    json!({
+        "address": m.address.to_string(),
+        "api_port": m.api_port,
+        "cluster_port": m.cluster_port,
+        "node_id": m.name,
+        "server": match v.flavour { Flavour::Bao => "bao", Flavour::Vault => "vault" },
+        "binary": v.binary,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+/// The server configuration of a member: raft storage with the fastest timing, plain HTTP on
+/// its own loopback address.
+pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path) -> String {
+    format!(
+        "# vaultform: member {member} of Vault cluster {vault} (stack {stack}); rewritten by apply\n\
+         cluster_name = \"{vault}\"\n\
+         api_addr = \"http://{a}:{api}\"\n\
+         cluster_addr = \"https://{a}:{cl}\"\n\
+         disable_mlock = true\n\
+         ui = false\n\
+         log_level = \"info\"\n\n\
+         storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{member}\"\n  performance_multiplier = 1\n}}\n\n\
+         listener \"tcp\" {{\n  address = \"{a}:{api}\"\n  cluster_address = \"{a}:{cl}\"\n  tls_disable = true\n}}\n",
+        member = m.name,
+        vault = v.name,
+        stack = v.stack,
+        a = m.address,
+        api = m.api_port,
+        cl = m.cluster_port,
+        data = data.display(),
+    )
+}
+
+/// The state identifiers of a process: its record, and its directory.
+fn ids(dir: &Path, rec: &ProcessRecord) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "process".to_string(),
+            serde_json::to_string(rec).unwrap_or_default(),
+        ),
+        ("dir".to_string(), dir.display().to_string()),
+    ])
+}
+
+/// The process a resource's state records.
+pub fn recorded_process(rs: &ResourceState) -> Option<ProcessRecord> {
+    rs.ids
+        .get("process")
+        .and_then(|p| serde_json::from_str(p).ok())
+}
+
+fn pidfile(dir: &Path) -> PathBuf {
+    dir.join("process.json")
+}
+
+fn read_pidfile(dir: &Path) -> Option<ProcessRecord> {
+    std::fs::read(pidfile(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> OpError {
+    OpError::fatal(format!("{what} {}: {e}", path.display()))
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), OpError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("writing", path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| io("writing", path, e))
+}
+
+/// The last lines of a log, to explain why a process did not start.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Runs `program args` in `dir` with `config` written to `dir/config_name`: adopts the process
+/// already running there with the same configuration, replaces one with another, then waits
+/// (polling with backoff) until `ready` says it serves.
+async fn ensure_process<F, Fut>(
+    dir: &Path,
+    config_name: &str,
+    config: &str,
+    program: &str,
+    args: &[String],
+    ready: F,
+) -> Result<ProcessRecord, OpError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let cfg = dir.join(config_name);
+    let same_config = std::fs::read_to_string(&cfg).is_ok_and(|old| old == config);
+    if let Some(old) = read_pidfile(dir)
+        && process::is_running(&old)
+    {
+        if same_config {
+            wait_ready(&old, &ready).await?;
+            return Ok(old);
+        }
+        process::stop(&old, Duration::from_secs(10))
+            .await
+            .map_err(|e| OpError::fatal(e.to_string()))?;
+    }
+    write_private(&cfg, config)?;
+    let binary = which(program).ok_or_else(|| {
+        OpError::fatal(format!(
+            "{program} not found on PATH; install it (scripts/testbed setup does) or set its path in the topology"
+        ))
+    })?;
+    let log = dir.join(format!(
+        "{}.log",
+        config_name.split('.').next().unwrap_or("process")
+    ));
+    let rec = process::spawn_detached(&binary, args, &log, dir)
+        .map_err(|e| OpError::fatal(e.to_string()))?;
+    write_private(
+        &pidfile(dir),
+        &serde_json::to_string(&rec).unwrap_or_default(),
+    )?;
+    wait_ready(&rec, &ready).await?;
+    Ok(rec)
+}
+
+async fn wait_ready<F, Fut>(rec: &ProcessRecord, ready: &F) -> Result<(), OpError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        if ready().await {
+            return Ok(());
+        }
+        if !process::is_running(rec) {
+            return Err(OpError::fatal(format!(
+                "{} (PID {}) exited; the end of {}:\n{}",
+                rec.command.first().map(String::as_str).unwrap_or("process"),
+                rec.pid,
+                rec.log.display(),
+                log_tail(&rec.log)
+            )));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(OpError::fatal(format!(
+                "PID {} did not serve within {}s; see {}",
+                rec.pid,
+                READY_TIMEOUT.as_secs(),
+                rec.log.display()
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Stops what a resource's state (and its directory's record) names, and removes the
+/// directory; then the parent directories that became empty, up to the working directory.
+async fn remove_process(rs: &ResourceState) -> Result<(), OpError> {
+    let dir = rs.ids.get("dir").map(PathBuf::from);
+    let records = recorded_process(rs)
+        .into_iter()
+        .chain(dir.as_deref().and_then(read_pidfile));
+    for rec in records {
+        process::stop(&rec, Duration::from_secs(15))
+            .await
+            .map_err(|e| OpError::fatal(e.to_string()))?;
+    }
+    if let Some(dir) = dir {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing", &dir, e)),
+        }
+        // `members/` or `proxies/`, then the working directory, when empty.
+        let mut parent = dir.parent();
+        for _ in 0..2 {
+            match parent {
+                Some(p) if std::fs::remove_dir(p).is_ok() => parent = p.parent(),
+                _ => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Running when the process state records is, or the one its directory's record names (a
+/// member restarted by `drill` or `unseal`).
+fn observe_process(rs: &ResourceState) -> Observed {
+    let from_dir = || rs.ids.get("dir").and_then(|d| read_pidfile(Path::new(d)));
+    match recorded_process(rs)
+        .into_iter()
+        .chain(from_dir())
+        .find(process::is_running)
+    {
+        Some(_) => Observed::Present {
+            attrs: rs.attributes.clone(),
+            delete_blocker: None,
+        },
+        _ => Observed::Gone,
+    }
+}
+
+async fn tcp_open(addr: std::net::SocketAddr) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+#[async_trait::async_trait]
+impl Provider for LocalProxy {
+    fn service(&self) -> &'static str {
+        "local"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        Ok(observe_process(rs))
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let v = cx.vault(&d.address)?;
+        let lb = name_after(&d.address, "proxy.")?;
+        let p = v
+            .proxies
+            .get(lb)
+            .ok_or_else(|| OpError::fatal(format!("{lb}: no such load balancer")))?;
+        let dir = v.proxy_dir(lb);
+        let mut config = haproxy::render(p);
+        let socket = dir.join("admin.sock");
+        // A Unix socket path must fit in 108 bytes; without it, status asks the members.
+        if socket.as_os_str().len() < 100 {
+            config = config.replacen(
+                "global\n",
+                &format!(
+                    "global\n    stats socket {} mode 600 level user\n",
+                    socket.display()
+                ),
+                1,
+            );
+        }
+        let args = vec![
+            "-db".to_string(),
+            "-f".to_string(),
+            dir.join("haproxy.cfg").display().to_string(),
+        ];
+        let addr = std::net::SocketAddr::from((p.address, p.api_port));
+        let rec = ensure_process(&dir, "haproxy.cfg", &config, "haproxy", &args, || {
+            tcp_open(addr)
+        })
+        .await?;
+        Ok(Recorded {
+            ids: ids(&dir, &rec),
+            outputs: BTreeMap::from([(
+                "url".to_string(),
+                format!("http://{}:{}", p.address, p.api_port),
+            )]),
+        })
+    }
+
+    async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        remove_process(rs).await
+    }
+}
+
+/// Whether a member's API answers at all (any health code).
+async fn answers(client: &Client) -> bool {
+    client.health().await.is_ok()
+}
+
+#[async_trait::async_trait]
+impl Provider for VaultMember {
+    fn service(&self) -> &'static str {
+        "local"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        Ok(observe_process(rs))
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let v = cx.vault(&d.address)?;
+        let name = name_after(&d.address, "member.")?;
+        let m = v
+            .member(name)
+            .ok_or_else(|| OpError::fatal(format!("{name}: no such member")))?;
+        let rec = start_member(v, m).await?;
+        Ok(Recorded {
+            ids: ids(&v.member_dir(name), &rec),
+            outputs: BTreeMap::from([("api_addr".to_string(), m.api_url())]),
+        })
+    }
+
+    async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        remove_process(rs).await
+    }
+}
+
+/// Starts a member's server (or adopts the one running with the same configuration) and waits
+/// until its API answers.
+pub async fn start_member(v: &VaultSpec, m: &MemberSpec) -> Result<ProcessRecord, OpError> {
+    let dir = v.member_dir(&m.name);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| io("creating", &data, e))?;
+    let config = member_config(v, m, &data);
+    let args = vec![
+        "server".to_string(),
+        format!("-config={}", dir.join("server.hcl").display()),
+    ];
+    let client = Client::new(&m.api_url(), &TlsSettings::default())
+        .map_err(|e| OpError::fatal(e.to_string()))?;
+    ensure_process(&dir, "server.hcl", &config, &v.binary, &args, || {
+        answers(&client)
+    })
+    .await
+}
+
+/// The running process of a member, from its directory's record.
+pub fn member_process(v: &VaultSpec, name: &str) -> Option<ProcessRecord> {
+    read_pidfile(&v.member_dir(name)).filter(process::is_running)
+}

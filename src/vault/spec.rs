@@ -1,0 +1,272 @@
+//! What the bootstrap and the Vault commands need to know about one Vault cluster, resolved
+//! once from the topology: members and their addresses, the load balancer in front of each,
+//! the unseal store, the server binary and the local runtime's working directory.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::graph::address;
+use crate::resources::OpError;
+use crate::runtime::haproxy::{Backend, ProxyConfig};
+use crate::topology::{Flavour, Runtime, Topology};
+use crate::vault::store::{StoreBucket, UnsealStore};
+
+/// One member of the cluster.
+#[derive(Debug, Clone)]
+pub struct MemberSpec {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub api_port: u16,
+    pub cluster_port: u16,
+    pub load_balancer: String,
+    pub primary: bool,
+}
+
+impl MemberSpec {
+    pub fn api_url(&self) -> String {
+        format!("http://{}:{}", self.address, self.api_port)
+    }
+}
+
+/// A bucket of the unseal store, with the address of the key that encrypts its objects.
+#[derive(Debug, Clone)]
+pub struct StoreBucketSpec {
+    pub region: String,
+    pub bucket: String,
+    pub key_address: String,
+}
+
+/// One Vault cluster, as the local runtime and the bootstrap see it.
+#[derive(Debug, Clone)]
+pub struct VaultSpec {
+    pub name: String,
+    pub stack: String,
+    pub flavour: Flavour,
+    /// The server binary as written (a path or a name on PATH).
+    pub binary: String,
+    /// Absolute: where members' data and configuration and proxies' configuration live.
+    pub work_dir: PathBuf,
+    /// Whether this build runs the cluster (the local runtime).
+    pub local: bool,
+    pub members: Vec<MemberSpec>,
+    /// Load balancers by name, as the local runtime's HAProxy serves them.
+    pub proxies: BTreeMap<String, ProxyConfig>,
+    pub front: Option<String>,
+    pub shares: u32,
+    pub threshold: u32,
+    pub prefix: String,
+    pub context: BTreeMap<String, String>,
+    pub store: Vec<StoreBucketSpec>,
+}
+
+impl VaultSpec {
+    pub fn primary(&self) -> &MemberSpec {
+        self.members
+            .iter()
+            .find(|m| m.primary)
+            .unwrap_or(&self.members[0])
+    }
+
+    pub fn member(&self, name: &str) -> Option<&MemberSpec> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The URL of a load balancer's API port.
+    pub fn proxy_url(&self, lb: &str) -> Option<String> {
+        self.proxies
+            .get(lb)
+            .map(|p| format!("http://{}:{}", p.address, p.api_port))
+    }
+
+    /// Where joining members reach the leader: the primary's load balancer.
+    pub fn leader_api_addr(&self) -> String {
+        let p = self.primary();
+        self.proxy_url(&p.load_balancer)
+            .unwrap_or_else(|| p.api_url())
+    }
+
+    /// The front endpoint's URL, when the cluster has one.
+    pub fn front_url(&self) -> Option<String> {
+        self.front.as_deref().and_then(|f| self.proxy_url(f))
+    }
+
+    pub fn member_dir(&self, name: &str) -> PathBuf {
+        self.work_dir.join("members").join(name)
+    }
+
+    pub fn proxy_dir(&self, lb: &str) -> PathBuf {
+        self.work_dir.join("proxies").join(lb)
+    }
+
+    /// The unseal store, with each bucket's KMS key ARN from the recorded outputs.
+    pub fn unseal_store(
+        &self,
+        outputs: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<UnsealStore, OpError> {
+        let mut buckets = Vec::new();
+        for b in &self.store {
+            let key = outputs
+                .get(&b.key_address)
+                .and_then(|o| o.get("arn"))
+                .ok_or_else(|| {
+                    OpError::fatal(format!(
+                        "{} has no recorded ARN: apply the key before the Vault cluster",
+                        b.key_address
+                    ))
+                })?;
+            buckets.push(StoreBucket {
+                region: b.region.clone(),
+                bucket: b.bucket.clone(),
+                key: key.clone(),
+            });
+        }
+        Ok(UnsealStore::new(
+            &self.stack,
+            &self.name,
+            &self.context,
+            buckets,
+            &self.prefix,
+            self.threshold as usize,
+        ))
+    }
+}
+
+/// Every Vault cluster of the topology, by name; relative paths resolve against `base_dir`
+/// (the topology file's directory).
+pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
+    let mut out = BTreeMap::new();
+    for v in &t.vaults {
+        let name = v.name.value.clone();
+        let (local, work_dir) = match &v.runtime.value {
+            Runtime::Local { work_dir } => (
+                true,
+                base_dir.join(
+                    work_dir
+                        .clone()
+                        .unwrap_or_else(|| format!(".vaultform/{}/{name}", t.stack.value)),
+                ),
+            ),
+            Runtime::Kubernetes { .. } => (false, PathBuf::new()),
+        };
+        let primary = v.bootstrap_member().map(|m| m.name.value.clone());
+        let members: Vec<MemberSpec> = v
+            .members
+            .iter()
+            .map(|m| MemberSpec {
+                name: m.name.value.clone(),
+                address: m
+                    .address
+                    .as_ref()
+                    .map(|a| a.value)
+                    .unwrap_or(Ipv4Addr::LOCALHOST),
+                api_port: m.api_port.value,
+                cluster_port: m.cluster_port.value,
+                load_balancer: m.load_balancer.value.clone(),
+                primary: primary.as_deref() == Some(m.name.value.as_str()),
+            })
+            .collect();
+        let mut proxies = BTreeMap::new();
+        let lbs = members
+            .iter()
+            .map(|m| m.load_balancer.clone())
+            .chain(v.front.iter().map(|f| f.value.clone()));
+        for lb in lbs {
+            if proxies.contains_key(&lb) {
+                continue;
+            }
+            let Some((_, decl)) = t.load_balancer(&lb) else {
+                continue;
+            };
+            // The front endpoint serves every member; a member's load balancer its own.
+            let is_front = v.front.as_ref().is_some_and(|f| f.value == lb);
+            let backends = members
+                .iter()
+                .filter(|m| is_front || m.load_balancer == lb)
+                .map(|m| Backend {
+                    name: m.name.clone(),
+                    address: m.address,
+                    api_port: m.api_port,
+                    cluster_port: m.cluster_port,
+                })
+                .collect();
+            proxies.insert(
+                lb.clone(),
+                ProxyConfig {
+                    name: lb.clone(),
+                    address: decl
+                        .local_address
+                        .as_ref()
+                        .map(|a| a.value)
+                        .unwrap_or(Ipv4Addr::LOCALHOST),
+                    api_port: decl.api_port.value,
+                    cluster_port: decl.cluster_port.value,
+                    health: decl.health.value,
+                    backends,
+                },
+            );
+        }
+        let store = v
+            .unseal_store
+            .buckets
+            .iter()
+            .filter_map(|b| {
+                let (region, decl) = t.bucket(&b.value)?;
+                Some(StoreBucketSpec {
+                    region: region.name.value.clone(),
+                    bucket: b.value.clone(),
+                    key_address: address::region(
+                        &region.name.value,
+                        &format!("key.{}", decl.key.value),
+                    ),
+                })
+            })
+            .collect();
+        let binary = v.server.binary.clone().unwrap_or_else(|| {
+            match v.server.flavour {
+                Flavour::Bao => "bao",
+                Flavour::Vault => "vault",
+            }
+            .to_string()
+        });
+        out.insert(
+            name.clone(),
+            VaultSpec {
+                name,
+                stack: t.stack.value.clone(),
+                flavour: v.server.flavour,
+                binary,
+                work_dir,
+                local,
+                members,
+                proxies,
+                front: v.front.as_ref().map(|f| f.value.clone()),
+                shares: v.shares.value,
+                threshold: v.threshold.value,
+                prefix: v.unseal_store.prefix.clone(),
+                context: v.unseal_store.context.clone(),
+                store,
+            },
+        );
+    }
+    out
+}
+
+/// The cluster name of a `vault.<name>.…` address.
+pub fn vault_of(address: &str) -> Option<&str> {
+    address.strip_prefix("vault.")?.split('.').next()
+}
+
+/// Finds a program: a path as given, else the first match on PATH (then the sbin directories,
+/// where Debian puts HAProxy).
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
