@@ -15,7 +15,7 @@ use crate::resources::OpError;
 use crate::runtime::{haproxy, local, process};
 use crate::topology::HealthMode;
 use crate::ui::Printer;
-use crate::vault::bootstrap::{cluster_urls, poll, raft_view, unseal_member};
+use crate::vault::bootstrap::{cluster_urls, unseal_member, wait_until_whole};
 use crate::vault::spec::VaultSpec;
 use crate::vault::store::UnsealStore;
 use crate::vault::{Client, RaftServer, Secret, TlsSettings};
@@ -225,6 +225,7 @@ async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
     });
     let leaders = members.iter().filter(|m| m.leader).count();
     let healthy = leaders == 1
+        && members.iter().any(|m| m.role == "active")
         && members
             .iter()
             .all(|m| m.voter && (m.role == "active" || m.role == "standby"));
@@ -356,8 +357,14 @@ pub async fn unseal(file: &Path, state: &StateArgs, printer: &Printer) -> Result
                 }
             }
         }
+        if failed {
+            continue;
+        }
+        // Unsealed is not yet serving: wait for the leader and every voter.
+        let token = ops.root_token(&v).await?;
+        wait_until_whole(&v, &token).await.map_err(op)?;
         printer.message(&format!(
-            "{}: every member unsealed in {:.1}s",
+            "{}: every member unsealed, one leader and every member a voter, in {:.1}s",
             v.name,
             started.elapsed().as_secs_f64()
         ));
@@ -497,22 +504,7 @@ pub async fn drill_failover(
     if method != DrillMethod::StepDown {
         revive(&ops, &v, &old_member).await.map_err(op)?;
     }
-    let urls = cluster_urls(&v);
-    let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
-    want.sort();
-    poll(
-        "waiting until every member is a voter again",
-        Duration::from_secs(180),
-        || async {
-            match raft_view(&urls, &token).await {
-                Ok((voters, 1)) if voters == want => Ok(()),
-                Ok((voters, n)) => Err(format!("voters [{}], {n} leader(s)", voters.join(", "))),
-                Err(e) => Err(e),
-            }
-        },
-    )
-    .await
-    .map_err(op)?;
+    wait_until_whole(&v, &token).await.map_err(op)?;
     let report = DrillReport {
         event: "drill",
         vault: v.name.clone(),

@@ -166,6 +166,38 @@ pub fn cluster_urls(v: &VaultSpec) -> Vec<String> {
         .collect()
 }
 
+/// Waits (polling with backoff) until every member is a voter under one leader, and the leader
+/// serves as the active node.
+pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpError> {
+    let urls = cluster_urls(v);
+    let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
+    want.sort();
+    poll(
+        "waiting until every member is a voter under one active leader",
+        VOTERS_TIMEOUT,
+        || async {
+            match raft_view(&urls, token).await {
+                Ok((voters, 1)) if voters == want => {
+                    for m in &v.members {
+                        if let Ok(c) = Client::new(&m.api_url(), &TlsSettings::default())
+                            && c.health().await.is_ok_and(|h| h.status == 200)
+                        {
+                            return Ok(());
+                        }
+                    }
+                    Err("no member is active yet".to_string())
+                }
+                Ok((voters, leaders)) => Err(format!(
+                    "voters [{}], {leaders} leader(s)",
+                    voters.join(", ")
+                )),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await
+}
+
 #[async_trait::async_trait]
 impl Provider for VaultInit {
     fn service(&self) -> &'static str {
@@ -557,25 +589,9 @@ impl Provider for RaftVerify {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let v = cx.vault(&d.address)?;
-        let want: Vec<String> = crate::resources::str_list(&d.attrs, "voters");
         let store = v.unseal_store(cx.outputs)?;
         let token = store.load_root(cx.aws).await.map_err(store_err)?;
-        let urls = cluster_urls(v);
-        poll(
-            "waiting until every member is a voter under one leader",
-            VOTERS_TIMEOUT,
-            || async {
-                match raft_view(&urls, &token).await {
-                    Ok((voters, 1)) if voters == want => Ok(()),
-                    Ok((voters, leaders)) => Err(format!(
-                        "voters [{}], {leaders} leader(s)",
-                        voters.join(", ")
-                    )),
-                    Err(e) => Err(e),
-                }
-            },
-        )
-        .await?;
+        wait_until_whole(v, &token).await?;
         Ok(Recorded::default())
     }
 

@@ -5,6 +5,7 @@ mod support;
 mod apply;
 mod aws_part;
 mod cli;
+mod cluster;
 mod diagnostics;
 mod engine;
 mod fuzz;

@@ -142,7 +142,7 @@ async fn the_store_keeps_only_ciphertext_falls_back_and_never_overwrites() {
     }
 }
 
-async fn aws_for(endpoint: &str) -> Aws {
+pub(crate) async fn aws_for(endpoint: &str) -> Aws {
     // The library reads credentials from the environment like the CLI does. Every test of
     // this binary that talks to moto uses these same values, so setting them races with nothing.
     unsafe {

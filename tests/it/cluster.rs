@@ -1,0 +1,403 @@
+//! `topologies/local.kdl` end to end against moto, OpenBao and HAProxy: apply from nothing to
+//! a 3-voter raft cluster, KV through two regions' load balancers, a no-op second apply, every
+//! server killed and brought back by `unseal` and by `apply` (one bucket deleted: fallback and
+//! repair), a failover drill through the front endpoint, a snapshot, and a destroy that leaves
+//! no process, no data and no AWS resource — with no secret anywhere on disk or in output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use crate::support::aws::Api;
+use crate::support::testbed::{Moto, bin_dir};
+use crate::support::{aws_command, root, stderr, stdout};
+use vaultform::aws::Aws;
+use vaultform::runtime::process::{self, ProcessRecord};
+use vaultform::vault::store::{StoreBucket, UnsealStore};
+use vaultform::vault::{Client, Secret, TlsSettings};
+
+/// This test's loopback network: nothing else in the suite uses 127.0.77.x.
+const NET: &str = "127.0.77.";
+
+/// Every process the stack's working directory records, by its own PID.
+fn recorded_processes(work: &Path) -> Vec<ProcessRecord> {
+    let mut out = Vec::new();
+    for kind in ["members", "proxies"] {
+        let Ok(dirs) = std::fs::read_dir(work.join(kind)) else {
+            continue;
+        };
+        for d in dirs.flatten() {
+            if let Ok(text) = std::fs::read(d.path().join("process.json"))
+                && let Ok(rec) = serde_json::from_slice(&text)
+            {
+                out.push(rec);
+            }
+        }
+    }
+    out
+}
+
+/// Kills what the stack started if the test ends early (panics included).
+struct Cleanup {
+    work: PathBuf,
+    seen: std::cell::RefCell<Vec<ProcessRecord>>,
+}
+
+impl Cleanup {
+    fn remember(&self) {
+        let mut seen = self.seen.borrow_mut();
+        for r in recorded_processes(&self.work) {
+            if !seen.contains(&r) {
+                seen.push(r);
+            }
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.remember();
+        for r in self.seen.borrow().iter() {
+            if process::is_running(r) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(r.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+struct Run {
+    dir: PathBuf,
+    ep: String,
+    /// Everything the binary printed, for the leak check.
+    transcript: std::cell::RefCell<String>,
+}
+
+impl Run {
+    fn cmd(&self, args: &[&str]) -> Output {
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = aws_command(&self.dir, &self.ep, args)
+            .env("PATH", path)
+            .output()
+            .expect("run vaultform");
+        let mut t = self.transcript.borrow_mut();
+        t.push_str(&stdout(&out));
+        t.push_str(&stderr(&out));
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "vaultform {args:?}\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.cmd(&["status", "local.kdl", "--json"]);
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)))
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join(".vaultform/bv-local.state.json"))
+            .expect("state");
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+fn assert_healthy(status: &serde_json::Value) {
+    let c = &status["vaults"][0];
+    assert_eq!(c["healthy"], true, "{status:#}");
+    let members = c["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().filter(|m| m["leader"] == true).count(), 1);
+    assert!(
+        members
+            .iter()
+            .all(|m| m["voter"] == true && m["sealed"] == false)
+    );
+}
+
+async fn store_of(run: &Run, aws: &Aws) -> UnsealStore {
+    let state = run.state();
+    let arn = |region: &str| {
+        state["resources"][format!("region.{region}.key.unseal")]["outputs"]["arn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let buckets = ["eu-central-1", "eu-west-1"]
+        .iter()
+        .map(|r| StoreBucket {
+            region: r.to_string(),
+            bucket: format!("bv-local-unseal-{r}"),
+            key: arn(r),
+        })
+        .collect();
+    let _ = aws;
+    UnsealStore::new("bv-local", "bv", &BTreeMap::new(), buckets, "vault/bv/", 3)
+}
+
+/// Every file under `dir`, recursively, as bytes (sockets and the like skipped).
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file()
+                && let Ok(bytes) = std::fs::read(&p)
+            {
+                out.push((p, bytes));
+            }
+        }
+    }
+    out
+}
+
+fn assert_no_secret(secrets: &[String], run: &Run, extra: &[(&str, String)]) {
+    let transcript = run.transcript.borrow();
+    let mut places: Vec<(String, Vec<u8>)> = files(&run.dir)
+        .into_iter()
+        .map(|(p, b)| (p.display().to_string(), b))
+        .collect();
+    places.push(("output".into(), transcript.as_bytes().to_vec()));
+    for (name, text) in extra {
+        places.push((name.to_string(), text.as_bytes().to_vec()));
+    }
+    for s in secrets {
+        assert!(s.len() >= 16, "a real secret");
+        for (name, bytes) in &places {
+            let hay = String::from_utf8_lossy(bytes);
+            assert!(!hay.contains(s.as_str()), "a secret leaked into {name}");
+        }
+    }
+}
+
+#[test]
+fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(root().join("topologies/local.kdl"))
+        .unwrap()
+        .replace("127.0.10.", NET);
+    std::fs::write(d.join("local.kdl"), text).unwrap();
+    let work = d.join(".vaultform/bv-local");
+    let cleanup = Cleanup {
+        work: work.clone(),
+        seen: Default::default(),
+    };
+    let run = Run {
+        dir: d.to_path_buf(),
+        ep: ep.clone(),
+        transcript: Default::default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // From nothing to three unsealed voters under one leader.
+    run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    cleanup.remember();
+    assert_eq!(
+        recorded_processes(&work).len(),
+        3 + 4,
+        "3 servers, 4 HAProxies"
+    );
+    assert_healthy(&run.status());
+
+    let aws = rt.block_on(crate::unseal_store::aws_for(&ep));
+    let store = rt.block_on(store_of(&run, &aws));
+    let (keys, _) = rt.block_on(store.load(&aws)).expect("keys in the store");
+    let mut secrets: Vec<String> = keys.shares.iter().map(|s| s.expose().to_string()).collect();
+    secrets.push(keys.root_token.expose().to_string());
+    assert_eq!(secrets.len(), 6);
+    let token = Secret::new(keys.root_token.expose().to_string());
+    drop(keys);
+
+    // A secret written through eu-central-1's load balancer reads back through eu-west-1's.
+    rt.block_on(async {
+        let central = Client::new(&format!("http://{NET}1:8200"), &TlsSettings::default()).unwrap();
+        let west = Client::new(&format!("http://{NET}2:8200"), &TlsSettings::default()).unwrap();
+        central
+            .enable_secrets_engine(&token, "kv", "kv", serde_json::json!({"version": "2"}))
+            .await
+            .unwrap();
+        // A new kv-v2 mount upgrades itself for a moment: retry the first write briefly.
+        let mut wrote = false;
+        for _ in 0..100 {
+            if central
+                .write(
+                    &token,
+                    "kv/data/demo",
+                    serde_json::json!({"data": {"region": "eu"}}),
+                )
+                .await
+                .is_ok()
+            {
+                wrote = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(wrote, "KV write through the eu-central-1 load balancer");
+        // A standby follows the mount's upgrade a moment later.
+        let mut read = None;
+        for _ in 0..100 {
+            if let Ok(v) = west.read(&token, "kv/data/demo").await {
+                read = Some(v);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let v = read.expect("KV read through the eu-west-1 load balancer");
+        assert_eq!(v["data"]["data"]["region"], "eu");
+    });
+
+    // A second apply changes nothing.
+    let second = run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    assert!(second.contains("No changes"), "{second}");
+
+    // Every server killed, and the eu-central-1 bucket gone: `unseal` restarts and unseals
+    // them from the eu-west-1 copy.
+    let kill_servers = || {
+        for r in recorded_processes(&work) {
+            if r.command.iter().any(|a| a == "server") {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(r.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    kill_servers();
+    rt.block_on(async {
+        let api = Api::new(&ep).await;
+        let s3 = api.s3("eu-central-1");
+        let bucket = "bv-local-unseal-eu-central-1";
+        let versions = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        for v in versions.versions() {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(v.key().unwrap())
+                .set_version_id(v.version_id().map(str::to_owned))
+                .send()
+                .await
+                .unwrap();
+        }
+        s3.delete_bucket().bucket(bucket).send().await.unwrap();
+    });
+    run.ok(&["unseal", "local.kdl"]);
+    cleanup.remember();
+    assert_healthy(&run.status());
+    // Apply puts the bucket back and copies the keys into it.
+    let repaired = run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    assert!(
+        repaired.contains("bv-local-unseal-eu-central-1"),
+        "{repaired}"
+    );
+    let central = store.buckets[0].clone();
+    assert!(
+        rt.block_on(store.has_keys(&aws, &central)),
+        "keys copied back"
+    );
+
+    // Killed again: apply alone brings the cluster back, and then has nothing left to do.
+    kill_servers();
+    let plan = run.ok(&["plan", "local.kdl"]);
+    assert!(
+        plan.contains("not running") || plan.contains("start it"),
+        "{plan}"
+    );
+    run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    cleanup.remember();
+    assert_healthy(&run.status());
+    let again = run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    assert!(again.contains("No changes"), "{again}");
+
+    // The failover drill: a new active node behind the front endpoint within 5 s.
+    let drill = run.ok(&["drill", "failover", "local.kdl", "--json"]);
+    cleanup.remember();
+    let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
+    let ms = report["failover_ms"].as_u64().unwrap();
+    assert!(ms < 5000, "failover took {ms} ms");
+    assert_ne!(report["old_leader"], report["new_leader"]);
+    assert_healthy(&run.status());
+
+    // Snapshots: saved (owner-only) and restored.
+    let snap = d.join("bv.snap");
+    run.ok(&["snapshot", "save", "local.kdl", snap.to_str().unwrap()]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    run.ok(&["snapshot", "restore", "local.kdl", snap.to_str().unwrap()]);
+
+    // No secret in output, plans, state, logs or any file of the stack.
+    let plan_json = run.ok(&["plan", "local.kdl", "--json"]);
+    run.ok(&["plan", "local.kdl", "--out", "saved.plan"]);
+    assert_no_secret(&secrets, &run, &[("plan --json", plan_json)]);
+
+    // Destroy: no process, no data directory, no AWS resource of the stack.
+    let all = cleanup.seen.borrow().clone();
+    run.ok(&["destroy", "local.kdl", "--auto-approve"]);
+    for r in &all {
+        assert!(!process::is_running(r), "{:?} still runs", r.command);
+    }
+    assert!(!work.exists(), "the working directory is removed");
+    rt.block_on(async {
+        let api = Api::new(&ep).await;
+        assert!(api.stack_buckets("bv-local").await.is_empty());
+        for region in ["eu-central-1", "eu-west-1"] {
+            let keys = api.stack_keys(region, "bv-local").await;
+            assert!(
+                keys.keys().all(|s| s == "PendingDeletion"),
+                "{region}: {keys:?}"
+            );
+        }
+        for region in ["eu-central-1", "eu-west-1", "eu-north-1"] {
+            let lbs = api
+                .elbv2(region)
+                .describe_load_balancers()
+                .send()
+                .await
+                .unwrap();
+            assert!(lbs.load_balancers().is_empty(), "{region} load balancers");
+        }
+    });
+    let state = run.state();
+    assert!(
+        state["resources"].as_object().unwrap().is_empty(),
+        "{state:#}"
+    );
+    assert_no_secret(&secrets, &run, &[]);
+}
