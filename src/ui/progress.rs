@@ -42,6 +42,7 @@ pub async fn show(mode: Mode, changes: Vec<Change>, mut rx: mpsc::UnboundedRecei
     let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let printer = super::Printer { color: false };
+    let started = std::time::Instant::now();
     while let Some(e) = rx.recv().await {
         let (index, line, value) = match &e {
             WalkEvent::Started { index } => {
@@ -94,7 +95,12 @@ pub async fn show(mode: Mode, changes: Vec<Change>, mut rx: mpsc::UnboundedRecei
             }
         };
         match mode {
-            Mode::Json => printer.data(&format!("{value}\n")),
+            Mode::Json => {
+                // When it happened, in milliseconds since the run began.
+                let mut value = value;
+                value["at_ms"] = json!(started.elapsed().as_millis() as u64);
+                printer.data(&format!("{value}\n"))
+            }
             Mode::Lines => printer.message(&line),
             Mode::Live => {
                 if !matches!(e, WalkEvent::Started { .. }) {
