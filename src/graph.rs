@@ -38,6 +38,12 @@ pub enum Kind {
     VaultUnseal,
     RaftJoin,
     RaftVerify,
+    SecretsEngine,
+    PkiRootCa,
+    PkiRole,
+    AuthMethod,
+    AuthRole,
+    VaultPolicy,
 }
 
 impl Kind {
@@ -69,6 +75,12 @@ impl Kind {
             Kind::VaultUnseal => "vault-unseal",
             Kind::RaftJoin => "raft-join",
             Kind::RaftVerify => "raft-verify",
+            Kind::SecretsEngine => "secrets-engine",
+            Kind::PkiRootCa => "pki-root-ca",
+            Kind::PkiRole => "pki-role",
+            Kind::AuthMethod => "auth-method",
+            Kind::AuthRole => "auth-role",
+            Kind::VaultPolicy => "vault-policy",
         }
     }
 }
@@ -532,6 +544,71 @@ pub fn build(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
             );
             g.edge(join, unseal);
             g.edge(unseal, verify);
+        }
+        // Declarative configuration, once the cluster is whole.
+        let mut policy_ix: HashMap<&str, NodeIndex> = HashMap::new();
+        for p in &v.policies {
+            let ix = g.add(
+                address::vault(vn, &format!("policy.{}", p.name.value)),
+                Kind::VaultPolicy,
+                None,
+                p.name.span,
+            );
+            g.edge(verify, ix);
+            policy_ix.insert(p.name.value.as_str(), ix);
+        }
+        for s in &v.secrets {
+            let base = format!("secrets.{}", s.path.value);
+            let ix = g.add(
+                address::vault(vn, &base),
+                Kind::SecretsEngine,
+                None,
+                s.path.span,
+            );
+            g.edge(verify, ix);
+            let ca = s.root_ca.as_ref().map(|c| {
+                let cix = g.add(
+                    address::vault(vn, &format!("{base}.root-ca")),
+                    Kind::PkiRootCa,
+                    None,
+                    c.span,
+                );
+                g.edge(ix, cix);
+                cix
+            });
+            for r in &s.roles {
+                let rix = g.add(
+                    address::vault(vn, &format!("{base}.role.{}", r.name.value)),
+                    Kind::PkiRole,
+                    None,
+                    r.name.span,
+                );
+                g.edge(ca.unwrap_or(ix), rix);
+            }
+        }
+        for a in &v.auth {
+            let base = format!("auth.{}", a.path.value);
+            let ix = g.add(
+                address::vault(vn, &base),
+                Kind::AuthMethod,
+                None,
+                a.path.span,
+            );
+            g.edge(verify, ix);
+            for r in &a.roles {
+                let rix = g.add(
+                    address::vault(vn, &format!("{base}.role.{}", r.name.value)),
+                    Kind::AuthRole,
+                    None,
+                    r.name.span,
+                );
+                g.edge(ix, rix);
+                for p in &r.policies {
+                    if let Some(pix) = policy_ix.get(p.value.as_str()) {
+                        g.edge(*pix, rix);
+                    }
+                }
+            }
         }
         if let Some(front) = &v.front {
             // The front endpoint serves clients once the cluster is whole.

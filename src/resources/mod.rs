@@ -218,6 +218,12 @@ pub fn provider(kind: Kind) -> Option<&'static dyn Provider> {
         Kind::VaultUnseal => Some(&crate::vault::bootstrap::VaultUnseal),
         Kind::RaftJoin => Some(&crate::vault::bootstrap::RaftJoin),
         Kind::RaftVerify => Some(&crate::vault::bootstrap::RaftVerify),
+        Kind::SecretsEngine => Some(&crate::vault::config::SECRETS_ENGINE),
+        Kind::PkiRootCa => Some(&crate::vault::config::PKI_ROOT_CA),
+        Kind::PkiRole => Some(&crate::vault::config::PKI_ROLE),
+        Kind::AuthMethod => Some(&crate::vault::config::AUTH_METHOD),
+        Kind::AuthRole => Some(&crate::vault::config::AUTH_ROLE),
+        Kind::VaultPolicy => Some(&crate::vault::config::POLICY),
     }
 }
 
@@ -296,7 +302,13 @@ pub fn desired(t: &Topology, g: &Graph) -> Vec<Desired> {
             | Kind::UnsealKeys
             | Kind::VaultUnseal
             | Kind::RaftJoin
-            | Kind::RaftVerify => crate::vault::spec::vault_of(&r.address)
+            | Kind::RaftVerify
+            | Kind::SecretsEngine
+            | Kind::PkiRootCa
+            | Kind::PkiRole
+            | Kind::AuthMethod
+            | Kind::AuthRole
+            | Kind::VaultPolicy => crate::vault::spec::vault_of(&r.address)
                 .and_then(|v| vaults.get(v))
                 .and_then(|v| vault_desired(v, r)),
         };
@@ -384,6 +396,12 @@ fn vault_desired(
             voters.sort();
             (v.name.clone(), obj(json!({ "voters": voters })))
         }
+        Kind::SecretsEngine
+        | Kind::PkiRootCa
+        | Kind::PkiRole
+        | Kind::AuthMethod
+        | Kind::AuthRole
+        | Kind::VaultPolicy => return crate::vault::config::desired(v, &r.address),
         _ => return None,
     })
 }

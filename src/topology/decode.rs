@@ -684,6 +684,21 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
             None
         }
     };
+    let secrets: Vec<SecretsEngine> = r
+        .children("secrets")
+        .into_iter()
+        .filter_map(|n| decode_secrets(n, problems))
+        .collect();
+    let auth: Vec<AuthMethod> = r
+        .children("auth")
+        .into_iter()
+        .filter_map(|n| decode_auth(n, problems))
+        .collect();
+    let policies: Vec<Policy> = r
+        .children("policy")
+        .into_iter()
+        .filter_map(|n| decode_policy(n, problems))
+        .collect();
     if members.is_empty() {
         r.push(
             Problem::error(
@@ -704,7 +719,229 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         members,
         front,
         unseal_store: store?,
+        secrets,
+        auth,
+        policies,
     })
+}
+
+const ENGINES: &[(&str, EngineKind)] = &[
+    ("kv-v2", EngineKind::KvV2),
+    ("kv", EngineKind::Kv),
+    ("pki", EngineKind::Pki),
+    ("transit", EngineKind::Transit),
+];
+
+const AUTH_KINDS: &[(&str, AuthKind)] = &[
+    ("approle", AuthKind::Approle),
+    ("userpass", AuthKind::Userpass),
+    ("kubernetes", AuthKind::Kubernetes),
+];
+
+/// Vault's ACL capabilities.
+pub const CAPABILITIES: &[&str] = &[
+    "create", "read", "update", "patch", "delete", "list", "sudo", "deny",
+];
+
+/// Seconds of a Vault duration: `90`, `90s`, `15m`, `72h`, `30d`, or a sum like `1h30m`.
+pub fn duration_seconds(s: &str) -> Option<u64> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(n);
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return None,
+        };
+    }
+    num.is_empty().then_some(total)
+}
+
+/// A duration setting, checked.
+fn duration(r: &mut NodeReader, name: &'static str) -> Option<Spanned<String>> {
+    let d = r.string(name)?;
+    if duration_seconds(&d.value).is_none() {
+        r.push(
+            Problem::error(
+                Code::InvalidValue,
+                format!("`{name}` is not a duration: \"{}\"", d.value),
+            )
+            .label(d.span, "not a duration")
+            .help("write seconds or a number with a unit: \"90s\", \"15m\", \"72h\", \"30d\""),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+fn decode_secrets(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<SecretsEngine> {
+    let mut r = NodeReader::node("secrets", node);
+    let path = r.arg_string("a mount path");
+    let kind = r.choice("type", ENGINES);
+    let head = r.head();
+    if kind.is_none()
+        && !node
+            .entries()
+            .iter()
+            .any(|e| e.name().is_some_and(|n| n.value() == "type"))
+    {
+        r.push(
+            Problem::error(Code::MissingValue, "a secrets engine needs a `type`")
+                .label(head, "no `type`")
+                .help("add `type=\"kv-v2\"` (or \"kv\", \"pki\", \"transit\")"),
+        );
+    }
+    let max_lease_ttl = duration(&mut r, "max-lease-ttl");
+    let root_ca = r.child("root-ca").and_then(|n| {
+        let mut cr = NodeReader::node("root-ca", n);
+        let common_name = cr.string("common-name");
+        let ttl = duration(&mut cr, "ttl");
+        let span = cr.head();
+        if common_name.is_none() {
+            cr.push(
+                Problem::error(Code::MissingValue, "a root CA needs a `common-name`")
+                    .label(span, "no `common-name`")
+                    .help("add `common-name=\"example.internal\"`"),
+            );
+        }
+        cr.finish(problems);
+        Some(PkiRootCa {
+            span,
+            common_name: common_name?,
+            ttl,
+        })
+    });
+    let mut roles = Vec::new();
+    for n in r.children("role") {
+        let mut rr = NodeReader::node("role", n);
+        let name = rr.arg_string("a role name");
+        let allowed_domains = rr
+            .list("allowed-domains")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.value)
+            .collect();
+        let allow_subdomains = rr.bool("allow-subdomains").is_some_and(|b| b.value);
+        let max_ttl = duration(&mut rr, "max-ttl");
+        rr.finish(problems);
+        if let Some(name) = name {
+            roles.push(PkiRole {
+                name,
+                allowed_domains,
+                allow_subdomains,
+                max_ttl,
+            });
+        }
+    }
+    r.finish(problems);
+    Some(SecretsEngine {
+        path: path?,
+        kind: kind?,
+        max_lease_ttl,
+        root_ca,
+        roles,
+    })
+}
+
+fn decode_auth(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<AuthMethod> {
+    let mut r = NodeReader::node("auth", node);
+    let path = r.arg_string("an auth path");
+    let kind = r.choice("type", AUTH_KINDS);
+    let head = r.head();
+    if kind.is_none()
+        && !node
+            .entries()
+            .iter()
+            .any(|e| e.name().is_some_and(|n| n.value() == "type"))
+    {
+        r.push(
+            Problem::error(Code::MissingValue, "an auth method needs a `type`")
+                .label(head, "no `type`")
+                .help("add `type=\"approle\"` (or \"userpass\", \"kubernetes\")"),
+        );
+    }
+    let mut roles = Vec::new();
+    for n in r.children("role") {
+        let mut rr = NodeReader::node("role", n);
+        let name = rr.arg_string("a role name");
+        let policies = rr.list("policies").unwrap_or_default();
+        let token_ttl = duration(&mut rr, "token-ttl");
+        rr.finish(problems);
+        if let Some(name) = name {
+            roles.push(AuthRole {
+                name,
+                policies,
+                token_ttl,
+            });
+        }
+    }
+    r.finish(problems);
+    Some(AuthMethod {
+        path: path?,
+        kind: kind?,
+        roles,
+    })
+}
+
+fn decode_policy(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Policy> {
+    let mut r = NodeReader::node("policy", node);
+    let name = r.arg_string("a policy name");
+    let mut paths = Vec::new();
+    for n in r.children("path") {
+        let mut pr = NodeReader::node("path", n);
+        let path = pr.arg_string("a path pattern");
+        let capabilities = pr.list("capabilities").unwrap_or_default();
+        for c in &capabilities {
+            if !CAPABILITIES.contains(&c.value.as_str()) {
+                let mut p = Problem::error(
+                    Code::InvalidValue,
+                    format!("unknown capability \"{}\"", c.value),
+                )
+                .label(c.span, "unknown capability");
+                p = match super::diagnostic::did_you_mean(&c.value, CAPABILITIES.iter().copied()) {
+                    Some(close) => p.help(format!("did you mean \"{close}\"?")),
+                    None => p.help(format!("expected some of: {}", CAPABILITIES.join(", "))),
+                };
+                pr.push(p);
+            }
+        }
+        let head = pr.head();
+        if capabilities.is_empty() {
+            pr.push(
+                Problem::error(Code::MissingValue, "a policy path needs `capabilities`")
+                    .label(head, "no capabilities")
+                    .help("add `capabilities=\"read,list\"`"),
+            );
+        }
+        pr.finish(problems);
+        if let Some(path) = path {
+            paths.push(PolicyPath { path, capabilities });
+        }
+    }
+    if paths.is_empty() {
+        let head = r.head();
+        r.push(
+            Problem::error(
+                Code::MissingValue,
+                "a policy grants nothing without a `path`",
+            )
+            .label(head, "no `path` in this block")
+            .help("add `path \"kv/data/*\" capabilities=\"read,list\"`"),
+        );
+    }
+    r.finish(problems);
+    Some(Policy { name: name?, paths })
 }
 
 fn decode_server(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Server> {

@@ -47,6 +47,7 @@ pub enum Code {
     EvenMembers,
     UnsealStoreOneRegion,
     RegionQuorum,
+    VaultConfig,
 }
 
 impl Code {

@@ -232,6 +232,127 @@ pub struct VaultCluster {
     /// The load balancer that routes to the active node only.
     pub front: Option<Spanned<String>>,
     pub unseal_store: UnsealStore,
+    /// Declarative configuration, applied once the cluster is whole.
+    pub secrets: Vec<SecretsEngine>,
+    pub auth: Vec<AuthMethod>,
+    pub policies: Vec<Policy>,
+}
+
+pub use super::decode::duration_seconds;
+
+/// A secrets engine mounted at a path.
+#[derive(Debug, Clone)]
+pub struct SecretsEngine {
+    pub path: Spanned<String>,
+    pub kind: Spanned<EngineKind>,
+    pub max_lease_ttl: Option<Spanned<String>>,
+    /// PKI only: the root CA to generate.
+    pub root_ca: Option<PkiRootCa>,
+    /// PKI only: roles that issue certificates.
+    pub roles: Vec<PkiRole>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    KvV2,
+    Kv,
+    Pki,
+    Transit,
+}
+
+impl EngineKind {
+    /// The engine type and, for KV, its version.
+    pub fn mount(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            EngineKind::KvV2 => ("kv", Some("2")),
+            EngineKind::Kv => ("kv", Some("1")),
+            EngineKind::Pki => ("pki", None),
+            EngineKind::Transit => ("transit", None),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PkiRootCa {
+    pub span: SourceSpan,
+    pub common_name: Spanned<String>,
+    pub ttl: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PkiRole {
+    pub name: Spanned<String>,
+    pub allowed_domains: Vec<String>,
+    pub allow_subdomains: bool,
+    pub max_ttl: Option<Spanned<String>>,
+}
+
+/// An auth method enabled at a path.
+#[derive(Debug, Clone)]
+pub struct AuthMethod {
+    pub path: Spanned<String>,
+    pub kind: Spanned<AuthKind>,
+    pub roles: Vec<AuthRole>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthKind {
+    Approle,
+    Userpass,
+    Kubernetes,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Approle => "approle",
+            AuthKind::Userpass => "userpass",
+            AuthKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// An AppRole role: the policies its tokens carry.
+#[derive(Debug, Clone)]
+pub struct AuthRole {
+    pub name: Spanned<String>,
+    pub policies: Vec<Spanned<String>>,
+    pub token_ttl: Option<Spanned<String>>,
+}
+
+/// An ACL policy, path by path.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: Spanned<String>,
+    pub paths: Vec<PolicyPath>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyPath {
+    pub path: Spanned<String>,
+    pub capabilities: Vec<Spanned<String>>,
+}
+
+impl Policy {
+    /// The policy in Vault's HCL, as written to `sys/policies/acl`.
+    pub fn hcl(&self) -> String {
+        let mut out = String::new();
+        for p in &self.paths {
+            let caps: Vec<String> = p
+                .capabilities
+                .iter()
+                .map(|c| format!("\"{}\"", c.value))
+                .collect();
+            out.push_str(&format!(
+                "path \"{}\" {{\n  capabilities = [{}]\n}}\n",
+                p.path.value,
+                caps.join(", ")
+            ));
+        }
+        out
+    }
 }
 
 impl VaultCluster {

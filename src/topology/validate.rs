@@ -19,6 +19,7 @@ pub fn validate(t: &Topology, problems: &mut Vec<Problem>) {
     v.load_balancers();
     for vault in &t.vaults {
         v.vault(vault);
+        v.vault_config(vault);
     }
     v.unique_names();
 }
@@ -71,6 +72,99 @@ fn unknown_ref(what: &str, given: &Spanned<String>, known: &[&str]) -> Problem {
 }
 
 impl Checker<'_> {
+    /// Secrets engines, auth methods and policies: unique, consistent, references resolved.
+    fn vault_config(&mut self, v: &VaultCluster) {
+        let scope = format!(" in Vault cluster \"{}\"", v.name.value);
+        duplicates(
+            "secrets mount",
+            &scope,
+            v.secrets.iter().map(|s| &s.path),
+            self.problems,
+        );
+        duplicates(
+            "auth path",
+            &scope,
+            v.auth.iter().map(|a| &a.path),
+            self.problems,
+        );
+        duplicates(
+            "policy",
+            &scope,
+            v.policies.iter().map(|p| &p.name),
+            self.problems,
+        );
+        for s in &v.secrets {
+            duplicates(
+                "role",
+                &format!(" in mount \"{}\"", s.path.value),
+                s.roles.iter().map(|r| &r.name),
+                self.problems,
+            );
+            if s.kind.value != EngineKind::Pki {
+                let extra = s
+                    .root_ca
+                    .as_ref()
+                    .map(|c| c.span)
+                    .into_iter()
+                    .chain(s.roles.iter().map(|r| r.name.span));
+                for span in extra {
+                    self.problems.push(
+                        Problem::error(
+                            Code::VaultConfig,
+                            format!(
+                                "`root-ca` and `role` belong to a PKI engine; \"{}\" is not one",
+                                s.path.value
+                            ),
+                        )
+                        .label(span, "only for type=\"pki\"")
+                        .label(s.kind.span, "this engine's type")
+                        .help("move it into a `secrets \"...\" type=\"pki\"` block, or remove it"),
+                    );
+                }
+            }
+        }
+        let mut known: Vec<&str> = v.policies.iter().map(|p| p.name.value.as_str()).collect();
+        known.push("default");
+        let local = matches!(v.runtime.value, Runtime::Local { .. });
+        for a in &v.auth {
+            if a.kind.value == AuthKind::Kubernetes && local {
+                self.problems.push(
+                    Problem::error(
+                        Code::VaultConfig,
+                        "kubernetes auth needs the kubernetes runtime",
+                    )
+                    .label(a.kind.span, "no Kubernetes API on the local runtime")
+                    .help("use `type=\"approle\"` or `type=\"userpass\"` on the local runtime"),
+                );
+            }
+            if a.kind.value != AuthKind::Approle {
+                for r in &a.roles {
+                    self.problems.push(
+                        Problem::error(
+                            Code::VaultConfig,
+                            format!("roles are declared for approle auth only, not {}", a.kind.value.as_str()),
+                        )
+                        .label(r.name.span, "not an approle method")
+                        .help("userpass users carry passwords, which never go in a topology: create them with `bao write auth/<path>/users/<name>`"),
+                    );
+                }
+            }
+            duplicates(
+                "role",
+                &format!(" in auth \"{}\"", a.path.value),
+                a.roles.iter().map(|r| &r.name),
+                self.problems,
+            );
+            for r in &a.roles {
+                for p in &r.policies {
+                    if !known.contains(&p.value.as_str()) {
+                        self.problems.push(unknown_ref("policy", p, &known));
+                    }
+                }
+            }
+        }
+    }
+
     fn regions(&mut self) {
         duplicates(
             "region",

@@ -210,6 +210,12 @@ impl Client {
         })
     }
 
+    /// Sends and expects a 2xx, whatever the body (some answer with warnings).
+    async fn call_unit(&self, what: &str, req: reqwest::RequestBuilder) -> Result<(), VaultError> {
+        let _: Value = self.call(what, req).await?;
+        Ok(())
+    }
+
     /// Health, whatever the code: 200, 429, 472-474, 501, 503 and 530 all carry a body.
     pub async fn health(&self) -> Result<Health, VaultError> {
         // Polled while servers start and fail over: a short timeout of its own.
@@ -307,7 +313,7 @@ impl Client {
 
     pub async fn remove_peer(&self, token: &Secret, server_id: &str) -> Result<(), VaultError> {
         let body = json!({"server_id": server_id});
-        self.call(
+        self.call_unit(
             "remove peer",
             self.authed(reqwest::Method::POST, "sys/storage/raft/remove-peer", token)
                 .json(&body),
@@ -316,7 +322,7 @@ impl Client {
     }
 
     pub async fn step_down(&self, token: &Secret) -> Result<(), VaultError> {
-        self.call(
+        self.call_unit(
             "step-down",
             self.authed(reqwest::Method::PUT, "sys/step-down", token),
         )
@@ -330,7 +336,7 @@ impl Client {
         seconds: u32,
     ) -> Result<(), VaultError> {
         let body = json!({"server_stabilization_time": format!("{seconds}s")});
-        self.call(
+        self.call_unit(
             "autopilot configuration",
             self.authed(
                 reqwest::Method::POST,
@@ -377,7 +383,7 @@ impl Client {
         } else {
             "sys/storage/raft/snapshot"
         };
-        self.call(
+        self.call_unit(
             "snapshot restore",
             self.authed(reqwest::Method::POST, path, token)
                 .body(snapshot),
@@ -402,7 +408,7 @@ impl Client {
         options: Value,
     ) -> Result<(), VaultError> {
         let body = json!({"type": kind, "options": options});
-        self.call(
+        self.call_unit(
             "enable secrets engine",
             self.authed(reqwest::Method::POST, &format!("sys/mounts/{path}"), token)
                 .json(&body),
@@ -417,7 +423,7 @@ impl Client {
         kind: &str,
     ) -> Result<(), VaultError> {
         let body = json!({"type": kind});
-        self.call(
+        self.call_unit(
             "enable auth method",
             self.authed(reqwest::Method::POST, &format!("sys/auth/{path}"), token)
                 .json(&body),
@@ -432,7 +438,7 @@ impl Client {
         policy: &str,
     ) -> Result<(), VaultError> {
         let body = json!({"policy": policy});
-        self.call(
+        self.call_unit(
             "write policy",
             self.authed(
                 reqwest::Method::PUT,
@@ -454,6 +460,27 @@ impl Client {
         self.call(
             &format!("write {path}"),
             self.authed(reqwest::Method::POST, path, token).json(&body),
+        )
+        .await
+    }
+
+    /// A generic authenticated delete.
+    pub async fn delete(&self, token: &Secret, path: &str) -> Result<(), VaultError> {
+        // Some deletes answer with warnings: any body is fine.
+        let _: Value = self
+            .call(
+                &format!("delete {path}"),
+                self.authed(reqwest::Method::DELETE, path, token),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A generic authenticated `PUT`.
+    pub async fn put(&self, token: &Secret, path: &str, body: Value) -> Result<Value, VaultError> {
+        self.call(
+            &format!("write {path}"),
+            self.authed(reqwest::Method::PUT, path, token).json(&body),
         )
         .await
     }

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod client;
+pub mod config;
 pub mod secret;
 pub mod spec;
 pub mod store;

@@ -58,6 +58,10 @@ pub struct VaultSpec {
     pub prefix: String,
     pub context: BTreeMap<String, String>,
     pub store: Vec<StoreBucketSpec>,
+    /// Declarative configuration.
+    pub secrets: Vec<crate::topology::SecretsEngine>,
+    pub auth: Vec<crate::topology::AuthMethod>,
+    pub policies: Vec<crate::topology::Policy>,
 }
 
 impl VaultSpec {
@@ -246,6 +250,9 @@ pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
                 prefix: v.unseal_store.prefix.clone(),
                 context: v.unseal_store.context.clone(),
                 store,
+                secrets: v.secrets.clone(),
+                auth: v.auth.clone(),
+                policies: v.policies.clone(),
             },
         );
     }

@@ -241,11 +241,8 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     rt.block_on(async {
         let central = Client::new(&format!("http://{NET}1:8200"), &TlsSettings::default()).unwrap();
         let west = Client::new(&format!("http://{NET}2:8200"), &TlsSettings::default()).unwrap();
-        central
-            .enable_secrets_engine(&token, "kv", "kv", serde_json::json!({"version": "2"}))
-            .await
-            .unwrap();
-        // A new kv-v2 mount upgrades itself for a moment: retry the first write briefly.
+        // `secrets "kv" type="kv-v2"` in the topology mounted it; a new kv-v2 mount upgrades
+        // itself for a moment: retry the first write briefly.
         let mut wrote = false;
         for _ in 0..100 {
             if central
@@ -276,7 +273,69 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         assert_eq!(v["data"]["data"]["region"], "eu");
     });
 
-    // A second apply changes nothing.
+    // The declarative configuration: an AppRole login gets a token with the `reader` policy,
+    // which reads the KV secret; the PKI role issues a certificate under the root CA.
+    rt.block_on(async {
+        let front = Client::new(&format!("http://{NET}10:8200"), &TlsSettings::default()).unwrap();
+        let role_id = front
+            .read(&token, "auth/approle/role/ci/role-id")
+            .await
+            .unwrap()["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let secret_id = front
+            .write(
+                &token,
+                "auth/approle/role/ci/secret-id",
+                serde_json::json!({}),
+            )
+            .await
+            .unwrap()["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let login = front
+            .write(
+                &token,
+                "auth/approle/login",
+                serde_json::json!({"role_id": role_id, "secret_id": secret_id}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            login["auth"]["policies"],
+            serde_json::json!(["default", "reader"])
+        );
+        let ci = Secret::new(login["auth"]["client_token"].as_str().unwrap().to_string());
+        let v = front.read(&ci, "kv/data/demo").await.unwrap();
+        assert_eq!(v["data"]["data"]["region"], "eu");
+        assert!(front.read(&ci, "sys/mounts").await.is_err(), "reader only");
+        let cert = front
+            .write(
+                &token,
+                "pki/issue/server",
+                serde_json::json!({"common_name": "vault.bv.internal"}),
+            )
+            .await
+            .unwrap();
+        assert!(
+            cert["data"]["certificate"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        // Changed out of band: the policy deleted.
+        front
+            .delete(&token, "sys/policies/acl/reader")
+            .await
+            .unwrap();
+    });
+    let drift = run.ok(&["plan", "local.kdl"]);
+    assert!(drift.contains("+ vault.bv.policy.reader"), "{drift}");
+
+    // Apply restores it; then a second apply changes nothing.
+    run.ok(&["apply", "local.kdl", "--auto-approve"]);
     let second = run.ok(&["apply", "local.kdl", "--auto-approve"]);
     assert!(second.contains("No changes"), "{second}");
 

@@ -1,0 +1,443 @@
+//! Declarative Vault configuration as resource kinds, applied once the cluster is whole:
+//! secrets engines (`secrets-engine`; PKI's `pki-root-ca` and `pki-role`), auth methods
+//! (`auth-method`, AppRole's `auth-role`) and ACL policies (`vault-policy`). Each reads the
+//! server's view and reports it in the topology's terms (durations as written when they mean
+//! the same number of seconds), so a second apply is a no-op and a change out of band is drift.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::bootstrap::cluster_urls;
+use super::spec::VaultSpec;
+use super::{Client, Secret, TlsSettings, VaultError};
+use crate::graph::{Kind, address};
+use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::state::ResourceState;
+use crate::topology::{AuthMethod, AuthRole, PkiRole, Policy, SecretsEngine, duration_seconds};
+
+/// One configuration item of a cluster, found by its address.
+enum Item<'a> {
+    Engine(&'a SecretsEngine),
+    RootCa(&'a SecretsEngine),
+    PkiRole(&'a SecretsEngine, &'a PkiRole),
+    Auth(&'a AuthMethod),
+    AuthRole(&'a AuthMethod, &'a AuthRole),
+    Policy(&'a Policy),
+}
+
+fn lookup<'a>(v: &'a VaultSpec, addr: &str) -> Option<Item<'a>> {
+    let a = |rest: String| address::vault(&v.name, &rest);
+    for s in &v.secrets {
+        let base = format!("secrets.{}", s.path.value);
+        if addr == a(base.clone()) {
+            return Some(Item::Engine(s));
+        }
+        if addr == a(format!("{base}.root-ca")) {
+            return Some(Item::RootCa(s));
+        }
+        if let Some(r) = s
+            .roles
+            .iter()
+            .find(|r| addr == a(format!("{base}.role.{}", r.name.value)))
+        {
+            return Some(Item::PkiRole(s, r));
+        }
+    }
+    for m in &v.auth {
+        let base = format!("auth.{}", m.path.value);
+        if addr == a(base.clone()) {
+            return Some(Item::Auth(m));
+        }
+        if let Some(r) = m
+            .roles
+            .iter()
+            .find(|r| addr == a(format!("{base}.role.{}", r.name.value)))
+        {
+            return Some(Item::AuthRole(m, r));
+        }
+    }
+    v.policies
+        .iter()
+        .find(|p| addr == a(format!("policy.{}", p.name.value)))
+        .map(Item::Policy)
+}
+
+/// The API path that holds the item (and that `DELETE` removes).
+fn api_path(item: &Item) -> String {
+    match item {
+        Item::Engine(s) => format!("sys/mounts/{}", s.path.value),
+        Item::RootCa(s) => format!("{}/root", s.path.value),
+        Item::PkiRole(s, r) => format!("{}/roles/{}", s.path.value, r.name.value),
+        Item::Auth(m) => format!("sys/auth/{}", m.path.value),
+        Item::AuthRole(m, r) => format!("auth/{}/role/{}", m.path.value, r.name.value),
+        Item::Policy(p) => format!("sys/policies/acl/{}", p.name.value),
+    }
+}
+
+/// The desired attributes of a configuration resource.
+pub fn desired(v: &VaultSpec, addr: &str) -> Option<(String, Map<String, Value>)> {
+    let item = lookup(v, addr)?;
+    let mut m = Map::new();
+    let name = match &item {
+        Item::Engine(s) => {
+            let (kind, version) = s.kind.value.mount();
+            m.insert("type".into(), json!(kind));
+            if let Some(version) = version {
+                m.insert("version".into(), json!(version));
+            }
+            if let Some(t) = &s.max_lease_ttl {
+                m.insert("max_lease_ttl".into(), json!(t.value));
+            }
+            s.path.value.clone()
+        }
+        Item::RootCa(s) => {
+            let ca = s.root_ca.as_ref()?;
+            m.insert("common_name".into(), json!(ca.common_name.value));
+            if let Some(t) = &ca.ttl {
+                m.insert("ttl".into(), json!(t.value));
+            }
+            format!("{}/root", s.path.value)
+        }
+        Item::PkiRole(_, r) => {
+            m.insert("allowed_domains".into(), json!(r.allowed_domains));
+            m.insert("allow_subdomains".into(), json!(r.allow_subdomains));
+            if let Some(t) = &r.max_ttl {
+                m.insert("max_ttl".into(), json!(t.value));
+            }
+            r.name.value.clone()
+        }
+        Item::Auth(a) => {
+            m.insert("type".into(), json!(a.kind.value.as_str()));
+            a.path.value.clone()
+        }
+        Item::AuthRole(_, r) => {
+            let mut policies: Vec<&str> = r.policies.iter().map(|p| p.value.as_str()).collect();
+            policies.sort();
+            m.insert("token_policies".into(), json!(policies));
+            if let Some(t) = &r.token_ttl {
+                m.insert("token_ttl".into(), json!(t.value));
+            }
+            r.name.value.clone()
+        }
+        Item::Policy(p) => {
+            m.insert("rules".into(), json!(p.hcl()));
+            p.name.value.clone()
+        }
+    };
+    Some((name, m))
+}
+
+/// A client for the cluster (the front endpoint or the first member that serves) and the root
+/// token from the store; `None` when no member serves.
+async fn admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<Option<(Client, Secret)>, OpError> {
+    let mut serving = None;
+    for url in cluster_urls(v) {
+        let Ok(c) = Client::new(&url, &TlsSettings::default()) else {
+            continue;
+        };
+        if c.health()
+            .await
+            .is_ok_and(|h| h.status == 200 || h.status == 429)
+        {
+            serving = Some(c);
+            break;
+        }
+    }
+    let Some(c) = serving else {
+        return Ok(None);
+    };
+    let token = v
+        .unseal_store(cx.outputs)?
+        .load_root(cx.aws)
+        .await
+        .map_err(|e| OpError::fatal(e.to_string()))?;
+    Ok(Some((c, token)))
+}
+
+async fn require_admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<(Client, Secret), OpError> {
+    admin(cx, v).await?.ok_or_else(|| {
+        OpError::retryable(format!(
+            "no member of {} serves; `vaultform status` shows why",
+            v.name
+        ))
+    })
+}
+
+fn err(e: VaultError) -> OpError {
+    match &e {
+        VaultError::Unreachable { .. } => OpError::retryable(e.to_string()),
+        VaultError::Api { status, .. } if *status >= 500 => OpError::retryable(e.to_string()),
+        _ => OpError::fatal(e.to_string()),
+    }
+}
+
+/// A read that answers `None` for 404 (and PKI's empty CA).
+async fn read_opt(c: &Client, token: &Secret, path: &str) -> Result<Option<Value>, OpError> {
+    match c.read(token, path).await {
+        Ok(v) => Ok(Some(v)),
+        Err(VaultError::Api { status: 404, .. }) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// A duration the server reports in seconds, in the topology's words when they agree.
+fn duration_as_recorded(recorded: Option<&Value>, seconds: Option<u64>) -> Value {
+    let seconds = seconds.unwrap_or(0);
+    match recorded.and_then(Value::as_str) {
+        Some(r) if duration_seconds(r) == Some(seconds) => json!(r),
+        _ => json!(format!("{seconds}s")),
+    }
+}
+
+/// Observed attributes, only for the keys state records (those the topology controls).
+fn observe(rs: &ResourceState, now: Map<String, Value>) -> Observed {
+    let attrs = rs
+        .attributes
+        .keys()
+        .map(|k| (k.clone(), now.get(k).cloned().unwrap_or(Value::Null)))
+        .collect();
+    Observed::Present {
+        attrs,
+        delete_blocker: None,
+    }
+}
+
+fn mount_of<'a>(mounts: &'a Value, path: &str) -> Option<&'a Value> {
+    let key = format!("{}/", path.trim_end_matches('/'));
+    mounts
+        .get("data")
+        .and_then(|d| d.get(&key))
+        .or_else(|| mounts.get(&key))
+}
+
+fn secs(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str().and_then(duration_seconds))
+}
+
+/// What the server holds for `item`: `None` when it does not exist.
+async fn current(
+    c: &Client,
+    token: &Secret,
+    item: &Item<'_>,
+    recorded: &Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, OpError> {
+    let mut m = Map::new();
+    match item {
+        Item::Engine(s) => {
+            let mounts = c.mounts(token).await.map_err(err)?;
+            let Some(mount) = mount_of(&mounts, &s.path.value) else {
+                return Ok(None);
+            };
+            m.insert("type".into(), mount["type"].clone());
+            let version = mount
+                .pointer("/options/version")
+                .and_then(Value::as_str)
+                .unwrap_or("1");
+            m.insert("version".into(), json!(version));
+            m.insert(
+                "max_lease_ttl".into(),
+                duration_as_recorded(
+                    recorded.get("max_lease_ttl"),
+                    mount.pointer("/config/max_lease_ttl").and_then(secs),
+                ),
+            );
+        }
+        Item::RootCa(s) => {
+            // No CA yet: 404, or OpenBao's 400 "no default issuer currently configured".
+            let ca = match c.read(token, &format!("{}/cert/ca", s.path.value)).await {
+                Ok(v) => Some(v),
+                Err(VaultError::Api {
+                    status: 400 | 404, ..
+                }) => None,
+                Err(e) => return Err(err(e)),
+            };
+            let has = ca
+                .as_ref()
+                .and_then(|v| v.pointer("/data/certificate"))
+                .and_then(Value::as_str)
+                .is_some_and(|cert| !cert.is_empty());
+            if !has {
+                return Ok(None);
+            }
+            // The certificate's subject is not parsed: what was recorded stands.
+            m = recorded.clone();
+        }
+        Item::PkiRole(..) | Item::AuthRole(..) | Item::Policy(_) => {
+            let Some(v) = read_opt(c, token, &api_path(item)).await? else {
+                return Ok(None);
+            };
+            let d = &v["data"];
+            match item {
+                Item::PkiRole(..) => {
+                    m.insert("allowed_domains".into(), d["allowed_domains"].clone());
+                    m.insert("allow_subdomains".into(), d["allow_subdomains"].clone());
+                    m.insert(
+                        "max_ttl".into(),
+                        duration_as_recorded(recorded.get("max_ttl"), secs(&d["max_ttl"])),
+                    );
+                }
+                Item::AuthRole(..) => {
+                    let mut p: Vec<String> = d["token_policies"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p.as_str().map(str::to_owned))
+                        .collect();
+                    p.sort();
+                    m.insert("token_policies".into(), json!(p));
+                    m.insert(
+                        "token_ttl".into(),
+                        duration_as_recorded(recorded.get("token_ttl"), secs(&d["token_ttl"])),
+                    );
+                }
+                _ => {
+                    m.insert("rules".into(), d["policy"].clone());
+                }
+            }
+        }
+        Item::Auth(a) => {
+            let methods = c.read(token, "sys/auth").await.map_err(err)?;
+            let Some(method) = mount_of(&methods, &a.path.value) else {
+                return Ok(None);
+            };
+            m.insert("type".into(), method["type"].clone());
+        }
+    }
+    Ok(Some(m))
+}
+
+/// Writes `item` as `attrs` say; `exists` when the server holds it already (adopted).
+async fn write(
+    c: &Client,
+    token: &Secret,
+    item: &Item<'_>,
+    attrs: &Map<String, Value>,
+    exists: bool,
+) -> Result<(), OpError> {
+    let path = api_path(item);
+    let r = match item {
+        Item::Engine(s) => {
+            let mut config = Map::new();
+            if let Some(t) = attrs.get("max_lease_ttl") {
+                config.insert("max_lease_ttl".into(), t.clone());
+            }
+            if exists {
+                c.write(
+                    token,
+                    &format!("sys/mounts/{}/tune", s.path.value),
+                    Value::Object(config),
+                )
+                .await
+            } else {
+                let mut body = json!({"type": attrs["type"], "config": config});
+                if let Some(v) = attrs.get("version") {
+                    body["options"] = json!({"version": v});
+                }
+                c.write(token, &path, body).await
+            }
+        }
+        Item::RootCa(s) => {
+            if exists {
+                return Ok(());
+            }
+            c.write(
+                token,
+                &format!("{}/root/generate/internal", s.path.value),
+                Value::Object(attrs.clone()),
+            )
+            .await
+        }
+        Item::Auth(_) => {
+            if exists {
+                return Ok(());
+            }
+            c.write(token, &path, json!({"type": attrs["type"]})).await
+        }
+        Item::Policy(_) => c.put(token, &path, json!({"policy": attrs["rules"]})).await,
+        Item::PkiRole(..) | Item::AuthRole(..) => {
+            c.write(token, &path, Value::Object(attrs.clone())).await
+        }
+    };
+    r.map(|_| ()).map_err(err)
+}
+
+/// One provider for every configuration kind: the item is found by its address.
+pub struct Config(pub Kind);
+
+#[async_trait::async_trait]
+impl Provider for Config {
+    fn service(&self) -> &'static str {
+        "vault"
+    }
+
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        match self.0 {
+            Kind::SecretsEngine => &["type", "version"],
+            Kind::PkiRootCa => &["common_name", "ttl"],
+            Kind::AuthMethod => &["type"],
+            _ => &[],
+        }
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let recorded = || Observed::Present {
+            attrs: rs.attributes.clone(),
+            delete_blocker: None,
+        };
+        let Ok(v) = cx.vault(&rs.address) else {
+            return Ok(recorded());
+        };
+        let Some(item) = lookup(v, &rs.address) else {
+            return Ok(recorded());
+        };
+        // A cluster that does not serve (stopped, sealed) keeps what was recorded: apply
+        // brings it back first.
+        let Ok(Some((c, token))) = admin(cx, v).await else {
+            return Ok(recorded());
+        };
+        Ok(match current(&c, &token, &item, &rs.attributes).await? {
+            Some(now) => observe(rs, now),
+            None => Observed::Gone,
+        })
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let v = cx.vault(&d.address)?;
+        let item = lookup(v, &d.address)
+            .ok_or_else(|| OpError::fatal(format!("{}: not in the topology", d.address)))?;
+        let (c, token) = require_admin(cx, v).await?;
+        let exists = current(&c, &token, &item, &d.attrs).await?.is_some();
+        write(&c, &token, &item, &d.attrs, exists).await?;
+        Ok(Recorded {
+            ids: BTreeMap::from([("path".to_string(), api_path(&item))]),
+            outputs: BTreeMap::new(),
+        })
+    }
+
+    /// Deletes what the state recorded; when no member serves, the configuration goes with
+    /// the cluster's data (a destroy of a stopped cluster).
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        let Some(path) = rs.ids.get("path") else {
+            return Ok(());
+        };
+        let Ok(v) = cx.vault(&rs.address) else {
+            return Ok(());
+        };
+        // No member serves, or no token to be had: the configuration goes with the data.
+        let Ok(Some((c, token))) = admin(cx, v).await else {
+            return Ok(());
+        };
+        match c.delete(&token, path).await {
+            Ok(()) | Err(VaultError::Api { status: 404, .. }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+pub static SECRETS_ENGINE: Config = Config(Kind::SecretsEngine);
+pub static PKI_ROOT_CA: Config = Config(Kind::PkiRootCa);
+pub static PKI_ROLE: Config = Config(Kind::PkiRole);
+pub static AUTH_METHOD: Config = Config(Kind::AuthMethod);
+pub static AUTH_ROLE: Config = Config(Kind::AuthRole);
+pub static POLICY: Config = Config(Kind::VaultPolicy);
