@@ -176,7 +176,9 @@ pub trait Provider: Send + Sync {
     /// The AWS service it calls: its concurrency pool.
     fn service(&self) -> &'static str;
     /// Attributes whose change forces a replacement rather than an update in place.
-    fn forces_replacement(&self) -> &'static [&'static str];
+    fn forces_replacement(&self) -> &'static [&'static str] {
+        &[]
+    }
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError>;
     /// Creates the resource, or adopts it when it exists already and this stack owns it.
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError>;

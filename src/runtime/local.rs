@@ -150,6 +150,7 @@ fn log_tail(log: &Path) -> String {
 /// already running there with the same configuration, replaces one with another, then waits
 /// (polling with backoff) until `ready` says it serves.
 async fn ensure_process<F, Fut>(
+    listen: &str,
     dir: &Path,
     config_name: &str,
     config: &str,
@@ -174,6 +175,12 @@ where
         process::stop(&old, Duration::from_secs(10))
             .await
             .map_err(|e| OpError::fatal(e.to_string()))?;
+    }
+    // Someone else's server on the address would pass for ours: refuse it by name.
+    if ready().await {
+        return Err(OpError::fatal(format!(
+            "{listen} is already served by a process vaultform did not start; stop it, or give {program} another address in the topology"
+        )));
     }
     write_private(&cfg, config)?;
     let binary = which(program).ok_or_else(|| {
@@ -292,10 +299,6 @@ impl Provider for LocalProxy {
         "local"
     }
 
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         Ok(observe_process(rs))
     }
@@ -327,9 +330,16 @@ impl Provider for LocalProxy {
             dir.join("haproxy.cfg").display().to_string(),
         ];
         let addr = std::net::SocketAddr::from((p.address, p.api_port));
-        let rec = ensure_process(&dir, "haproxy.cfg", &config, "haproxy", &args, || {
-            tcp_open(addr)
-        })
+        let listen = format!("{}:{}", p.address, p.api_port);
+        let rec = ensure_process(
+            &listen,
+            &dir,
+            "haproxy.cfg",
+            &config,
+            "haproxy",
+            &args,
+            || tcp_open(addr),
+        )
         .await?;
         Ok(Recorded {
             ids: ids(&dir, &rec),
@@ -354,10 +364,6 @@ async fn answers(client: &Client) -> bool {
 impl Provider for VaultMember {
     fn service(&self) -> &'static str {
         "local"
-    }
-
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
     }
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
@@ -395,9 +401,16 @@ pub async fn start_member(v: &VaultSpec, m: &MemberSpec) -> Result<ProcessRecord
     ];
     let client = Client::new(&m.api_url(), &TlsSettings::default())
         .map_err(|e| OpError::fatal(e.to_string()))?;
-    ensure_process(&dir, "server.hcl", &config, &v.binary, &args, || {
-        answers(&client)
-    })
+    let listen = format!("{}:{}", m.address, m.api_port);
+    ensure_process(
+        &listen,
+        &dir,
+        "server.hcl",
+        &config,
+        &v.binary,
+        &args,
+        || answers(&client),
+    )
     .await
 }
 

@@ -204,10 +204,6 @@ impl Provider for VaultInit {
         "vault"
     }
 
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let v = cx.vault(&rs.address)?;
         let c = client(&v.primary().api_url())?;
@@ -331,10 +327,6 @@ impl Provider for UnsealKeys {
         "vault"
     }
 
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let v = cx.vault(&rs.address)?;
         let Ok(store) = v.unseal_store(cx.outputs) else {
@@ -419,10 +411,6 @@ impl Provider for VaultUnseal {
         "vault"
     }
 
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let v = cx.vault(&rs.address)?;
         let m = member(v, &rs.address, "unseal.")?;
@@ -454,10 +442,6 @@ impl Provider for VaultUnseal {
 impl Provider for RaftJoin {
     fn service(&self) -> &'static str {
         "vault"
-    }
-
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
     }
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
@@ -563,10 +547,6 @@ impl Provider for RaftJoin {
 impl Provider for RaftVerify {
     fn service(&self) -> &'static str {
         "vault"
-    }
-
-    fn forces_replacement(&self) -> &'static [&'static str] {
-        &[]
     }
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {

@@ -8,28 +8,19 @@ use std::path::Path;
 use crate::support::aws::Api;
 use crate::support::testbed::{FaultProxy, Moto};
 use crate::support::{root, stderr, stdout, vaultform_aws};
-use vaultform::graph::Kind;
 
 const STACK: &str = "bv-local";
 const REGIONS: [&str; 3] = ["eu-central-1", "eu-west-1", "eu-north-1"];
 
-/// `--target` for every AWS resource of the topology (the Vault steps are the next issue).
+/// `--target` for every AWS resource of the topology.
 fn aws_targets(topology: &str) -> Vec<String> {
     let loaded = vaultform::topology::load("local.kdl", topology);
     let (_, g) = loaded.valid().expect("valid");
     let mut out = Vec::new();
     for ix in g.dag.node_indices() {
         let r = g.resource(ix);
-        let aws = !matches!(
-            r.kind,
-            Kind::LocalProxy
-                | Kind::VaultMember
-                | Kind::VaultInit
-                | Kind::UnsealKeys
-                | Kind::VaultUnseal
-                | Kind::RaftJoin
-                | Kind::RaftVerify
-        ) && !r.address.starts_with("iam.role.vault.");
+        // The Vault cluster (runtime, bootstrap, configuration) is tests/it/cluster.rs's.
+        let aws = !r.address.starts_with("vault.") && !r.address.starts_with("iam.role.vault.");
         if aws {
             out.push("--target".to_string());
             out.push(r.address.clone());
