@@ -237,8 +237,18 @@ where
 
 /// Stops what a resource's state (and its directory's record) names, and removes the
 /// directory; then the parent directories that became empty, up to the working directory.
-async fn remove_process(rs: &ResourceState) -> Result<(), OpError> {
-    let dir = rs.ids.get("dir").map(PathBuf::from);
+async fn remove_process(cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+    // A create interrupted before state recorded its directory: the topology names it.
+    let from_topology = || {
+        let v = cx.vault(&rs.address).ok()?;
+        match rs.kind {
+            crate::graph::Kind::VaultMember => {
+                crate::resources::last_segment(&rs.address, "member.").map(|m| v.member_dir(m))
+            }
+            _ => crate::resources::last_segment(&rs.address, "proxy.").map(|lb| v.proxy_dir(lb)),
+        }
+    };
+    let dir = rs.ids.get("dir").map(PathBuf::from).or_else(from_topology);
     let records = recorded_process(rs)
         .into_iter()
         .chain(dir.as_deref().and_then(read_pidfile));
@@ -350,8 +360,8 @@ impl Provider for LocalProxy {
         })
     }
 
-    async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        remove_process(rs).await
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        remove_process(cx, rs).await
     }
 }
 
@@ -383,8 +393,8 @@ impl Provider for VaultMember {
         })
     }
 
-    async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        remove_process(rs).await
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        remove_process(cx, rs).await
     }
 }
 
