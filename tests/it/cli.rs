@@ -174,3 +174,31 @@ fn state_commands_read_an_empty_state() {
     let out = vaultform(&["output", "topologies/local.kdl", "--state", s]);
     assert_eq!(stdout(&out).trim(), "{}");
 }
+
+/// The plan of a shipped topology from an empty state, offline (`--refresh=false`): every
+/// resource and bootstrap step with its attributes, as people and pipelines see it.
+#[test]
+fn the_plan_of_local_kdl_from_nothing_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("none.json");
+    let state = state.to_str().unwrap();
+    for (name, extra) in [("plan-local", None), ("plan-local-json", Some("--json"))] {
+        let mut args = vec![
+            "plan",
+            "topologies/local.kdl",
+            "--refresh=false",
+            "--state",
+            state,
+        ];
+        args.extend(extra);
+        let out = vaultform(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        insta::with_settings!({snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(name, stdout(&out));
+        });
+    }
+    assert!(
+        !std::path::Path::new(state).exists(),
+        "a plan writes no state"
+    );
+}

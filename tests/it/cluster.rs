@@ -451,6 +451,21 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
                 .await
                 .unwrap();
             assert!(lbs.load_balancers().is_empty(), "{region} load balancers");
+            let clusters = api.eks(region).list_clusters().send().await.unwrap();
+            assert!(clusters.clusters().is_empty(), "{region} EKS clusters");
+            let vpcs = api
+                .ec2(region)
+                .describe_vpcs()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("tag:vaultform:stack")
+                        .values("bv-local")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(vpcs.vpcs().is_empty(), "{region} VPCs");
         }
     });
     let state = run.state();
