@@ -69,6 +69,22 @@ fn attribute_lines(c: &Change, out: &mut String) {
     for k in keys {
         let b = before.as_ref().and_then(|m| m.get(k));
         let a = after.as_ref().and_then(|m| m.get(k));
+        if c.action != Action::Update && c.action != Action::Replace || a != b {
+            // Multi-line text (a policy's rules): a heredoc, changed lines marked.
+            let (tb, ta) = (multiline(b), multiline(a));
+            let body = match c.action {
+                Action::Create => ta.map(|t| heredoc_lines(&[], &lines(t))),
+                Action::Delete => tb.map(|t| heredoc_lines(&lines(t), &[])),
+                _ => (tb.is_some() || ta.is_some())
+                    .then(|| heredoc_lines(&lines(tb.unwrap_or("")), &lines(ta.unwrap_or("")))),
+            };
+            if let Some(body) = body {
+                let _ = writeln!(out, "        {} = <<EOT", pad(k, width));
+                out.push_str(&body);
+                let _ = writeln!(out, "        EOT");
+                continue;
+            }
+        }
         let line = match c.action {
             Action::Create => format!("{} = {}", pad(k, width), show(a)),
             Action::Delete => format!("{} = {}", pad(k, width), show(b)),
@@ -84,6 +100,48 @@ fn attribute_lines(c: &Change, out: &mut String) {
         };
         let _ = writeln!(out, "        {line}");
     }
+}
+
+fn multiline(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|t| t.contains('\n'))
+}
+
+fn lines(t: &str) -> Vec<&str> {
+    t.lines().collect()
+}
+
+/// The lines of a heredoc: unchanged ones indented, removed ones `-`, added ones `+`, in the
+/// order of a longest-common-subsequence diff of `before` and `after`.
+fn heredoc_lines(before: &[&str], after: &[&str]) -> String {
+    let (n, m) = (before.len(), after.len());
+    // lcs[i][j]: the longest common subsequence of before[i..] and after[j..].
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if before[i] == after[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut out = String::new();
+    let (mut i, mut j) = (0, 0);
+    let marked = |sign: char, line: &str| format!("          {sign} {line}\n");
+    while i < n || j < m {
+        if i < n && j < m && before[i] == after[j] {
+            out.push_str(&marked(' ', before[i]));
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push_str(&marked(if m == 0 { ' ' } else { '-' }, before[i]));
+            i += 1;
+        } else {
+            out.push_str(&marked(if n == 0 { ' ' } else { '+' }, after[j]));
+            j += 1;
+        }
+    }
+    out
 }
 
 fn pad(k: &str, width: usize) -> String {

@@ -202,3 +202,44 @@ fn the_plan_of_local_kdl_from_nothing_is_stable() {
         "a plan writes no state"
     );
 }
+
+/// Multi-line text (a policy's rules) renders as a heredoc with the changed lines marked.
+#[test]
+fn a_changed_policy_shows_which_lines_change() {
+    use vaultform::plan::{Action, Change, Plan, render};
+    let rules = |caps: &str| {
+        serde_json::json!({"rules": format!("path \"kv/*\" {{\n  capabilities = [{caps}]\n}}\n")})
+            .as_object()
+            .cloned()
+    };
+    let plan = Plan {
+        format_version: 1,
+        stack: "s".into(),
+        lineage: None,
+        serial: None,
+        destroy: false,
+        drift: Vec::new(),
+        changes: vec![Change {
+            address: "vault.v.policy.reader".into(),
+            kind: vaultform::graph::Kind::VaultPolicy,
+            region: None,
+            action: Action::Update,
+            reason: "rules changed".into(),
+            before: rules("\"read\""),
+            after: rules("\"read\", \"list\""),
+            forced_by: Vec::new(),
+            name: None,
+            after_changes: Vec::new(),
+            deps: Vec::new(),
+        }],
+    };
+    let text = render::human(&plan, false);
+    assert!(text.contains("rules = <<EOT"), "{text}");
+    assert!(text.contains("            path \"kv/*\" {"), "{text}");
+    assert!(
+        text.contains(
+            "          -   capabilities = [\"read\"]\n          +   capabilities = [\"read\", \"list\"]\n"
+        ),
+        "{text}"
+    );
+}
