@@ -411,6 +411,56 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     assert_ne!(report["old_leader"], report["new_leader"]);
     assert_healthy(&run.status());
 
+    // Losing a region: eu-north-1's server and load balancer stop. The other two keep a
+    // quorum and the front endpoint keeps serving; status says degraded; apply restores both.
+    for r in recorded_processes(&work) {
+        let log = r.log.display().to_string();
+        if log.contains("/members/vault-2/") || log.contains("/proxies/bv-eu-north-1/") {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(r.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    rt.block_on(async {
+        let front = Client::new(&format!("http://{NET}10:8200"), &TlsSettings::default()).unwrap();
+        let mut read = None;
+        for _ in 0..200 {
+            if let Ok(v) = front.read(&token, "kv/data/demo").await {
+                read = Some(v);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let v = read.expect("the front endpoint serves with eu-north-1 gone");
+        assert_eq!(v["data"]["data"]["region"], "eu");
+    });
+    let degraded = run.cmd(&["status", "local.kdl", "--json"]);
+    assert_eq!(
+        degraded.status.code(),
+        Some(1),
+        "degraded: {}",
+        stdout(&degraded)
+    );
+    let status: serde_json::Value = serde_json::from_str(&stdout(&degraded)).unwrap();
+    let down: Vec<&serde_json::Value> = status["vaults"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "down")
+        .collect();
+    assert_eq!(down.len(), 1, "{status:#}");
+    assert_eq!(down[0]["name"], "vault-2");
+    let plan = run.ok(&["plan", "local.kdl"]);
+    assert!(
+        plan.contains("vault.bv.member.vault-2 is not running")
+            && plan.contains("vault.bv.proxy.bv-eu-north-1 is not running"),
+        "{plan}"
+    );
+    run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    cleanup.remember();
+    assert_healthy(&run.status());
+
     // Snapshots: saved (owner-only) and restored.
     let snap = d.join("bv.snap");
     run.ok(&["snapshot", "save", "local.kdl", snap.to_str().unwrap()]);
