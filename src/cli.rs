@@ -92,11 +92,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
         state: StateArgs,
     },
     /// Unseal every sealed member from the unseal store (starting stopped local members).
     Unseal {
         file: PathBuf,
+        #[command(flatten)]
+        vault: VaultArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -132,6 +136,8 @@ pub enum DrillCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
         state: StateArgs,
     },
 }
@@ -144,6 +150,8 @@ pub enum SnapshotCommand {
         #[arg(value_name = "PATH")]
         snapshot: PathBuf,
         #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
         state: StateArgs,
     },
     /// Restore the cluster from a raft snapshot.
@@ -154,6 +162,8 @@ pub enum SnapshotCommand {
         /// Restore a snapshot taken from another cluster (snapshot-force).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        vault: VaultArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -174,6 +184,14 @@ pub enum StateCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+}
+
+/// Which Vault cluster a command acts on, when the topology has several.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VaultArgs {
+    /// The Vault cluster's name (needed when the topology declares more than one).
+    #[arg(long = "vault", value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -75,31 +75,68 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
             lock_id,
             state,
         } => stack::force_unlock(file, lock_id, state, printer).await,
-        Command::Status { file, json, state } => {
-            commands::vault::status(file, state, *json, printer).await
+        Command::Status {
+            file,
+            json,
+            vault,
+            state,
+        } => commands::vault::status(file, state, *json, vault.name.as_deref(), printer).await,
+        Command::Unseal { file, vault, state } => {
+            commands::vault::unseal(file, state, vault.name.as_deref(), printer).await
         }
-        Command::Unseal { file, state } => commands::vault::unseal(file, state, printer).await,
         Command::Drill {
             command:
                 DrillCommand::Failover {
                     file,
                     method,
                     json,
+                    vault,
                     state,
                 },
-        } => commands::vault::drill_failover(file, state, *method, *json, printer).await,
+        } => {
+            commands::vault::drill_failover(
+                file,
+                state,
+                *method,
+                *json,
+                vault.name.as_deref(),
+                printer,
+            )
+            .await
+        }
         Command::Snapshot { command } => match command {
             SnapshotCommand::Save {
                 file,
                 snapshot,
+                vault,
                 state,
-            } => commands::vault::snapshot_save(file, snapshot, state, printer).await,
+            } => {
+                commands::vault::snapshot_save(
+                    file,
+                    snapshot,
+                    state,
+                    vault.name.as_deref(),
+                    printer,
+                )
+                .await
+            }
             SnapshotCommand::Restore {
                 file,
                 snapshot,
                 force,
+                vault,
                 state,
-            } => commands::vault::snapshot_restore(file, snapshot, *force, state, printer).await,
+            } => {
+                commands::vault::snapshot_restore(
+                    file,
+                    snapshot,
+                    *force,
+                    state,
+                    vault.name.as_deref(),
+                    printer,
+                )
+                .await
+            }
         },
         Command::Validate { .. } | Command::Graph { .. } | Command::Fmt { .. } => {
             unreachable!("handled without a runtime")

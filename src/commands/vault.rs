@@ -70,15 +70,36 @@ impl Ops {
             .filter(|v| only.is_none_or(|o| o == v.name))
             .collect();
         if all.is_empty() {
-            return Err(vault_error(
-                match only {
-                    Some(o) => format!("the topology has no Vault cluster \"{o}\""),
-                    None => "the topology declares no Vault cluster".to_string(),
-                },
-                "declare one with `vault \"NAME\" { ... }`",
-            ));
+            let names: Vec<String> = self.session.vaults().into_keys().collect();
+            return Err(match only {
+                Some(o) if !names.is_empty() => vault_error(
+                    format!("the topology has no Vault cluster \"{o}\""),
+                    &format!("its Vault clusters: {}", names.join(", ")),
+                ),
+                _ => vault_error(
+                    "the topology declares no Vault cluster",
+                    "declare one with `vault \"NAME\" { ... }`",
+                ),
+            });
         }
         Ok(all)
+    }
+
+    /// The one cluster a command acts on: the one named, or the only one.
+    fn one(&self, only: Option<&str>) -> Result<VaultSpec, Error> {
+        let mut all = self.vaults(only)?;
+        if all.len() > 1 {
+            let names: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+            return Err(vault_error(
+                format!(
+                    "the topology has {} Vault clusters: {}",
+                    all.len(),
+                    names.join(", ")
+                ),
+                "pass --vault NAME",
+            ));
+        }
+        Ok(all.remove(0))
     }
 
     fn store(&self, v: &VaultSpec) -> Result<UnsealStore, Error> {
@@ -297,13 +318,14 @@ pub async fn status(
     file: &Path,
     state: &StateArgs,
     json: bool,
+    vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     let Some(ops) = Ops::open(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
     let mut clusters = Vec::new();
-    for v in ops.vaults(None)? {
+    for v in ops.vaults(vault)? {
         clusters.push(cluster_status(&ops, &v).await);
     }
     if json {
@@ -338,13 +360,18 @@ async fn revive(
     unseal_member(&c, &store, &ops.aws).await
 }
 
-pub async fn unseal(file: &Path, state: &StateArgs, printer: &Printer) -> Result<Outcome, Error> {
+pub async fn unseal(
+    file: &Path,
+    state: &StateArgs,
+    vault: Option<&str>,
+    printer: &Printer,
+) -> Result<Outcome, Error> {
     let Some(ops) = Ops::open(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&ops.session, "unseal", printer).await?;
     let mut failed = false;
-    for v in ops.vaults(None)? {
+    for v in ops.vaults(vault)? {
         let started = Instant::now();
         let results =
             futures::future::join_all(v.members.iter().map(|m| revive(&ops, &v, m))).await;
@@ -421,13 +448,14 @@ pub async fn drill_failover(
     state: &StateArgs,
     method: DrillMethod,
     json: bool,
+    vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     let Some(ops) = Ops::open(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&ops.session, "drill", printer).await?;
-    let v = ops.vaults(None)?.remove(0);
+    let v = ops.one(vault)?;
     let front_url = v.front_url().ok_or_else(|| {
         vault_error(
             format!("Vault cluster {} has no front endpoint", v.name),
@@ -547,12 +575,13 @@ pub async fn snapshot_save(
     file: &Path,
     path: &Path,
     state: &StateArgs,
+    vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     let Some(ops) = Ops::open(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let v = ops.vaults(None)?.remove(0);
+    let v = ops.one(vault)?;
     let token = ops.root_token(&v).await?;
     let c = active_client(&v).await?;
     let bytes = c
@@ -589,13 +618,14 @@ pub async fn snapshot_restore(
     path: &Path,
     force: bool,
     state: &StateArgs,
+    vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     let Some(ops) = Ops::open(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&ops.session, "snapshot restore", printer).await?;
-    let v = ops.vaults(None)?.remove(0);
+    let v = ops.one(vault)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.display().to_string(),
         source,

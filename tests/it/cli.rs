@@ -243,3 +243,22 @@ fn a_changed_policy_shows_which_lines_change() {
         "{text}"
     );
 }
+
+#[test]
+fn vault_commands_name_the_clusters_when_asked_for_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    for cmd in [
+        vec!["status", "topologies/local.kdl"],
+        vec!["drill", "failover", "topologies/local.kdl"],
+        vec!["snapshot", "save", "topologies/local.kdl", "x.snap"],
+    ] {
+        let mut args = cmd.clone();
+        args.extend(["--vault", "nope", "--state", state.to_str().unwrap()]);
+        let out = vaultform(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("no Vault cluster \"nope\""), "{err}");
+        assert!(err.contains("its Vault clusters: bv"), "{err}");
+    }
+}
