@@ -138,7 +138,16 @@ pub struct ClusterStatus {
     /// The front endpoint and the member it serves.
     pub front: Option<String>,
     pub front_serves: Option<String>,
+    /// Each bucket of the unseal store, and whether it holds the keys.
+    pub unseal_store: Vec<StoreStatus>,
     pub healthy: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    pub bucket: String,
+    pub region: String,
+    pub holds_keys: bool,
 }
 
 async fn member_status(
@@ -250,11 +259,22 @@ async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
         && members
             .iter()
             .all(|m| m.voter && (m.role == "active" || m.role == "standby"));
+    let mut unseal_store = Vec::new();
+    if let Ok(store) = ops.store(v) {
+        for b in &store.buckets {
+            unseal_store.push(StoreStatus {
+                bucket: b.bucket.clone(),
+                region: b.region.clone(),
+                holds_keys: store.has_keys(&ops.aws, b).await,
+            });
+        }
+    }
     ClusterStatus {
         name: v.name.clone(),
         members,
         front: v.front.clone(),
         front_serves,
+        unseal_store,
         healthy,
     }
 }
@@ -305,6 +325,21 @@ fn render_status(c: &ClusterStatus) -> String {
             "  front endpoint {f} serves: {}\n",
             c.front_serves.as_deref().unwrap_or("no member")
         ));
+    }
+    let store: Vec<String> = c
+        .unseal_store
+        .iter()
+        .map(|b| {
+            format!(
+                "{} ({}): {}",
+                b.bucket,
+                b.region,
+                if b.holds_keys { "keys" } else { "NO KEYS" }
+            )
+        })
+        .collect();
+    if !store.is_empty() {
+        out.push_str(&format!("  unseal store: {}\n", store.join(", ")));
     }
     out.push_str(if c.healthy {
         "  healthy: one leader, every member an unsealed voter\n"

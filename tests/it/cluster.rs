@@ -376,7 +376,17 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     });
     run.ok(&["unseal", "local.kdl"]);
     cleanup.remember();
-    assert_healthy(&run.status());
+    let status = run.status();
+    assert_healthy(&status);
+    let holds = |status: &serde_json::Value| -> Vec<bool> {
+        status["vaults"][0]["unseal_store"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["holds_keys"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(holds(&status), [false, true], "{status:#}");
     // Apply puts the bucket back and copies the keys into it.
     let repaired = run.ok(&["apply", "local.kdl", "--auto-approve"]);
     assert!(
@@ -388,6 +398,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         rt.block_on(store.has_keys(&aws, &central)),
         "keys copied back"
     );
+    assert_eq!(holds(&run.status()), [true, true]);
 
     // Killed again: apply alone brings the cluster back, and then has nothing left to do.
     kill_servers();
