@@ -235,8 +235,11 @@ impl Client {
     }
 
     pub async fn seal_status(&self) -> Result<SealStatus, VaultError> {
-        self.call("seal-status", self.http.get(self.url("sys/seal-status")))
-            .await
+        let req = self
+            .http
+            .get(self.url("sys/seal-status"))
+            .timeout(Duration::from_secs(5));
+        self.call("seal-status", req).await
     }
 
     pub async fn initialized(&self) -> Result<bool, VaultError> {
@@ -271,8 +274,11 @@ impl Client {
     }
 
     pub async fn leader(&self) -> Result<Leader, VaultError> {
-        self.call("leader", self.http.get(self.url("sys/leader")))
-            .await
+        let req = self
+            .http
+            .get(self.url("sys/leader"))
+            .timeout(Duration::from_secs(5));
+        self.call("leader", req).await
     }
 
     /// Joins this server to the raft cluster led at `leader_api_addr`.

@@ -182,3 +182,23 @@ fn unsealed_mode_accepts_standbys_too() {
         "{text}"
     );
 }
+
+#[test]
+fn haproxy_stats_give_each_api_server_up_or_down() {
+    let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n\
+        api,FRONTEND,,,0,1,4096,1,0,0,0,0,0,,,,,OPEN,\n\
+        api,vault-0,0,0,0,1,,1,0,0,,0,,0,0,0,0,UP,1\n\
+        api,vault-1,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1\n\
+        api,vault-2,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP 1/2,1\n\
+        api,BACKEND,0,0,0,1,410,1,0,0,0,0,,0,0,0,0,UP,2\n\
+        cluster,vault-1,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1\n";
+    let view = haproxy::parse_stat(csv);
+    assert_eq!(
+        view.into_iter().collect::<Vec<_>>(),
+        [
+            ("vault-0".to_string(), true),
+            ("vault-1".to_string(), false),
+            ("vault-2".to_string(), true),
+        ]
+    );
+}
