@@ -140,6 +140,21 @@ pub enum DrillCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Lose a whole region (its members and load balancers, local runtime), measure until the
+    /// front endpoint serves from the other regions, then restore the region.
+    RegionLoss {
+        file: PathBuf,
+        /// The region to lose.
+        #[arg(long)]
+        region: String,
+        /// One JSON object with the figures, on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

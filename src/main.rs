@@ -104,6 +104,26 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
             )
             .await
         }
+        Command::Drill {
+            command:
+                DrillCommand::RegionLoss {
+                    file,
+                    region,
+                    json,
+                    vault,
+                    state,
+                },
+        } => {
+            commands::vault::drill_region(
+                file,
+                state,
+                region,
+                *json,
+                vault.name.as_deref(),
+                printer,
+            )
+            .await
+        }
         Command::Snapshot { command } => match command {
             SnapshotCommand::Save {
                 file,

@@ -592,6 +592,174 @@ pub async fn drill_failover(
     Ok(Outcome::Success)
 }
 
+/// What `drill region-loss` measured.
+#[derive(Debug, Serialize)]
+pub struct RegionDrillReport {
+    pub event: &'static str,
+    pub vault: String,
+    pub region: String,
+    pub members_lost: Vec<String>,
+    pub load_balancers_lost: Vec<String>,
+    pub leader_before: String,
+    pub leader_after: String,
+    /// From the loss until the front endpoint answered 200 from a member in another region.
+    pub served_ms: u64,
+    /// From then until everything lost was back and every member a voter again.
+    pub restore_ms: u64,
+}
+
+/// Takes a whole region away (SIGKILL of its members and its load balancers' HAProxies),
+/// measures until the front endpoint serves from the rest, then restores the region.
+pub async fn drill_region(
+    file: &Path,
+    state: &StateArgs,
+    region: &str,
+    json: bool,
+    vault: Option<&str>,
+    printer: &Printer,
+) -> Result<Outcome, Error> {
+    let Some(ops) = Ops::open(file, state, printer).await? else {
+        return Ok(Outcome::Failure);
+    };
+    let _lock = lock(&ops.session, "drill", printer).await?;
+    let v = ops.one(vault)?;
+    if !v.local {
+        return Err(vault_error(
+            "losing a region is drilled on the local runtime only",
+            "`drill failover --method step-down` works on any runtime",
+        ));
+    }
+    let front_url = v.front_url().ok_or_else(|| {
+        vault_error(
+            format!("Vault cluster {} has no front endpoint", v.name),
+            "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
+        )
+    })?;
+    let lost: Vec<crate::vault::spec::MemberSpec> = v
+        .members
+        .iter()
+        .filter(|m| m.region == region)
+        .cloned()
+        .collect();
+    if lost.is_empty() {
+        let mut regions: Vec<&str> = v.members.iter().map(|m| m.region.as_str()).collect();
+        regions.sort();
+        regions.dedup();
+        return Err(vault_error(
+            format!("no member of {} runs in {region}", v.name),
+            &format!("its members run in {}", regions.join(", ")),
+        ));
+    }
+    let left = v.members.len() - lost.len();
+    if left * 2 <= v.members.len() {
+        return Err(vault_error(
+            format!(
+                "losing {region} leaves {left} of {} members: no quorum, the cluster would stop serving",
+                v.members.len()
+            ),
+            "spread the members so that no region holds half of them",
+        ));
+    }
+    let lbs: Vec<String> = v
+        .proxy_regions
+        .iter()
+        .filter(|(_, r)| r.as_str() == region)
+        .map(|(lb, _)| lb.clone())
+        .collect();
+    if v.front.as_ref().is_some_and(|f| lbs.contains(f)) {
+        return Err(vault_error(
+            format!("the front endpoint is in {region}: losing it leaves clients nothing to reach"),
+            "drill another region",
+        ));
+    }
+    let front = client(&front_url)?;
+    let token = ops.root_token(&v).await?;
+    let before = front_active(&front, &v).await.ok_or_else(|| {
+        vault_error(
+            format!("the front endpoint {front_url} serves no active member"),
+            "`vaultform status FILE` shows why; the drill needs a healthy cluster",
+        )
+    })?;
+    let names: Vec<String> = lost.iter().map(|m| m.name.clone()).collect();
+    printer.message(&format!(
+        "Drill: losing {region} ({}; load balancers {}); watching {front_url}.",
+        names.join(", "),
+        lbs.join(", ")
+    ));
+    let records: Vec<_> = lost
+        .iter()
+        .filter_map(|m| local::member_process(&v, &m.name))
+        .chain(lbs.iter().filter_map(|lb| local::proxy_process(&v, lb)))
+        .collect();
+    let started = Instant::now();
+    for r in &records {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(r.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // The measurement: a tight 20 ms probe (its resolution), bounded at two minutes.
+    let deadline = started + Duration::from_secs(120);
+    let after = loop {
+        if let Some(n) = front_active(&front, &v).await
+            && !names.contains(&n)
+        {
+            break n;
+        }
+        if Instant::now() > deadline {
+            return Err(vault_error(
+                format!("the front endpoint served no member outside {region} within 120 s"),
+                "`vaultform status FILE` shows the members",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let served = started.elapsed();
+    printer.message(&format!(
+        "{after} is active behind the front endpoint {:.2}s after the loss; restoring {region}.",
+        served.as_secs_f64()
+    ));
+    let restore_started = Instant::now();
+    for lb in &lbs {
+        local::start_proxy(&v, lb).await.map_err(op)?;
+    }
+    let results = futures::future::join_all(lost.iter().map(|m| revive(&ops, &v, m))).await;
+    for r in results {
+        r.map_err(op)?;
+    }
+    wait_until_whole(&v, &token).await.map_err(op)?;
+    let report = RegionDrillReport {
+        event: "drill",
+        vault: v.name.clone(),
+        region: region.to_string(),
+        members_lost: names,
+        load_balancers_lost: lbs,
+        leader_before: before,
+        leader_after: after,
+        served_ms: served.as_millis() as u64,
+        restore_ms: restore_started.elapsed().as_millis() as u64,
+    };
+    if json {
+        printer.data(&format!(
+            "{}\n",
+            serde_json::to_string(&report).unwrap_or_default()
+        ));
+    } else {
+        printer.data(&format!(
+            "Region loss: {region} gone; the front endpoint served {} ({}) {:.2}s later; {region} back, every member a voter, {:.1}s after that.\n",
+            report.leader_after,
+            if report.leader_after == report.leader_before {
+                "the leader did not change"
+            } else {
+                "a new leader"
+            },
+            served.as_secs_f64(),
+            report.restore_ms as f64 / 1000.0
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
 /// The active member, through the front endpoint or else any member.
 async fn active_client(v: &VaultSpec) -> Result<Client, Error> {
     for url in cluster_urls(v) {

@@ -321,36 +321,7 @@ impl Provider for LocalProxy {
             .get(lb)
             .ok_or_else(|| OpError::fatal(format!("{lb}: no such load balancer")))?;
         let dir = v.proxy_dir(lb);
-        let mut config = haproxy::render(p);
-        let socket = dir.join("admin.sock");
-        // A Unix socket path must fit in 108 bytes; without it, status asks the members.
-        if socket.as_os_str().len() < 100 {
-            config = config.replacen(
-                "global\n",
-                &format!(
-                    "global\n    stats socket {} mode 600 level user\n",
-                    socket.display()
-                ),
-                1,
-            );
-        }
-        let args = vec![
-            "-db".to_string(),
-            "-f".to_string(),
-            dir.join("haproxy.cfg").display().to_string(),
-        ];
-        let addr = std::net::SocketAddr::from((p.address, p.api_port));
-        let listen = format!("{}:{}", p.address, p.api_port);
-        let rec = ensure_process(
-            &listen,
-            &dir,
-            "haproxy.cfg",
-            &config,
-            "haproxy",
-            &args,
-            || tcp_open(addr),
-        )
-        .await?;
+        let rec = start_proxy(v, lb).await?;
         Ok(Recorded {
             ids: ids(&dir, &rec),
             outputs: BTreeMap::from([(
@@ -363,6 +334,51 @@ impl Provider for LocalProxy {
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
         remove_process(cx, rs).await
     }
+}
+
+/// Starts the HAProxy of load balancer `lb` (or adopts the one running with the same
+/// configuration) and waits until it accepts connections.
+pub async fn start_proxy(v: &VaultSpec, lb: &str) -> Result<ProcessRecord, OpError> {
+    let p = v
+        .proxies
+        .get(lb)
+        .ok_or_else(|| OpError::fatal(format!("{lb}: no such load balancer")))?;
+    let dir = v.proxy_dir(lb);
+    let mut config = haproxy::render(p);
+    let socket = dir.join("admin.sock");
+    // A Unix socket path must fit in 108 bytes; without it, status asks the members.
+    if socket.as_os_str().len() < 100 {
+        config = config.replacen(
+            "global\n",
+            &format!(
+                "global\n    stats socket {} mode 600 level user\n",
+                socket.display()
+            ),
+            1,
+        );
+    }
+    let args = vec![
+        "-db".to_string(),
+        "-f".to_string(),
+        dir.join("haproxy.cfg").display().to_string(),
+    ];
+    let addr = std::net::SocketAddr::from((p.address, p.api_port));
+    let listen = format!("{}:{}", p.address, p.api_port);
+    ensure_process(
+        &listen,
+        &dir,
+        "haproxy.cfg",
+        &config,
+        "haproxy",
+        &args,
+        || tcp_open(addr),
+    )
+    .await
+}
+
+/// The running process of a load balancer's HAProxy, from its directory's record.
+pub fn proxy_process(v: &VaultSpec, lb: &str) -> Option<ProcessRecord> {
+    read_pidfile(&v.proxy_dir(lb)).filter(process::is_running)
 }
 
 /// Whether a member's API answers at all (any health code).

@@ -21,6 +21,8 @@ pub struct MemberSpec {
     pub cluster_port: u16,
     pub load_balancer: String,
     pub primary: bool,
+    /// The region of the member's cluster.
+    pub region: String,
 }
 
 impl MemberSpec {
@@ -52,6 +54,8 @@ pub struct VaultSpec {
     pub members: Vec<MemberSpec>,
     /// Load balancers by name, as the local runtime's HAProxy serves them.
     pub proxies: BTreeMap<String, ProxyConfig>,
+    /// The region of each load balancer, by name.
+    pub proxy_regions: BTreeMap<String, String>,
     pub front: Option<String>,
     pub shares: u32,
     pub threshold: u32,
@@ -168,9 +172,14 @@ pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
                 cluster_port: m.cluster_port.value,
                 load_balancer: m.load_balancer.value.clone(),
                 primary: primary.as_deref() == Some(m.name.value.as_str()),
+                region: t
+                    .cluster(&m.cluster.value)
+                    .map(|(r, _)| r.name.value.clone())
+                    .unwrap_or_default(),
             })
             .collect();
         let mut proxies = BTreeMap::new();
+        let mut proxy_regions = BTreeMap::new();
         let lbs = members
             .iter()
             .map(|m| m.load_balancer.clone())
@@ -179,9 +188,10 @@ pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
             if proxies.contains_key(&lb) {
                 continue;
             }
-            let Some((_, decl)) = t.load_balancer(&lb) else {
+            let Some((region, decl)) = t.load_balancer(&lb) else {
                 continue;
             };
+            proxy_regions.insert(lb.clone(), region.name.value.clone());
             // The front endpoint serves every member; a member's load balancer its own.
             let is_front = v.front.as_ref().is_some_and(|f| f.value == lb);
             let backends = members
@@ -244,6 +254,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
                 local,
                 members,
                 proxies,
+                proxy_regions,
                 front: v.front.as_ref().map(|f| f.value.clone()),
                 shares: v.shares.value,
                 threshold: v.threshold.value,

@@ -422,6 +422,26 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     assert_ne!(report["old_leader"], report["new_leader"]);
     assert_healthy(&run.status());
 
+    // The region drill: eu-west-1 lost and restored by the tool itself.
+    let drill = run.ok(&[
+        "drill",
+        "region-loss",
+        "local.kdl",
+        "--region",
+        "eu-west-1",
+        "--json",
+    ]);
+    cleanup.remember();
+    let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
+    assert_eq!(report["members_lost"], serde_json::json!(["vault-1"]));
+    assert_eq!(
+        report["load_balancers_lost"],
+        serde_json::json!(["bv-eu-west-1"])
+    );
+    let ms = report["served_ms"].as_u64().unwrap();
+    assert!(ms < 5000, "served again after {ms} ms");
+    assert_healthy(&run.status());
+
     // Losing a region: eu-north-1's server and load balancer stop. The other two keep a
     // quorum and the front endpoint keeps serving; status says degraded; apply restores both.
     for r in recorded_processes(&work) {
