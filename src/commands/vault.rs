@@ -491,12 +491,7 @@ pub async fn drill_failover(
     };
     let _lock = lock(&ops.session, "drill", printer).await?;
     let v = ops.one(vault)?;
-    let front_url = v.front_url().ok_or_else(|| {
-        vault_error(
-            format!("Vault cluster {} has no front endpoint", v.name),
-            "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
-        )
-    })?;
+    let front_url = front_of(&v)?;
     let front = client(&front_url)?;
     let token = ops.root_token(&v).await?;
     let old = front_active(&front, &v).await.ok_or_else(|| {
@@ -542,23 +537,9 @@ pub async fn drill_failover(
                 .map_err(|e| vault_error(e.to_string(), ""))?;
         }
     }
-    // The measurement: a tight 20 ms probe (its resolution), bounded at two minutes.
-    let deadline = started + Duration::from_secs(120);
-    let new = loop {
-        if let Some(n) = front_active(&front, &v).await
-            && n != old
-        {
-            break n;
-        }
-        if Instant::now() > deadline {
-            return Err(vault_error(
-                format!("no new active member behind {front_url} after 120 s"),
-                "`vaultform status FILE` shows the members",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let failover = started.elapsed();
+    let (new, failover) = served_by_other(&front, &v, std::slice::from_ref(&old), started)
+        .await
+        .map_err(|why| vault_error(format!("{front_url}: {why}"), STATUS_HELP))?;
     printer.message(&format!(
         "{new} is active behind the front endpoint after {:.2}s; restoring {old}.",
         failover.as_secs_f64()
@@ -590,6 +571,44 @@ pub async fn drill_failover(
         ));
     }
     Ok(Outcome::Success)
+}
+
+/// The front endpoint's URL, which the drills watch.
+fn front_of(v: &VaultSpec) -> Result<String, Error> {
+    v.front_url().ok_or_else(|| {
+        vault_error(
+            format!("Vault cluster {} has no front endpoint", v.name),
+            "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
+        )
+    })
+}
+
+const STATUS_HELP: &str = "`vaultform status FILE` shows the members";
+
+/// The measurement of both drills: a tight 20 ms probe of the front endpoint (its resolution),
+/// bounded at two minutes, until it serves an active member other than `gone`. Returns that
+/// member and the time since `started`.
+async fn served_by_other(
+    front: &Client,
+    v: &VaultSpec,
+    gone: &[String],
+    started: Instant,
+) -> Result<(String, Duration), String> {
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        if let Some(n) = front_active(front, v).await
+            && !gone.contains(&n)
+        {
+            return Ok((n, started.elapsed()));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no active member other than {} after 120 s",
+                gone.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// What `drill region-loss` measured.
@@ -629,12 +648,7 @@ pub async fn drill_region(
             "`drill failover --method step-down` works on any runtime",
         ));
     }
-    let front_url = v.front_url().ok_or_else(|| {
-        vault_error(
-            format!("Vault cluster {} has no front endpoint", v.name),
-            "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
-        )
-    })?;
+    let front_url = front_of(&v)?;
     let lost: Vec<crate::vault::spec::MemberSpec> = v
         .members
         .iter()
@@ -698,23 +712,9 @@ pub async fn drill_region(
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    // The measurement: a tight 20 ms probe (its resolution), bounded at two minutes.
-    let deadline = started + Duration::from_secs(120);
-    let after = loop {
-        if let Some(n) = front_active(&front, &v).await
-            && !names.contains(&n)
-        {
-            break n;
-        }
-        if Instant::now() > deadline {
-            return Err(vault_error(
-                format!("the front endpoint served no member outside {region} within 120 s"),
-                "`vaultform status FILE` shows the members",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let served = started.elapsed();
+    let (after, served) = served_by_other(&front, &v, &names, started)
+        .await
+        .map_err(|why| vault_error(format!("{front_url}: {why}"), STATUS_HELP))?;
     printer.message(&format!(
         "{after} is active behind the front endpoint {:.2}s after the loss; restoring {region}.",
         served.as_secs_f64()
