@@ -417,6 +417,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     let drill = run.ok(&["drill", "failover", "local.kdl", "--json"]);
     cleanup.remember();
     let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
+    eprintln!("drill failover: {report}");
     let ms = report["failover_ms"].as_u64().unwrap();
     assert!(ms < 5000, "failover took {ms} ms");
     assert_ne!(report["old_leader"], report["new_leader"]);
@@ -433,6 +434,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     ]);
     cleanup.remember();
     let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
+    eprintln!("drill region-loss: {report}");
     assert_eq!(report["members_lost"], serde_json::json!(["vault-1"]));
     assert_eq!(
         report["load_balancers_lost"],
