@@ -386,6 +386,13 @@ async fn revive(
     v: &VaultSpec,
     m: &crate::vault::spec::MemberSpec,
 ) -> Result<(), OpError> {
+    // Only what apply created is started again: nothing the state would not know to stop.
+    let address = crate::graph::address::vault(&v.name, &format!("member.{}", m.name));
+    if !ops.outputs.contains_key(&address) {
+        return Err(OpError::fatal(format!(
+            "{address} is not in the state: `vaultform apply` creates it"
+        )));
+    }
     if v.local {
         local::start_member(v, m).await?;
     }

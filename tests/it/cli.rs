@@ -262,3 +262,22 @@ fn vault_commands_name_the_clusters_when_asked_for_an_unknown_one() {
         assert!(err.contains("its Vault clusters: bv"), "{err}");
     }
 }
+
+/// `unseal` starts again only what apply created: on a stack never applied it starts nothing.
+#[test]
+fn unseal_on_a_stack_never_applied_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let out = vaultform(&[
+        "unseal",
+        "topologies/local.kdl",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("vault.bv.member.vault-0 is not in the state: `vaultform apply` creates it"),
+        "{err}"
+    );
+}
