@@ -407,8 +407,24 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         plan.contains("not running") || plan.contains("start it"),
         "{plan}"
     );
-    run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    let events = run.ok(&["apply", "local.kdl", "--auto-approve", "--json"]);
     cleanup.remember();
+    // Each unseal waits for its member's start, though the join between them is unchanged.
+    let at = |event: &str, address: &str| -> u64 {
+        events
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == event && e["address"] == address)
+            .and_then(|e| e["at_ms"].as_u64())
+            .unwrap_or_else(|| panic!("no {event} event for {address}:\n{events}"))
+    };
+    for m in ["vault-0", "vault-1", "vault-2"] {
+        assert!(
+            at("started", &format!("vault.bv.unseal.{m}"))
+                >= at("finished", &format!("vault.bv.member.{m}")),
+            "{events}"
+        );
+    }
     assert_healthy(&run.status());
     let again = run.ok(&["apply", "local.kdl", "--auto-approve"]);
     assert!(again.contains("No changes"), "{again}");
