@@ -339,6 +339,32 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     let second = run.ok(&["apply", "local.kdl", "--auto-approve"]);
     assert!(second.contains("No changes"), "{second}");
 
+    // The state lost: apply adopts every AWS resource, every process and the initialised
+    // cluster (its keys are in the store) instead of creating anything twice.
+    let before: Vec<ProcessRecord> = recorded_processes(&work);
+    std::fs::remove_file(d.join(".vaultform/bv-local.state.json")).unwrap();
+    let _ = std::fs::remove_file(d.join(".vaultform/bv-local.state.json.backup"));
+    run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    assert_eq!(
+        recorded_processes(&work),
+        before,
+        "the same processes, adopted"
+    );
+    assert_healthy(&run.status());
+    let adopted = run.ok(&["plan", "local.kdl"]);
+    assert!(adopted.contains("No changes"), "{adopted}");
+    rt.block_on(async {
+        let api = Api::new(&ep).await;
+        for region in ["eu-central-1", "eu-west-1"] {
+            let keys = api.stack_keys(region, "bv-local").await;
+            assert_eq!(
+                keys.values().map(Vec::len).sum::<usize>(),
+                1,
+                "{region}: {keys:?}"
+            );
+        }
+    });
+
     // Every server killed, and the eu-central-1 bucket gone: `unseal` restarts and unseals
     // them from the eu-west-1 copy.
     let kill_servers = || {
