@@ -335,10 +335,13 @@ impl Provider for KmsKey {
         let client = cx.aws.kms(region(d.region.as_deref())?);
         let alias = alias_of(d);
         // Adopt: by alias first, then by tags (a create interrupted before its alias existed).
-        let existing = match alias_target(&client, alias).await? {
-            Some(id) => Some(id),
-            None => find_by_tags(cx, &client, &d.address).await?,
-        };
+        let existing = super::wait::find_resumed(d.resumed, || async {
+            match alias_target(&client, alias).await? {
+                Some(id) => Ok(Some(id)),
+                None => find_by_tags(cx, &client, &d.address).await,
+            }
+        })
+        .await?;
         if let Some(key_id) = existing {
             let tags = key_tags(&client, &key_id).await?;
             cx.check_owner(&format!("KMS key {key_id} ({alias})"), &d.address, &tags)?;
