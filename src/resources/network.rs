@@ -270,13 +270,18 @@ impl Provider for Vpc {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let ec2 = client(cx, d.region.as_deref())?;
-        let found = ec2
-            .describe_vpcs()
-            .filters(by_address(&d.address))
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("look up VPC", &e))?;
-        let id = match found.vpcs().first() {
+        // A resumed create looks again for what the killed run's last request may create.
+        let found = super::wait::find_resumed(d.resumed, || async {
+            let out = ec2
+                .describe_vpcs()
+                .filters(by_address(&d.address))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("look up VPC", &e))?;
+            Ok(out.vpcs().first().cloned())
+        })
+        .await?;
+        let id = match found.as_ref() {
             Some(v) => {
                 owned(cx, d, v.tags())?;
                 v.vpc_id().unwrap_or_default().to_string()
@@ -366,13 +371,18 @@ impl Provider for Subnet {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let ec2 = client(cx, d.region.as_deref())?;
-        let found = ec2
-            .describe_subnets()
-            .filters(by_address(&d.address))
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("look up subnet", &e))?;
-        let id = match found.subnets().first() {
+        // A resumed create looks again for what the killed run's last request may create.
+        let found = super::wait::find_resumed(d.resumed, || async {
+            let out = ec2
+                .describe_subnets()
+                .filters(by_address(&d.address))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("look up subnet", &e))?;
+            Ok(out.subnets().first().cloned())
+        })
+        .await?;
+        let id = match found.as_ref() {
             Some(s) => {
                 owned(cx, d, s.tags())?;
                 s.subnet_id().unwrap_or_default().to_string()
@@ -473,13 +483,18 @@ impl Provider for InternetGateway {
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let ec2 = client(cx, d.region.as_deref())?;
         let vpc_id = cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?.to_string();
-        let found = ec2
-            .describe_internet_gateways()
-            .filters(by_address(&d.address))
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("look up internet gateway", &e))?;
-        let (id, attached) = match found.internet_gateways().first() {
+        // A resumed create looks again for what the killed run's last request may create.
+        let found = super::wait::find_resumed(d.resumed, || async {
+            let out = ec2
+                .describe_internet_gateways()
+                .filters(by_address(&d.address))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("look up internet gateway", &e))?;
+            Ok(out.internet_gateways().first().cloned())
+        })
+        .await?;
+        let (id, attached) = match found.as_ref() {
             Some(g) => {
                 owned(cx, d, g.tags())?;
                 let attached = g
@@ -601,13 +616,17 @@ impl Provider for RouteTable {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let ec2 = client(cx, d.region.as_deref())?;
-        let found = ec2
-            .describe_route_tables()
-            .filters(by_address(&d.address))
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("look up route table", &e))?;
-        let existing = found.route_tables().first().cloned();
+        // A resumed create looks again for what the killed run's last request may create.
+        let existing = super::wait::find_resumed(d.resumed, || async {
+            let out = ec2
+                .describe_route_tables()
+                .filters(by_address(&d.address))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("look up route table", &e))?;
+            Ok(out.route_tables().first().cloned())
+        })
+        .await?;
         let id = match &existing {
             Some(rt) => {
                 owned(cx, d, rt.tags())?;
@@ -786,13 +805,18 @@ impl Provider for SecurityGroup {
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let ec2 = client(cx, d.region.as_deref())?;
         let vpc_id = cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?.to_string();
-        let found = ec2
-            .describe_security_groups()
-            .filters(by_address(&d.address))
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("look up security group", &e))?;
-        let (id, present) = match found.security_groups().first() {
+        // A resumed create looks again for what the killed run's last request may create.
+        let found = super::wait::find_resumed(d.resumed, || async {
+            let out = ec2
+                .describe_security_groups()
+                .filters(by_address(&d.address))
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("look up security group", &e))?;
+            Ok(out.security_groups().first().cloned())
+        })
+        .await?;
+        let (id, present) = match found.as_ref() {
             Some(g) => {
                 owned(cx, d, g.tags())?;
                 (
