@@ -28,7 +28,7 @@ pub struct ProxyConfig {
     pub backends: Vec<Backend>,
 }
 
-/// The HAProxy configuration file for `c`. Checks every 500 ms and switches on one result
+/// The HAProxy configuration file for `c`. Checks every 200 ms and switches on one result
 /// (`fall 1 rise 1`): the fastest failover, as measured in REFERENCE.md.
 pub fn render(c: &ProxyConfig) -> String {
     let expect = match c.health {
@@ -61,7 +61,7 @@ pub fn render(c: &ProxyConfig) -> String {
             };
             let _ = writeln!(
                 out,
-                "    server {} {}:{target} check port {} inter 500ms fall 1 rise 1",
+                "    server {} {}:{target} check port {} inter 200ms fall 1 rise 1",
                 b.name, b.address, b.api_port
             );
         }

@@ -482,8 +482,9 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         report["load_balancers_lost"],
         serde_json::json!(["bv-eu-west-1"])
     );
+    // No figure is asked of this drill: a sanity bound, loose enough for a loaded machine.
     let ms = report["served_ms"].as_u64().unwrap();
-    assert!(ms < 5000, "served again after {ms} ms");
+    assert!(ms < 15000, "served again after {ms} ms");
     assert_healthy(&run.status());
 
     // Losing a region: eu-north-1's server and load balancer stop. The other two keep a

@@ -178,7 +178,7 @@ fn unsealed_mode_accepts_standbys_too() {
     );
     assert!(text.contains("bind 127.0.10.1:8201"), "{text}");
     assert!(
-        text.contains("server m1 127.0.10.12:8201 check port 8200 inter 500ms fall 1 rise 1"),
+        text.contains("server m1 127.0.10.12:8201 check port 8200 inter 200ms fall 1 rise 1"),
         "{text}"
     );
 }
