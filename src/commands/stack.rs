@@ -319,10 +319,7 @@ async fn execute(
     let calls = aws.calls.snapshot();
     let summary = Summary::of(&outcome, started.elapsed(), calls);
     if run.json {
-        printer.data(&format!(
-            "{}\n",
-            serde_json::to_string(&summary).unwrap_or_default()
-        ));
+        printer.json_line(&summary);
     } else {
         printer.message(&summary.human());
     }

@@ -15,7 +15,9 @@ use crate::resources::OpError;
 use crate::runtime::{haproxy, local, process};
 use crate::topology::HealthMode;
 use crate::ui::Printer;
-use crate::vault::bootstrap::{cluster_urls, unseal_member, wait_until_whole};
+use crate::vault::bootstrap::{
+    cluster_urls, first_with_health, raft_servers, unseal_member, wait_until_whole,
+};
 use crate::vault::spec::VaultSpec;
 use crate::vault::store::UnsealStore;
 use crate::vault::{Client, RaftServer, Secret, TlsSettings};
@@ -47,13 +49,8 @@ impl Ops {
         let Some(session) = open(file, None, state, None, printer)? else {
             return Ok(None);
         };
-        let state = session.load_state().await?;
+        let outputs = session.load_state().await?.outputs();
         let aws = Aws::connect(&session.aws_settings()).await;
-        let outputs = state
-            .resources
-            .iter()
-            .map(|(k, v)| (k.clone(), v.outputs.clone()))
-            .collect();
         Ok(Some(Ops {
             session,
             aws,
@@ -150,11 +147,7 @@ pub struct StoreStatus {
     pub holds_keys: bool,
 }
 
-async fn member_status(
-    v: &VaultSpec,
-    m: &crate::vault::spec::MemberSpec,
-    raft: &[RaftServer],
-) -> MemberStatus {
+async fn member_status(m: &crate::vault::spec::MemberSpec, raft: &[RaftServer]) -> MemberStatus {
     let c = Client::new(&m.api_url(), &TlsSettings::default()).ok();
     let health = match &c {
         Some(c) => c.health().await.ok(),
@@ -172,7 +165,6 @@ async fn member_status(
         Some(_) => "standby",
     };
     let server = raft.iter().find(|s| s.node_id == m.name);
-    let _ = v;
     MemberStatus {
         name: m.name.clone(),
         address: format!("{}:{}", m.address, m.api_port),
@@ -219,22 +211,13 @@ async fn load_balancer_view(
 
 async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
     let raft = match ops.root_token(v).await {
-        Ok(token) => {
-            let mut servers = Vec::new();
-            for url in cluster_urls(v) {
-                if let Ok(c) = Client::new(&url, &TlsSettings::default())
-                    && let Ok(s) = c.raft_configuration(&token).await
-                {
-                    servers = s;
-                    break;
-                }
-            }
-            servers
-        }
+        Ok(token) => raft_servers(&cluster_urls(v), &token)
+            .await
+            .unwrap_or_default(),
         Err(_) => Vec::new(),
     };
     let mut members =
-        futures::future::join_all(v.members.iter().map(|m| member_status(v, m, &raft))).await;
+        futures::future::join_all(v.members.iter().map(|m| member_status(m, &raft))).await;
     let mut views = BTreeMap::new();
     for lb in v.proxies.keys() {
         views.insert(lb.clone(), load_balancer_view(v, lb, &members).await);
@@ -527,10 +510,7 @@ pub async fn drill_failover(
                 )
             })?;
             if method == DrillMethod::Kill {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(rec.pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                process::kill(&rec);
             } else {
                 process::stop(&rec, Duration::from_secs(30))
                     .await
@@ -566,10 +546,7 @@ pub async fn drill_failover(
         restore_ms: restore_started.elapsed().as_millis() as u64,
     };
     if json {
-        printer.data(&format!(
-            "{}\n",
-            serde_json::to_string(&report).unwrap_or_default()
-        ));
+        printer.json_line(&report);
     } else {
         printer.data(&format!(
             "Failover: {old} -> {new} through the front endpoint in {:.2}s; {old} back as an unsealed voter {:.1}s later.\n",
@@ -713,12 +690,7 @@ pub async fn drill_region(
         .chain(lbs.iter().filter_map(|lb| local::proxy_process(&v, lb)))
         .collect();
     let started = Instant::now();
-    for r in &records {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(r.pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    records.iter().for_each(process::kill);
     let (after, served) = served_by_other(&front, &v, &names, started)
         .await
         .map_err(|why| vault_error(format!("{front_url}: {why}"), STATUS_HELP))?;
@@ -747,10 +719,7 @@ pub async fn drill_region(
         restore_ms: restore_started.elapsed().as_millis() as u64,
     };
     if json {
-        printer.data(&format!(
-            "{}\n",
-            serde_json::to_string(&report).unwrap_or_default()
-        ));
+        printer.json_line(&report);
     } else {
         printer.data(&format!(
             "Region loss: {region} gone; the front endpoint served {} ({}) {:.2}s later; {region} back, every member a voter, {:.1}s after that.\n",
@@ -769,16 +738,14 @@ pub async fn drill_region(
 
 /// The active member, through the front endpoint or else any member.
 async fn active_client(v: &VaultSpec) -> Result<Client, Error> {
-    for url in cluster_urls(v) {
-        let c = client(&url)?;
-        if c.health().await.is_ok_and(|h| h.status == 200) {
-            return Ok(c);
-        }
-    }
-    Err(vault_error(
-        format!("no member of {} is active", v.name),
-        "`vaultform status FILE` shows the members",
-    ))
+    first_with_health(&cluster_urls(v), |s| s == 200)
+        .await
+        .ok_or_else(|| {
+            vault_error(
+                format!("no member of {} is active", v.name),
+                "`vaultform status FILE` shows the members",
+            )
+        })
 }
 
 pub async fn snapshot_save(

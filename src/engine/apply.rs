@@ -81,12 +81,7 @@ impl Shared {
     }
 
     async fn outputs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
-        let state = self.state.lock().await;
-        state
-            .resources
-            .iter()
-            .map(|(k, v)| (k.clone(), v.outputs.clone()))
-            .collect()
+        self.state.lock().await.outputs()
     }
 
     /// What an operation may read, given a snapshot of the recorded outputs.

@@ -18,11 +18,7 @@ pub async fn refresh(
     default_tags: &std::collections::BTreeMap<String, String>,
     vaults: &std::collections::BTreeMap<String, crate::vault::spec::VaultSpec>,
 ) -> Result<HashMap<String, Observed>, OpError> {
-    let outputs = state
-        .resources
-        .iter()
-        .map(|(k, v)| (k.clone(), v.outputs.clone()))
-        .collect();
+    let outputs = state.outputs();
     let cx = Cx {
         aws,
         stack: &state.stack,

@@ -316,18 +316,10 @@ impl Provider for LocalProxy {
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let v = cx.vault(&d.address)?;
         let lb = name_after(&d.address, "proxy.")?;
-        let p = v
-            .proxies
-            .get(lb)
-            .ok_or_else(|| OpError::fatal(format!("{lb}: no such load balancer")))?;
-        let dir = v.proxy_dir(lb);
         let rec = start_proxy(v, lb).await?;
         Ok(Recorded {
-            ids: ids(&dir, &rec),
-            outputs: BTreeMap::from([(
-                "url".to_string(),
-                format!("http://{}:{}", p.address, p.api_port),
-            )]),
+            ids: ids(&v.proxy_dir(lb), &rec),
+            outputs: BTreeMap::from([("url".to_string(), v.proxy_url(lb).unwrap_or_default())]),
         })
     }
 

@@ -122,6 +122,16 @@ pub fn is_running(r: &ProcessRecord) -> bool {
     }
 }
 
+/// SIGKILLs the recorded process at once (a crash, for drills), if it is still that process.
+pub fn kill(r: &ProcessRecord) {
+    if is_running(r) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(r.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// Stops the recorded process if it is still that process: SIGTERM, then SIGKILL after
 /// `grace`. A process that is gone, or a PID now used by another process, is left alone.
 pub async fn stop(r: &ProcessRecord, grace: Duration) -> Result<(), ProcessError> {

@@ -25,6 +25,16 @@ pub struct State {
 }
 
 impl State {
+    /// The outputs of every recorded resource, by address: what operations may read of others.
+    pub fn outputs(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+        self.resources
+            .iter()
+            .map(|(k, v)| (k.clone(), v.outputs.clone()))
+            .collect()
+    }
+
     /// The lineage and serial a saved plan is checked against; `None` for a state that was
     /// never saved with anything in it.
     pub fn identity(&self) -> (Option<String>, Option<u64>) {

@@ -40,6 +40,14 @@ impl Printer {
         let _ = out.flush();
     }
 
+    /// One JSON object on a line of its own, on stdout: an event or report for a pipeline.
+    pub fn json_line(&self, value: &impl serde::Serialize) {
+        self.data(&format!(
+            "{}\n",
+            serde_json::to_string(value).unwrap_or_default()
+        ));
+    }
+
     /// A message for the person at the terminal.
     pub fn message(&self, text: &str) {
         let mut err = std::io::stderr().lock();

@@ -99,7 +99,7 @@ pub async fn show(mode: Mode, changes: Vec<Change>, mut rx: mpsc::UnboundedRecei
                 // When it happened, in milliseconds since the run began.
                 let mut value = value;
                 value["at_ms"] = json!(started.elapsed().as_millis() as u64);
-                printer.data(&format!("{value}\n"))
+                printer.json_line(&value)
             }
             Mode::Lines => printer.message(&line),
             Mode::Live => {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::spec::VaultSpec;
 use super::store::{Keys, StoreBucket, UnsealStore};
-use super::{Client, Secret, TlsSettings, VaultError};
+use super::{Client, Secret, TlsSettings};
 use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
 
@@ -29,14 +29,6 @@ const VOTERS_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn client(url: &str) -> Result<Client, OpError> {
     Client::new(url, &TlsSettings::default()).map_err(|e| OpError::fatal(e.to_string()))
-}
-
-fn vault_err(e: VaultError) -> OpError {
-    match &e {
-        VaultError::Unreachable { .. } => OpError::retryable(e.to_string()),
-        VaultError::Api { status, .. } if *status >= 500 => OpError::retryable(e.to_string()),
-        _ => OpError::fatal(e.to_string()),
-    }
 }
 
 fn attrs(v: Value) -> Map<String, Value> {
@@ -102,16 +94,16 @@ pub async fn unseal_member(
     aws: &crate::aws::Aws,
 ) -> Result<(), OpError> {
     answering(c).await?;
-    let status = c.seal_status().await.map_err(vault_err)?;
+    let status = c.seal_status().await.map_err(OpError::from)?;
     if !status.sealed {
         return Ok(());
     }
     if status.progress > 0 {
-        c.unseal_reset().await.map_err(vault_err)?;
+        c.unseal_reset().await.map_err(OpError::from)?;
     }
     let (keys, _) = store.load(aws).await.map_err(store_err)?;
     for share in &keys.shares {
-        let s = c.unseal(share).await.map_err(vault_err)?;
+        let s = c.unseal(share).await.map_err(OpError::from)?;
         // Unsealed, or the threshold was reached (progress back to 0): a joining member
         // finishes joining before it reports unsealed.
         if !s.sealed || s.progress == 0 {
@@ -136,26 +128,46 @@ pub async fn unseal_member(
 /// The raft configuration as seen from the first of `urls` that answers: voters (sorted) and
 /// the number of leaders.
 pub async fn raft_view(urls: &[String], token: &Secret) -> Result<(Vec<String>, usize), String> {
+    let servers = raft_servers(urls, token).await?;
+    let mut voters: Vec<String> = servers
+        .iter()
+        .filter(|s| s.voter)
+        .map(|s| s.node_id.clone())
+        .collect();
+    voters.sort();
+    let leaders = servers.iter().filter(|s| s.leader).count();
+    Ok((voters, leaders))
+}
+
+/// The raft configuration from the first of `urls` that answers.
+pub async fn raft_servers(
+    urls: &[String],
+    token: &Secret,
+) -> Result<Vec<super::RaftServer>, String> {
     let mut why = String::from("no address to ask");
     for url in urls {
         let Ok(c) = Client::new(url, &TlsSettings::default()) else {
             continue;
         };
         match c.raft_configuration(token).await {
-            Ok(servers) => {
-                let mut voters: Vec<String> = servers
-                    .iter()
-                    .filter(|s| s.voter)
-                    .map(|s| s.node_id.clone())
-                    .collect();
-                voters.sort();
-                let leaders = servers.iter().filter(|s| s.leader).count();
-                return Ok((voters, leaders));
-            }
+            Ok(servers) => return Ok(servers),
             Err(e) => why = e.to_string(),
         }
     }
     Err(why)
+}
+
+/// The first of `urls` whose health code `accept` takes (200 active, 429 standby, ...).
+pub async fn first_with_health(urls: &[String], accept: impl Fn(u16) -> bool) -> Option<Client> {
+    for url in urls {
+        let Ok(c) = Client::new(url, &TlsSettings::default()) else {
+            continue;
+        };
+        if c.health().await.is_ok_and(|h| accept(h.status)) {
+            return Some(c);
+        }
+    }
+    None
 }
 
 /// Where to ask about the whole cluster: the front endpoint, then every member.
@@ -170,6 +182,7 @@ pub fn cluster_urls(v: &VaultSpec) -> Vec<String> {
 /// serves as the active node.
 pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpError> {
     let urls = cluster_urls(v);
+    let member_urls: Vec<String> = v.members.iter().map(|m| m.api_url()).collect();
     let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
     want.sort();
     poll(
@@ -177,16 +190,10 @@ pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpErr
         VOTERS_TIMEOUT,
         || async {
             match raft_view(&urls, token).await {
-                Ok((voters, 1)) if voters == want => {
-                    for m in &v.members {
-                        if let Ok(c) = Client::new(&m.api_url(), &TlsSettings::default())
-                            && c.health().await.is_ok_and(|h| h.status == 200)
-                        {
-                            return Ok(());
-                        }
-                    }
-                    Err("no member is active yet".to_string())
-                }
+                Ok((voters, 1)) if voters == want => first_with_health(&member_urls, |s| s == 200)
+                    .await
+                    .map(|_| ())
+                    .ok_or_else(|| "no member is active yet".to_string()),
                 Ok((voters, leaders)) => Err(format!(
                     "voters [{}], {leaders} leader(s)",
                     voters.join(", ")
@@ -230,7 +237,7 @@ impl Provider for VaultInit {
         let c = client(&primary.api_url())?;
         answering(&c).await?;
         let store = v.unseal_store(cx.outputs)?;
-        let status = c.seal_status().await.map_err(vault_err)?;
+        let status = c.seal_status().await.map_err(OpError::from)?;
         if status.initialized {
             if status.n != v.shares || status.t != v.threshold {
                 return Err(OpError::fatal(format!(
@@ -470,7 +477,7 @@ impl Provider for RaftJoin {
         let m = member(v, &d.address, "join.")?;
         let c = client(&m.api_url())?;
         answering(&c).await?;
-        if c.seal_status().await.map_err(vault_err)?.initialized {
+        if c.seal_status().await.map_err(OpError::from)?.initialized {
             return Ok(Recorded::default());
         }
         let leader_addr = v.leader_api_addr();

@@ -43,6 +43,17 @@ pub enum VaultError {
     Settings(String),
 }
 
+/// An operation's failure: unreachable servers and 5xx answers are worth trying again.
+impl From<VaultError> for crate::resources::OpError {
+    fn from(e: VaultError) -> Self {
+        match &e {
+            VaultError::Unreachable { .. } => Self::retryable(e.to_string()),
+            VaultError::Api { status, .. } if *status >= 500 => Self::retryable(e.to_string()),
+            _ => Self::fatal(e.to_string()),
+        }
+    }
+}
+
 /// `GET /v1/sys/health`, with the status code that carries its meaning.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Health {

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::bootstrap::cluster_urls;
+use super::bootstrap::{cluster_urls, first_with_health};
 use super::spec::VaultSpec;
-use super::{Client, Secret, TlsSettings, VaultError};
+use super::{Client, Secret, VaultError};
 use crate::graph::{Kind, address};
 use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
@@ -131,20 +131,7 @@ pub fn desired(v: &VaultSpec, addr: &str) -> Option<(String, Map<String, Value>)
 /// A client for the cluster (the front endpoint or the first member that serves) and the root
 /// token from the store; `None` when no member serves.
 async fn admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<Option<(Client, Secret)>, OpError> {
-    let mut serving = None;
-    for url in cluster_urls(v) {
-        let Ok(c) = Client::new(&url, &TlsSettings::default()) else {
-            continue;
-        };
-        if c.health()
-            .await
-            .is_ok_and(|h| h.status == 200 || h.status == 429)
-        {
-            serving = Some(c);
-            break;
-        }
-    }
-    let Some(c) = serving else {
+    let Some(c) = first_with_health(&cluster_urls(v), |s| s == 200 || s == 429).await else {
         return Ok(None);
     };
     let token = v
@@ -164,20 +151,12 @@ async fn require_admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<(Client, Secret), O
     })
 }
 
-fn err(e: VaultError) -> OpError {
-    match &e {
-        VaultError::Unreachable { .. } => OpError::retryable(e.to_string()),
-        VaultError::Api { status, .. } if *status >= 500 => OpError::retryable(e.to_string()),
-        _ => OpError::fatal(e.to_string()),
-    }
-}
-
 /// A read that answers `None` for 404 (and PKI's empty CA).
 async fn read_opt(c: &Client, token: &Secret, path: &str) -> Result<Option<Value>, OpError> {
     match c.read(token, path).await {
         Ok(v) => Ok(Some(v)),
         Err(VaultError::Api { status: 404, .. }) => Ok(None),
-        Err(e) => Err(err(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -225,7 +204,7 @@ async fn current(
     let mut m = Map::new();
     match item {
         Item::Engine(s) => {
-            let mounts = c.mounts(token).await.map_err(err)?;
+            let mounts = c.mounts(token).await.map_err(OpError::from)?;
             let Some(mount) = mount_of(&mounts, &s.path.value) else {
                 return Ok(None);
             };
@@ -250,7 +229,7 @@ async fn current(
                 Err(VaultError::Api {
                     status: 400 | 404, ..
                 }) => None,
-                Err(e) => return Err(err(e)),
+                Err(e) => return Err(e.into()),
             };
             let has = ca
                 .as_ref()
@@ -297,7 +276,7 @@ async fn current(
             }
         }
         Item::Auth(a) => {
-            let methods = c.read(token, "sys/auth").await.map_err(err)?;
+            let methods = c.read(token, "sys/auth").await.map_err(OpError::from)?;
             let Some(method) = mount_of(&methods, &a.path.value) else {
                 return Ok(None);
             };
@@ -359,7 +338,7 @@ async fn write(
             c.write(token, &path, Value::Object(attrs.clone())).await
         }
     };
-    r.map(|_| ()).map_err(err)
+    r.map(|_| ()).map_err(OpError::from)
 }
 
 /// One provider for every configuration kind: the item is found by its address.
@@ -430,7 +409,7 @@ impl Provider for Config {
         };
         match c.delete(&token, path).await {
             Ok(()) | Err(VaultError::Api { status: 404, .. }) => Ok(()),
-            Err(e) => Err(err(e)),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use crate::support::aws::Api;
 use crate::support::testbed::{Moto, bin_dir};
 use crate::support::{aws_command, root, stderr, stdout};
-use vaultform::aws::Aws;
 use vaultform::runtime::process::{self, ProcessRecord};
 use vaultform::vault::store::{StoreBucket, UnsealStore};
 use vaultform::vault::{Client, Secret, TlsSettings};
@@ -59,12 +58,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         self.remember();
         for r in self.seen.borrow().iter() {
-            if process::is_running(r) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(r.pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            process::kill(r);
         }
     }
 }
@@ -130,7 +124,8 @@ fn assert_healthy(status: &serde_json::Value) {
     );
 }
 
-async fn store_of(run: &Run, aws: &Aws) -> UnsealStore {
+/// The stack's unseal store, as the test reads it back (key ARNs from the state).
+fn store_of(run: &Run) -> UnsealStore {
     let state = run.state();
     let arn = |region: &str| {
         state["resources"][format!("region.{region}.key.unseal")]["outputs"]["arn"]
@@ -146,7 +141,6 @@ async fn store_of(run: &Run, aws: &Aws) -> UnsealStore {
             key: arn(r),
         })
         .collect();
-    let _ = aws;
     UnsealStore::new("bv-local", "bv", &BTreeMap::new(), buckets, "vault/bv/", 3)
 }
 
@@ -229,7 +223,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     assert_healthy(&run.status());
 
     let aws = rt.block_on(crate::unseal_store::aws_for(&ep));
-    let store = rt.block_on(store_of(&run, &aws));
+    let store = store_of(&run);
     let (keys, _) = rt.block_on(store.load(&aws)).expect("keys in the store");
     let mut secrets: Vec<String> = keys.shares.iter().map(|s| s.expose().to_string()).collect();
     secrets.push(keys.root_token.expose().to_string());
@@ -370,10 +364,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     let kill_servers = || {
         for r in recorded_processes(&work) {
             if r.command.iter().any(|a| a == "server") {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(r.pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                process::kill(&r);
             }
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -492,10 +483,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     for r in recorded_processes(&work) {
         let log = r.log.display().to_string();
         if log.contains("/members/vault-2/") || log.contains("/proxies/bv-eu-north-1/") {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(r.pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            process::kill(&r);
         }
     }
     rt.block_on(async {

@@ -14,12 +14,7 @@ struct Stopped(ProcessRecord);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        if process::is_running(&self.0) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0.pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        process::kill(&self.0);
     }
 }
 
