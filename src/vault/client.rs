@@ -423,8 +423,9 @@ impl Client {
         path: &str,
         kind: &str,
         options: Value,
+        config: Value,
     ) -> Result<(), VaultError> {
-        let body = json!({"type": kind, "options": options});
+        let body = json!({"type": kind, "options": options, "config": config});
         self.call_unit(
             "enable secrets engine",
             self.authed(reqwest::Method::POST, &format!("sys/mounts/{path}"), token)
@@ -491,15 +492,6 @@ impl Client {
             )
             .await?;
         Ok(())
-    }
-
-    /// A generic authenticated `PUT`.
-    pub async fn put(&self, token: &Secret, path: &str, body: Value) -> Result<Value, VaultError> {
-        self.call(
-            &format!("write {path}"),
-            self.authed(reqwest::Method::PUT, path, token).json(&body),
-        )
-        .await
     }
 
     pub async fn read(&self, token: &Secret, path: &str) -> Result<Value, VaultError> {

@@ -295,6 +295,7 @@ async fn write(
     exists: bool,
 ) -> Result<(), OpError> {
     let path = api_path(item);
+    let text = |key: &str| attrs.get(key).and_then(Value::as_str).unwrap_or_default();
     let r = match item {
         Item::Engine(s) => {
             let mut config = Map::new();
@@ -302,43 +303,45 @@ async fn write(
                 config.insert("max_lease_ttl".into(), t.clone());
             }
             if exists {
-                c.write(
+                let tune = format!("sys/mounts/{}/tune", s.path.value);
+                c.write(token, &tune, Value::Object(config)).await.map(drop)
+            } else {
+                let options = match attrs.get("version") {
+                    Some(v) => json!({ "version": v }),
+                    None => json!({}),
+                };
+                c.enable_secrets_engine(
                     token,
-                    &format!("sys/mounts/{}/tune", s.path.value),
+                    &s.path.value,
+                    text("type"),
+                    options,
                     Value::Object(config),
                 )
                 .await
-            } else {
-                let mut body = json!({"type": attrs["type"], "config": config});
-                if let Some(v) = attrs.get("version") {
-                    body["options"] = json!({"version": v});
-                }
-                c.write(token, &path, body).await
             }
         }
         Item::RootCa(s) => {
             if exists {
                 return Ok(());
             }
-            c.write(
-                token,
-                &format!("{}/root/generate/internal", s.path.value),
-                Value::Object(attrs.clone()),
-            )
-            .await
+            let generate = format!("{}/root/generate/internal", s.path.value);
+            c.write(token, &generate, Value::Object(attrs.clone()))
+                .await
+                .map(drop)
         }
-        Item::Auth(_) => {
+        Item::Auth(a) => {
             if exists {
                 return Ok(());
             }
-            c.write(token, &path, json!({"type": attrs["type"]})).await
+            c.enable_auth(token, &a.path.value, text("type")).await
         }
-        Item::Policy(_) => c.put(token, &path, json!({"policy": attrs["rules"]})).await,
-        Item::PkiRole(..) | Item::AuthRole(..) => {
-            c.write(token, &path, Value::Object(attrs.clone())).await
-        }
+        Item::Policy(p) => c.put_policy(token, &p.name.value, text("rules")).await,
+        Item::PkiRole(..) | Item::AuthRole(..) => c
+            .write(token, &path, Value::Object(attrs.clone()))
+            .await
+            .map(drop),
     };
-    r.map(|_| ()).map_err(OpError::from)
+    r.map_err(OpError::from)
 }
 
 /// One provider for every configuration kind: the item is found by its address.

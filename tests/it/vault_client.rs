@@ -106,9 +106,15 @@ async fn init_unseal_raft_kv_and_snapshot_against_a_real_openbao() {
     assert!(servers[0].leader && servers[0].voter);
     assert_eq!(servers[0].node_id, "n1");
 
-    c.enable_secrets_engine(&token, "kv", "kv", serde_json::json!({"version": "2"}))
-        .await
-        .unwrap();
+    c.enable_secrets_engine(
+        &token,
+        "kv",
+        "kv",
+        serde_json::json!({"version": "2"}),
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
     assert!(c.mounts(&token).await.unwrap().get("kv/").is_some());
     c.write(
         &token,
