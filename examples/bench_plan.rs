@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use vaultform::catalog::Catalog;
 use vaultform::plan::{self, PlanOptions};
-use vaultform::resources;
+use vaultform::provider::Providers;
 use vaultform::state::{ResourceState, State, Status};
 
 #[global_allocator]
@@ -64,6 +65,14 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The catalog of kinds with the topology's Vault clusters resolved, as a command builds it.
+fn catalog_of(t: &vaultform::topology::Topology) -> Catalog {
+    Catalog::new(std::sync::Arc::new(vaultform::vault::spec::specs(
+        t,
+        std::path::Path::new(""),
+    )))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let target: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
@@ -71,10 +80,11 @@ fn main() {
     let text = generate(target);
 
     // A state recording every resource as created with the attributes it has now.
-    let loaded = vaultform::topology::load("bench.kdl", text.as_str());
+    let loaded = vaultform::load("bench.kdl", text.as_str());
     let (t, g) = loaded.valid().expect("generated topology is valid");
     let mut state = State::new("bench");
-    for d in resources::desired(t, g) {
+    let catalog = catalog_of(t);
+    for d in catalog.desired(t, g) {
         state.resources.insert(
             d.address.clone(),
             ResourceState {
@@ -94,7 +104,8 @@ fn main() {
     drop(loaded);
 
     let forces = |k| {
-        resources::provider(k)
+        catalog
+            .provider(k)
             .map(|p| p.forces_replacement())
             .unwrap_or(&[])
     };
@@ -102,9 +113,9 @@ fn main() {
     let mut changes = 0;
     for _ in 0..iterations {
         let start = Instant::now();
-        let loaded = vaultform::topology::load("bench.kdl", text.as_str());
+        let loaded = vaultform::load("bench.kdl", text.as_str());
         let (t, g) = loaded.valid().expect("valid");
-        let desired = resources::desired(t, g);
+        let desired = catalog_of(t).desired(t, g);
         let plan = plan::plan(
             &desired,
             &state,

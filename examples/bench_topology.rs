@@ -95,7 +95,7 @@ fn main() {
     let mut nodes = 0;
     for _ in 0..iterations {
         let start = Instant::now();
-        let loaded = vaultform::topology::load("bench.kdl", text.as_str());
+        let loaded = vaultform::load("bench.kdl", text.as_str());
         let elapsed = start.elapsed();
         assert!(
             !loaded.has_errors(),

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::topology::GraphFormat;
 use crate::ui::ColorChoice;
 
 /// Stand up and tear down multi-region Vault / OpenBao clusters on AWS from one topology file.
@@ -130,8 +129,8 @@ pub enum DrillCommand {
     Failover {
         file: PathBuf,
         /// How to take the leader away.
-        #[arg(long, value_enum, default_value_t = crate::commands::vault::DrillMethod::Kill)]
-        method: crate::commands::vault::DrillMethod,
+        #[arg(long, value_enum, default_value_t = DrillMethod::Kill)]
+        method: DrillMethod,
         /// One JSON object with the figures, on stdout.
         #[arg(long)]
         json: bool,
@@ -257,4 +256,22 @@ pub struct RunArgs {
     /// Operations at once per AWS service and region.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub parallelism: usize,
+}
+
+/// Output format of `graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+/// How `drill failover` takes the leader away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrillMethod {
+    /// SIGKILL the leader's server: a crash or the loss of its region.
+    Kill,
+    /// SIGTERM: a clean shutdown.
+    Stop,
+    /// `sys/step-down`: the leader stays up as a standby.
+    StepDown,
 }

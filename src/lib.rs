@@ -3,15 +3,24 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod address;
 pub mod aws;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod error;
 pub mod graph;
+pub mod loaded;
+pub mod ops;
 pub mod plan;
+pub mod provider;
 pub mod resources;
 pub mod runtime;
+pub mod session;
 pub mod state;
 pub mod topology;
 pub mod ui;
 pub mod vault;
+
+pub use loaded::{Loaded, Stack, load};

@@ -1,170 +1,63 @@
-//! `plan`, `apply`, `destroy`, `state`, `output` and `force-unlock`: the commands that read
-//! or change what exists.
+//! `plan`, `apply`, `destroy`, `state`, `output` and `force-unlock`: wiring from flags to the
+//! session, the engine and the UI.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::{Error, Outcome};
-use crate::aws::{Aws, AwsSettings};
+use crate::aws::Aws;
 use crate::cli::{PlanArgs, PlanOutputArgs, RunArgs, StateArgs};
-use crate::engine::apply::{self, Context};
-use crate::engine::{Limits, refresh};
+use crate::engine::apply;
+use crate::engine::summary::Summary;
+use crate::plan::saved::SavedPlan;
 use crate::plan::{self, Plan, PlanOptions, render};
-use crate::resources;
-use crate::state::local::LocalBackend;
-use crate::state::{Backend, LockGuard, State, StateError};
-use crate::topology::{self, Loaded, StateBackend};
-use crate::ui::Printer;
-use crate::ui::diagnostics;
+use crate::session::{self, PlanRequest, Session};
+use crate::state::{LockGuard, State};
 use crate::ui::progress::{self, Mode};
+use crate::ui::{Printer, report};
 
-/// A plan saved by `plan --out`, with the topology it was made from.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub plan: Plan,
-    pub topology_path: String,
-    pub topology: String,
-}
-
-/// A valid topology, and where its state lives.
-pub struct Session {
-    pub loaded: Loaded,
-    pub backend: Arc<dyn Backend>,
-    /// The topology file's directory: relative paths in it resolve here.
-    pub base_dir: PathBuf,
-}
-
-impl Session {
-    pub fn vaults(&self) -> BTreeMap<String, crate::vault::spec::VaultSpec> {
-        crate::vault::spec::specs(self.topology(), &self.base_dir)
-    }
-
-    fn stack(&self) -> &str {
-        &self.loaded.topology.as_ref().expect("valid").stack.value
-    }
-
-    fn topology(&self) -> &topology::Topology {
-        self.loaded.topology.as_ref().expect("valid")
-    }
-
-    pub(super) fn aws_settings(&self) -> AwsSettings {
-        AwsSettings::resolve(
-            self.topology()
-                .aws
-                .endpoint
-                .as_ref()
-                .map(|e| e.value.as_str()),
-        )
-    }
-
-    pub(super) async fn load_state(&self) -> Result<State, Error> {
-        let state = self.backend.load().await?;
-        match state {
-            Some(s) if s.stack != self.stack() => Err(StateError::WrongStack {
-                path: self.backend.describe(),
-                found: s.stack,
-                expected: self.stack().to_string(),
-            }
-            .into()),
-            Some(s) => Ok(s),
-            None => Ok(State::new(self.stack())),
-        }
-    }
-}
-
-/// Opens a topology for commands that touch state: valid, supported, its backend resolved.
+/// Reads and opens a topology (or a saved plan's copy of one), showing its problems.
 pub(super) fn open(
     file: &Path,
     text: Option<String>,
     state: &StateArgs,
-    // The addresses a run will touch (all when empty); `None` for commands that only read state.
     targets: Option<&[String]>,
     printer: &Printer,
 ) -> Result<Option<Session>, Error> {
-    let loaded = match text {
-        Some(text) => topology::load(file.display().to_string(), text),
-        None => super::topology::read(file)?,
-    };
-    if !loaded.problems.is_empty() {
-        printer.message(&diagnostics::render(&loaded, printer.color));
-    }
-    let Some((t, g)) = loaded.valid() else {
-        return Ok(None);
-    };
-    let unsupported = targets
-        .map(|targets| resources::unsupported(t, g, targets))
-        .unwrap_or_default();
-    if !unsupported.is_empty() {
-        let kinds: Vec<String> = unsupported
-            .iter()
-            .map(|(k, n)| format!("{k} ({n})"))
-            .collect();
-        return Err(Error::Unsupported {
-            kinds: kinds.join(", "),
-        });
-    }
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
-    let base_dir = std::path::absolute(parent.unwrap_or(Path::new(".")))
-        .unwrap_or_else(|_| parent.unwrap_or(Path::new(".")).to_path_buf());
-    let path = match (&state.path, &t.state) {
-        (Some(p), _) => p.clone(),
-        (None, StateBackend::Local { path }) => parent.unwrap_or(Path::new("")).join(path),
-        (None, StateBackend::S3 { bucket, key, .. }) => {
-            return Err(Error::S3Backend {
-                location: format!("s3://{bucket}/{key}"),
-            });
-        }
-    };
-    Ok(Some(Session {
-        loaded,
-        backend: Arc::new(LocalBackend::new(path)),
-        base_dir,
-    }))
+    let loaded = session::read(file, text)?;
+    super::topology::report(&loaded, printer);
+    session::open(file, loaded, state.path.as_deref(), targets)
 }
 
-fn plan_options(args: &PlanArgs, destroy: bool) -> PlanOptions {
-    PlanOptions {
-        destroy,
-        targets: args.target.clone(),
-        replace: args.replace.clone(),
-    }
-}
-
-async fn make_plan(
+/// Takes the state lock, saying so when it took over a stale one.
+pub(super) async fn lock(
     session: &Session,
-    aws: &Aws,
-    state: &State,
-    args: &PlanArgs,
-    destroy: bool,
-) -> Result<Plan, Error> {
-    let t = session.topology();
-    let g = session.loaded.graph.as_ref().expect("valid");
-    let observed = if args.refresh {
-        refresh::refresh(aws, state, &t.aws.tags, &session.vaults())
-            .await
-            .map_err(|e| Error::Refresh { message: e.message })?
-    } else {
-        Default::default()
-    };
-    let desired = resources::desired(t, g);
-    let forces = |k| {
-        resources::provider(k)
-            .map(|p| p.forces_replacement())
-            .unwrap_or(&[])
-    };
-    Ok(plan::plan(
-        &desired,
-        state,
-        &observed,
-        &forces,
-        &plan_options(args, destroy),
-    )?)
+    operation: &str,
+    printer: &Printer,
+) -> Result<LockGuard, Error> {
+    let guard = session.lock(operation).await?;
+    if let Some(old) = &guard.took_over {
+        printer.message(&format!(
+            "Took over a stale lock: {} (its process is gone).",
+            old.describe()
+        ));
+    }
+    Ok(guard)
+}
+
+fn request(args: &PlanArgs, destroy: bool) -> PlanRequest {
+    PlanRequest {
+        refresh: args.refresh,
+        options: PlanOptions {
+            destroy,
+            targets: args.target.clone(),
+            replace: args.replace.clone(),
+        },
+    }
 }
 
 pub async fn plan(
@@ -174,37 +67,32 @@ pub async fn plan(
     output: &PlanOutputArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let (out, destroy, detailed, json) = (
-        output.out.as_deref(),
-        output.destroy,
-        output.detailed_exitcode,
-        output.json,
-    );
     let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
         return Ok(Outcome::Failure);
     };
-    let aws = Aws::connect(&session.aws_settings()).await;
+    let aws = session.connect().await;
     let state = session.load_state().await?;
-    let plan = make_plan(&session, &aws, &state, args, destroy).await?;
+    let plan = session
+        .plan(&aws, &state, &request(args, output.destroy))
+        .await?;
     let calls = aws.calls.snapshot();
     if !calls.is_empty() {
-        let list: Vec<String> = calls.iter().map(|(s, n)| format!("{s} {n}")).collect();
         printer.message(&format!(
             "Refreshed {} resources; AWS API calls: {}.",
             state.resources.len(),
-            list.join(", ")
+            report::api_calls(&calls)
         ));
     }
-    if json {
+    if output.json {
         printer.data(&format!("{}\n", render::json(&plan)));
     } else {
         printer.data(&render::human(&plan, printer.color));
     }
-    if let Some(out) = out {
+    if let Some(out) = &output.out {
         let saved = SavedPlan {
             plan: plan.clone(),
             topology_path: file.display().to_string(),
-            topology: session.loaded.source.text.to_string(),
+            topology: session.stack.source.text.to_string(),
         };
         let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
         std::fs::write(out, text).map_err(|source| Error::Write {
@@ -217,27 +105,11 @@ pub async fn plan(
             out.display()
         ));
     }
-    Ok(if detailed && plan.has_changes() {
+    Ok(if output.detailed_exitcode && plan.has_changes() {
         Outcome::Changes
     } else {
         Outcome::Success
     })
-}
-
-/// Takes the state lock or explains who holds it.
-pub(super) async fn lock(
-    session: &Session,
-    operation: &str,
-    printer: &Printer,
-) -> Result<LockGuard, Error> {
-    let guard = session.backend.lock(operation).await?;
-    if let Some(old) = &guard.took_over {
-        printer.message(&format!(
-            "Took over a stale lock: {} (its process is gone).",
-            old.describe()
-        ));
-    }
-    Ok(guard)
 }
 
 fn confirm(what: &str, run: &RunArgs, printer: &Printer) -> Result<bool, Error> {
@@ -271,16 +143,6 @@ fn watch_interrupts(printer: Printer) -> watch::Receiver<bool> {
     rx
 }
 
-fn progress_mode(run: &RunArgs) -> Mode {
-    if run.json {
-        Mode::Json
-    } else if std::io::stderr().is_terminal() {
-        Mode::Live
-    } else {
-        Mode::Lines
-    }
-}
-
 /// Runs a plan and prints what happened; the lock is held by the caller.
 async fn execute(
     session: &Session,
@@ -290,19 +152,7 @@ async fn execute(
     run: &RunArgs,
     printer: &Printer,
 ) -> Outcome {
-    let t = session.topology();
-    let cx = Context {
-        aws: aws.clone(),
-        stack: t.stack.value.clone(),
-        default_tags: t.aws.tags.clone(),
-        backend: session.backend.clone(),
-        limits: Limits {
-            default: run.parallelism.max(1),
-            per_service: Default::default(),
-        },
-        attempts: 6,
-        vaults: Arc::new(session.vaults()),
-    };
+    let cx = session.context(aws.clone(), run.parallelism);
     let started = Instant::now();
     let (tx, rx) = mpsc::unbounded_channel();
     let changes: Vec<_> = plan
@@ -311,111 +161,28 @@ async fn execute(
         .filter(|c| c.action != plan::Action::NoOp)
         .cloned()
         .collect();
-    let mode = progress_mode(run);
+    let mode = if run.json {
+        Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Lines
+    };
     let shown = tokio::spawn(progress::show(mode, changes, rx));
     let stop = watch_interrupts(*printer);
     let outcome = apply::apply(plan, state, cx, Some(tx), Some(stop)).await;
     let _ = shown.await;
-    let calls = aws.calls.snapshot();
-    let summary = Summary::of(&outcome, started.elapsed(), calls);
+    let summary = Summary::of(&outcome, started.elapsed(), aws.calls.snapshot());
     if run.json {
         printer.json_line(&summary);
     } else {
-        printer.message(&summary.human());
+        printer.message(&report::summary(&summary));
     }
     if outcome.ok() {
         Outcome::Success
     } else {
         Outcome::Failure
     }
-}
-
-/// The end of an apply or destroy, for people and pipelines.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    pub event: &'static str,
-    pub created: usize,
-    pub updated: usize,
-    pub replaced: usize,
-    pub deleted: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub not_started: usize,
-    pub interrupted: bool,
-    pub elapsed_ms: u64,
-    pub api_calls: BTreeMap<String, u64>,
-    pub failures: Vec<(String, String)>,
-}
-
-impl Summary {
-    fn of(
-        o: &apply::Outcome,
-        elapsed: std::time::Duration,
-        api_calls: BTreeMap<String, u64>,
-    ) -> Self {
-        use crate::engine::OpResult;
-        let count =
-            |f: &dyn Fn(&OpResult) -> bool| o.report.results.iter().filter(|r| f(r)).count();
-        Summary {
-            event: "summary",
-            created: o.count(plan::Action::Create),
-            updated: o.count(plan::Action::Update),
-            replaced: o.count(plan::Action::Replace),
-            deleted: o.count(plan::Action::Delete),
-            failed: count(&|r| matches!(r, OpResult::Failed(_))),
-            skipped: count(&|r| matches!(r, OpResult::Skipped { .. })),
-            not_started: count(&|r| matches!(r, OpResult::NotStarted)),
-            interrupted: o.report.interrupted,
-            elapsed_ms: elapsed.as_millis() as u64,
-            api_calls,
-            failures: o
-                .failed()
-                .into_iter()
-                .map(|(c, e)| (c.address.clone(), e.to_string()))
-                .collect(),
-        }
-    }
-
-    fn human(&self) -> String {
-        let mut out = String::new();
-        for (address, error) in &self.failures {
-            out.push_str(&format!("error: {address}: {error}\n"));
-        }
-        let verdict = if self.interrupted {
-            "Interrupted"
-        } else if self.failed > 0 {
-            "Failed"
-        } else {
-            "Done"
-        };
-        out.push_str(&format!(
-            "{verdict}: {} created, {} updated, {} replaced, {} deleted, {} failed, {} skipped in {:.1}s.",
-            self.created,
-            self.updated,
-            self.replaced,
-            self.deleted,
-            self.failed,
-            self.skipped + self.not_started,
-            self.elapsed_ms as f64 / 1000.0
-        ));
-        if !self.api_calls.is_empty() {
-            let calls: Vec<String> = self
-                .api_calls
-                .iter()
-                .map(|(s, n)| format!("{s} {n}"))
-                .collect();
-            out.push_str(&format!("\nAWS API calls: {}.", calls.join(", ")));
-        }
-        out
-    }
-}
-
-fn read_saved_plan(file: &Path) -> Option<SavedPlan> {
-    let text = std::fs::read_to_string(file).ok()?;
-    if !text.trim_start().starts_with('{') {
-        return None;
-    }
-    serde_json::from_str(&text).ok()
 }
 
 pub async fn apply(
@@ -426,7 +193,7 @@ pub async fn apply(
     destroy: bool,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    if !destroy && let Some(saved) = read_saved_plan(file) {
+    if !destroy && let Some(saved) = SavedPlan::read(file) {
         return apply_saved(file, saved, state_args, run, printer).await;
     }
     // A destroy deletes only what the state records, which was created by supported kinds.
@@ -435,9 +202,9 @@ pub async fn apply(
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&session, if destroy { "destroy" } else { "apply" }, printer).await?;
-    let aws = Aws::connect(&session.aws_settings()).await;
+    let aws = session.connect().await;
     let state = session.load_state().await?;
-    let plan = make_plan(&session, &aws, &state, args, destroy).await?;
+    let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
     if !run.json {
         printer.data(&render::human(&plan, printer.color));
     }
@@ -464,14 +231,9 @@ async fn apply_saved(
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     let topology_path = PathBuf::from(&saved.topology_path);
-    let Some(session) = open(
-        &topology_path,
-        Some(saved.topology.clone()),
-        state_args,
-        Some(&targets_of(&saved.plan)),
-        printer,
-    )?
-    else {
+    let text = Some(saved.topology.clone());
+    let targets = saved.targets();
+    let Some(session) = open(&topology_path, text, state_args, Some(&targets), printer)? else {
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&session, "apply", printer).await?;
@@ -484,7 +246,7 @@ async fn apply_saved(
             current: format!("{current_lineage:?}/{current_serial:?}"),
         });
     }
-    let aws = Aws::connect(&session.aws_settings()).await;
+    let aws = session.connect().await;
     if !run.json {
         printer.data(&render::human(&saved.plan, printer.color));
     }
@@ -494,85 +256,75 @@ async fn apply_saved(
     Ok(execute(&session, aws, state, &saved.plan, run, printer).await)
 }
 
+/// The recorded state of a stack, for the commands that only read it.
+async fn recorded(
+    file: &Path,
+    state: &StateArgs,
+    printer: &Printer,
+) -> Result<Option<State>, Error> {
+    match open(file, None, state, None, printer)? {
+        Some(session) => Ok(Some(session.load_state().await?)),
+        None => Ok(None),
+    }
+}
+
 pub async fn state_list(
     file: &Path,
-    state_args: &StateArgs,
+    state: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, None, printer)? else {
+    let Some(state) = recorded(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let state = session.load_state().await?;
-    let mut out = String::new();
-    for a in state.resources.keys() {
-        out.push_str(a);
-        out.push('\n');
-    }
-    printer.data(&out);
+    let list: String = state.resources.keys().map(|a| format!("{a}\n")).collect();
+    printer.data(&list);
     Ok(Outcome::Success)
 }
 
 pub async fn state_show(
     file: &Path,
     address: &str,
-    state_args: &StateArgs,
+    state: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, None, printer)? else {
+    let Some(state) = recorded(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let state = session.load_state().await?;
-    match state.resources.get(address) {
-        Some(rs) => {
-            printer.data(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(rs).unwrap_or_default()
-            ));
-            Ok(Outcome::Success)
-        }
-        None => Err(Error::NotInState {
+    let rs = state
+        .resources
+        .get(address)
+        .ok_or_else(|| Error::NotInState {
             address: address.to_string(),
-        }),
-    }
+        })?;
+    let text = serde_json::to_string_pretty(rs).unwrap_or_default();
+    printer.data(&format!("{text}\n"));
+    Ok(Outcome::Success)
 }
 
-pub async fn output(
-    file: &Path,
-    state_args: &StateArgs,
-    printer: &Printer,
-) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, None, printer)? else {
+pub async fn output(file: &Path, state: &StateArgs, printer: &Printer) -> Result<Outcome, Error> {
+    let Some(state) = recorded(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let state = session.load_state().await?;
-    let outputs: BTreeMap<&String, &BTreeMap<String, String>> = state
-        .resources
-        .iter()
-        .filter(|(_, r)| !r.outputs.is_empty())
-        .map(|(a, r)| (a, &r.outputs))
+    let outputs: BTreeMap<String, BTreeMap<String, String>> = state
+        .outputs()
+        .into_iter()
+        .filter(|(_, o)| !o.is_empty())
         .collect();
-    printer.data(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(&outputs).unwrap_or_default()
-    ));
+    let text = serde_json::to_string_pretty(&outputs).unwrap_or_default();
+    printer.data(&format!("{text}\n"));
     Ok(Outcome::Success)
 }
 
 pub async fn force_unlock(
     file: &Path,
     id: &str,
-    state_args: &StateArgs,
+    state: &StateArgs,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state_args, None, printer)? else {
+    let Some(session) = open(file, None, state, None, printer)? else {
         return Ok(Outcome::Failure);
     };
     let removed = session.backend.force_unlock(id).await?;
     printer.message(&format!("Removed the lock held by {}.", removed.describe()));
     Ok(Outcome::Success)
-}
-
-/// The addresses a saved plan touches: only their kinds need to be supported.
-fn targets_of(plan: &Plan) -> Vec<String> {
-    plan.changes.iter().map(|c| c.address.clone()).collect()
 }

@@ -3,36 +3,24 @@
 use std::path::Path;
 
 use super::{Error, Outcome};
-use crate::topology::{self, Loaded};
+use crate::cli::GraphFormat;
+use crate::loaded::{Loaded, load};
+use crate::topology;
 use crate::ui::{Printer, diagnostics};
-
-/// Output format of `graph`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GraphFormat {
-    Dot,
-    Mermaid,
-}
 
 pub fn read(path: &Path) -> Result<Loaded, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.display().to_string(),
         source,
     })?;
-    Ok(topology::load(path.display().to_string(), text))
+    Ok(load(path.display().to_string(), text))
 }
 
-/// Loads a file and prints its problems; `None` when it has errors.
-pub fn load_valid(path: &Path, printer: &Printer) -> Result<Option<Loaded>, Error> {
-    let loaded = read(path)?;
+/// Prints a file's problems, when it has any.
+pub fn report(loaded: &Loaded, printer: &Printer) {
     if !loaded.problems.is_empty() {
-        let text = diagnostics::render(&loaded, printer.color);
-        printer.message(&text);
+        printer.message(&diagnostics::render(loaded, printer.color));
     }
-    Ok(if loaded.has_errors() {
-        None
-    } else {
-        Some(loaded)
-    })
 }
 
 pub fn validate(path: &Path, printer: &Printer) -> Result<Outcome, Error> {
@@ -47,13 +35,14 @@ pub fn validate(path: &Path, printer: &Printer) -> Result<Outcome, Error> {
 }
 
 pub fn graph(path: &Path, format: GraphFormat, printer: &Printer) -> Result<Outcome, Error> {
-    let Some(loaded) = load_valid(path, printer)? else {
+    let loaded = read(path)?;
+    report(&loaded, printer);
+    let Some(stack) = loaded.into_stack() else {
         return Ok(Outcome::Failure);
     };
-    let (topology, graph) = loaded.valid().expect("load_valid returns only valid files");
     let text = match format {
-        GraphFormat::Dot => graph.to_dot(&topology.stack.value),
-        GraphFormat::Mermaid => graph.to_mermaid(),
+        GraphFormat::Dot => stack.graph.to_dot(&stack.topology.stack.value),
+        GraphFormat::Mermaid => stack.graph.to_mermaid(),
     };
     printer.data(&text);
     Ok(Outcome::Success)

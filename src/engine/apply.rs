@@ -9,9 +9,10 @@ use rand::Rng;
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::walk::{Limits, OpResult, Operation, Walk, WalkEvent, WalkReport, boxed};
+use crate::address::Address;
 use crate::aws::Aws;
 use crate::plan::{Action, Change, Plan};
-use crate::resources::{self, Cx, Desired, OpError, Recorded};
+use crate::provider::{Cx, Desired, OpError, Provider, Providers, Recorded};
 use crate::state::model::now;
 use crate::state::{Backend, ResourceState, State, Status};
 
@@ -25,7 +26,8 @@ pub struct Context {
     pub limits: Limits,
     /// Attempts per operation for errors worth retrying.
     pub attempts: u32,
-    pub vaults: Arc<BTreeMap<String, crate::vault::spec::VaultSpec>>,
+    /// The provider of each kind.
+    pub providers: Arc<dyn Providers>,
 }
 
 /// How an apply went.
@@ -91,11 +93,10 @@ impl Shared {
             stack: &self.cx.stack,
             default_tags: &self.cx.default_tags,
             outputs,
-            vaults: &self.cx.vaults,
         }
     }
 
-    async fn recorded(&self, address: &str) -> Option<ResourceState> {
+    async fn recorded(&self, address: &Address) -> Option<ResourceState> {
         self.state.lock().await.resources.get(address).cloned()
     }
 }
@@ -122,6 +123,14 @@ where
     }
 }
 
+fn provider(shared: &Shared, kind: crate::graph::Kind) -> Result<&dyn Provider, OpError> {
+    shared
+        .cx
+        .providers
+        .provider(kind)
+        .ok_or_else(|| OpError::fatal(format!("{kind} is not supported")))
+}
+
 fn desired_of(c: &Change) -> Desired {
     Desired {
         address: c.address.clone(),
@@ -135,8 +144,7 @@ fn desired_of(c: &Change) -> Desired {
 }
 
 async fn create(shared: &Shared, c: &Change) -> Result<(), OpError> {
-    let provider = resources::provider(c.kind)
-        .ok_or_else(|| OpError::fatal(format!("{} is not supported", c.kind)))?;
+    let provider = provider(shared, c.kind)?;
     let mut d = desired_of(c);
     d.resumed = matches!(
         shared.recorded(&c.address).await.map(|r| r.status),
@@ -188,8 +196,7 @@ async fn record(shared: &Shared, c: &Change, rec: Recorded) -> Result<(), OpErro
 }
 
 async fn update(shared: &Shared, c: &Change) -> Result<(), OpError> {
-    let provider = resources::provider(c.kind)
-        .ok_or_else(|| OpError::fatal(format!("{} is not supported", c.kind)))?;
+    let provider = provider(shared, c.kind)?;
     let rs = shared
         .recorded(&c.address)
         .await
@@ -205,8 +212,7 @@ async fn delete(shared: &Shared, c: &Change) -> Result<(), OpError> {
     let Some(rs) = shared.recorded(&c.address).await else {
         return Ok(());
     };
-    let provider = resources::provider(rs.kind)
-        .ok_or_else(|| OpError::fatal(format!("{} is not supported", rs.kind)))?;
+    let provider = provider(shared, rs.kind)?;
     shared
         .save(|s| {
             if let Some(r) = s.resources.get_mut(&c.address) {
@@ -241,12 +247,12 @@ async fn run_change(shared: &Shared, c: &Change) -> Result<(), OpError> {
 /// the changes that one depends on.
 fn changed_deps(
     c: &Change,
-    all: &HashMap<&str, &[String]>,
+    all: &HashMap<&str, &[Address]>,
     index: &HashMap<&str, usize>,
 ) -> Vec<usize> {
     let mut out = std::collections::BTreeSet::new();
     let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<&str> = c.after_changes.iter().map(String::as_str).collect();
+    let mut stack: Vec<&str> = c.after_changes.iter().map(Address::as_str).collect();
     while let Some(a) = stack.pop() {
         if !seen.insert(a) {
             continue;
@@ -258,7 +264,7 @@ fn changed_deps(
             None => stack.extend(
                 all.get(a)
                     .into_iter()
-                    .flat_map(|d| d.iter().map(String::as_str)),
+                    .flat_map(|d| d.iter().map(Address::as_str)),
             ),
         }
     }
@@ -281,7 +287,7 @@ pub async fn apply(
         .collect();
     // Every planned resource's dependencies, no-ops included: an operation waits for the
     // changes it depends on through unchanged resources too.
-    let all: HashMap<&str, &[String]> = plan
+    let all: HashMap<&str, &[Address]> = plan
         .changes
         .iter()
         .map(|c| (c.address.as_str(), c.after_changes.as_slice()))
@@ -294,8 +300,10 @@ pub async fn apply(
     let ops: Vec<Operation> = changes
         .iter()
         .map(|c| Operation {
-            address: c.address.clone(),
-            service: resources::provider(c.kind)
+            address: c.address.to_string(),
+            service: cx
+                .providers
+                .provider(c.kind)
                 .map(|p| p.service())
                 .unwrap_or("other")
                 .to_string(),

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod refresh;
+pub mod summary;
 pub mod walk;
 
 pub use walk::{Limits, OpResult, Operation, Walk, WalkEvent, WalkReport};

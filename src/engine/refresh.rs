@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use futures::StreamExt;
 
 use crate::aws::Aws;
-use crate::resources::{self, Cx, Observed, OpError};
+use crate::provider::{Cx, Observed, OpError, Providers};
 use crate::state::State;
 
 /// How many reads run at once.
@@ -16,7 +16,8 @@ pub async fn refresh(
     aws: &Aws,
     state: &State,
     default_tags: &std::collections::BTreeMap<String, String>,
-    vaults: &std::collections::BTreeMap<String, crate::vault::spec::VaultSpec>,
+    providers: &dyn Providers,
+    attempts: u32,
 ) -> Result<HashMap<String, Observed>, OpError> {
     let outputs = state.outputs();
     let cx = Cx {
@@ -24,7 +25,6 @@ pub async fn refresh(
         stack: &state.stack,
         default_tags,
         outputs: &outputs,
-        vaults,
     };
     let cx = &cx;
     // An interrupted create has no identifiers yet: the plan re-runs it, and create adopts.
@@ -33,10 +33,10 @@ pub async fn refresh(
         .values()
         .filter(|rs| !matches!(rs.status, crate::state::Status::Creating { .. }));
     let reads = recorded.filter_map(|rs| {
-        let provider = resources::provider(rs.kind)?;
+        let provider = providers.provider(rs.kind)?;
         Some(async move {
-            let observed = super::apply::with_retries(5, || provider.read(cx, rs)).await;
-            (rs.address.clone(), observed)
+            let observed = super::apply::with_retries(attempts, || provider.read(cx, rs)).await;
+            (rs.address.to_string(), observed)
         })
     });
     let results: Vec<(String, Result<Observed, OpError>)> = futures::stream::iter(reads)

@@ -2,14 +2,16 @@
 //! Refresh happens before, execution after.
 
 pub mod render;
+pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::address::Address;
 use crate::graph::Kind;
-use crate::resources::{Desired, Observed};
+use crate::provider::{Desired, Observed};
 use crate::state::{State, Status};
 
 /// The plan format version written by `plan --out` and `--json`.
@@ -40,7 +42,7 @@ impl Action {
 /// One planned change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    pub address: String,
+    pub address: Address,
     pub kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -59,16 +61,16 @@ pub struct Change {
     pub name: Option<String>,
     /// Addresses this change waits for (already reversed for deletes).
     #[serde(default)]
-    pub after_changes: Vec<String>,
+    pub after_changes: Vec<Address>,
     /// Addresses the resource depends on (recorded in state).
     #[serde(default)]
-    pub deps: Vec<String>,
+    pub deps: Vec<Address>,
 }
 
 /// Drift found by refresh: what changed outside vaultform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Drift {
-    pub address: String,
+    pub address: Address,
     /// `deleted` or `changed`.
     pub what: String,
     #[serde(default)]
@@ -137,7 +139,7 @@ pub fn plan(
     let known: BTreeSet<&str> = desired
         .iter()
         .map(|d| d.address.as_str())
-        .chain(state.resources.keys().map(String::as_str))
+        .chain(state.resources.keys().map(Address::as_str))
         .collect();
     for a in opts.targets.iter().chain(&opts.replace) {
         if !known.contains(a.as_str()) {
@@ -149,7 +151,7 @@ pub fn plan(
     let mut current: HashMap<&str, Option<&Map<String, Value>>> =
         HashMap::with_capacity(state.resources.len());
     for (addr, rs) in &state.resources {
-        let now = match observed.get(addr) {
+        let now = match observed.get(addr.as_str()) {
             Some(Observed::Gone) => {
                 if rs.status == Status::Ready {
                     drift.push(Drift {
@@ -219,7 +221,7 @@ pub fn plan(
                         .filter(|k| forces(d.kind).contains(&k.as_str()))
                         .cloned()
                         .collect();
-                    if opts.replace.contains(&d.address) {
+                    if opts.replace.iter().any(|r| d.address == r.as_str()) {
                         (
                             Action::Replace,
                             "replacement requested with --replace".into(),
@@ -267,7 +269,7 @@ pub fn plan(
         if let Some(Observed::Present {
             delete_blocker: Some(why),
             ..
-        }) = observed.get(addr)
+        }) = observed.get(addr.as_str())
         {
             let force = rs
                 .attributes
@@ -276,7 +278,7 @@ pub fn plan(
                 .unwrap_or(true);
             if !force {
                 return Err(PlanError::Refused {
-                    address: addr.clone(),
+                    address: addr.to_string(),
                     why: format!("{why} and the topology does not say force-destroy"),
                 });
             }
@@ -300,8 +302,8 @@ pub fn plan(
             deps: rs.dependencies.clone(),
         });
     }
-    let deleting: BTreeSet<String> = deletes.iter().map(|c| c.address.clone()).collect();
-    let mut dependents: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let deleting: BTreeSet<Address> = deletes.iter().map(|c| c.address.clone()).collect();
+    let mut dependents: BTreeMap<&str, Vec<Address>> = BTreeMap::new();
     for c in &deletes {
         for d in &c.deps {
             if deleting.contains(d) {
@@ -312,7 +314,7 @@ pub fn plan(
             }
         }
     }
-    let waits: Vec<Vec<String>> = deletes
+    let waits: Vec<Vec<Address>> = deletes
         .iter()
         .map(|c| {
             dependents
@@ -331,7 +333,7 @@ pub fn plan(
         changes = restrict_to_targets(changes, &opts.targets, opts.destroy);
     }
     // Only waits on changes that are part of this plan matter to execution.
-    let in_plan: std::collections::HashSet<String> =
+    let in_plan: std::collections::HashSet<Address> =
         changes.iter().map(|c| c.address.clone()).collect();
     for c in &mut changes {
         c.after_changes.retain(|a| in_plan.contains(a));
@@ -350,7 +352,7 @@ pub fn plan(
 
 /// Sorts deletes so that each comes after the deletes it waits for.
 fn order_deletes(deletes: &mut Vec<Change>) {
-    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut done: BTreeSet<Address> = BTreeSet::new();
     let mut ordered = Vec::with_capacity(deletes.len());
     let mut rest: Vec<Change> = std::mem::take(deletes);
     while !rest.is_empty() {
@@ -385,17 +387,17 @@ fn restrict_to_targets(changes: Vec<Change>, targets: &[String], destroy: bool) 
                 // Deleting a target first deletes what depends on it.
                 changes
                     .iter()
-                    .filter(|o| o.deps.contains(&a))
-                    .map(|o| o.address.clone())
+                    .filter(|o| o.deps.iter().any(|d| d == a.as_str()))
+                    .map(|o| o.address.to_string())
                     .collect()
             } else {
-                c.deps.clone()
+                c.deps.iter().map(Address::to_string).collect()
             };
             stack.extend(next);
         }
     }
     changes
         .into_iter()
-        .filter(|c| keep.contains(&c.address))
+        .filter(|c| keep.contains(c.address.as_str()))
         .collect()
 }

@@ -13,10 +13,12 @@ use aws_sdk_eks::types::{
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded, wait};
-use crate::graph::{Kind, Resource, address};
+use super::wait;
+use crate::address::{Address, RegionItem, Role};
+use crate::graph::{Builder, Kind, Resource};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
-use crate::topology::{Capacity, EndpointAccess, NetworkKind, Topology};
+use crate::topology::{Capacity, EndpointAccess, NetworkKind, Region, Topology};
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -35,12 +37,7 @@ fn subnets(t: &Topology, region: &str) -> (Vec<String>, Vec<String>) {
             let listed: Vec<_> = subnets.iter().map(|s| s.value).collect();
             let n = super::network::subnet_blocks(vpc_cidr.value, azs.value, &listed).len();
             let addrs = (0..n)
-                .map(|i| {
-                    address::region(
-                        region,
-                        &format!("network.subnet.{}", address::subnet_suffix(i)),
-                    )
-                })
+                .map(|i| Address::region(region, RegionItem::Subnet(i)).to_string())
                 .collect();
             (addrs, Vec::new())
         }
@@ -52,14 +49,54 @@ fn subnets(t: &Topology, region: &str) -> (Vec<String>, Vec<String>) {
     }
 }
 
+/// The EKS clusters of a region, on its network and after the cluster role; their node
+/// pools after them and the node role.
+pub fn graph<'t>(b: &mut Builder<'t>, r: &'t Region) {
+    let rn = r.name.value.as_str();
+    let reg = Some(rn);
+    let net = b.region_net.get(rn).cloned().unwrap_or_default();
+    for c in &r.clusters {
+        let name = &c.name.value;
+        let ix = b.g.add(
+            Address::region(rn, RegionItem::Cluster(name.clone())),
+            Kind::EksCluster,
+            reg,
+            c.name.span,
+        );
+        b.g.edges(&net, ix);
+        if let Some((role, _)) = b.eks_roles {
+            b.g.edge(role, ix);
+        }
+        b.depends.extend(c.depends_on.iter().map(|d| (ix, d)));
+        let mut pools = Vec::new();
+        for p in &c.node_pools {
+            let pool = RegionItem::NodePool {
+                cluster: name.clone(),
+                pool: p.name.value.clone(),
+            };
+            let pix = b.g.add(
+                Address::region(rn, pool),
+                Kind::EksNodeGroup,
+                reg,
+                p.name.span,
+            );
+            b.g.edge(ix, pix);
+            if let Some((_, role)) = b.eks_roles {
+                b.g.edge(role, pix);
+            }
+            b.depends.extend(p.depends_on.iter().map(|d| (pix, d)));
+            pools.push(pix);
+        }
+        b.clusters.insert(name.as_str(), (ix, pools));
+    }
+}
+
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
-    let region = r.region.as_deref()?;
-    let rest = r
-        .address
-        .strip_prefix(&format!("region.{region}.cluster."))?;
-    let (cluster_name, pool_name) = match rest.split_once(".node-pool.") {
-        Some((c, p)) => (c, Some(p)),
-        None => (rest, None),
+    let (region, what) = r.address.region_item()?;
+    let (cluster_name, pool_name) = match what {
+        RegionItem::Cluster(c) => (c.as_str(), None),
+        RegionItem::NodePool { cluster, pool } => (cluster.as_str(), Some(pool.as_str())),
+        _ => return None,
     };
     let (_, cluster) = t.cluster(cluster_name)?;
     let (subnet_addrs, subnet_ids) = subnets(t, region);
@@ -81,9 +118,9 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
                 .region(region)
                 .and_then(|r| r.network.as_ref())
                 .is_some_and(|n| matches!(n.kind, NetworkKind::New { .. }))
-                .then(|| address::region(region, "network.security-group"));
+                .then(|| Address::region(region, RegionItem::SecurityGroup));
             attrs.insert("security_group".into(), json!(sg));
-            attrs.insert("role".into(), json!("iam.role.eks-cluster"));
+            attrs.insert("role".into(), json!(Address::role(Role::EksCluster)));
             Some((cluster_name.to_string(), attrs))
         }
         (Kind::EksNodeGroup, Some(pool)) => {
@@ -102,7 +139,7 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             attrs.insert("max".into(), json!(p.max.value));
             attrs.insert("disk_size".into(), json!(p.disk_size));
             attrs.insert("labels".into(), json!(p.labels));
-            attrs.insert("role".into(), json!("iam.role.eks-node"));
+            attrs.insert("role".into(), json!(Address::role(Role::EksNode)));
             Some((pool.to_string(), attrs))
         }
         _ => None,
@@ -117,8 +154,8 @@ fn client(cx: &Cx<'_>, region: Option<&str>) -> Result<aws_sdk_eks::Client, OpEr
 
 /// Subnet IDs: existing ones as given, new ones from their recorded outputs.
 fn subnet_ids(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Vec<String>, OpError> {
-    let mut ids = super::str_list(attrs, "subnet_ids");
-    for a in super::str_list(attrs, "subnets") {
+    let mut ids = crate::provider::str_list(attrs, "subnet_ids");
+    for a in crate::provider::str_list(attrs, "subnets") {
         ids.push(cx.output(&a, "subnet_id")?.to_string());
     }
     Ok(ids)
@@ -263,7 +300,11 @@ impl Provider for EksCluster {
                     .and_then(|c| c.tags())
                     .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
-                cx.check_owner(&format!("EKS cluster {}", d.name), &d.address, &tags)?;
+                cx.check_owner(
+                    &format!("EKS cluster {}", d.name),
+                    d.address.as_str(),
+                    &tags,
+                )?;
             }
             Err(e) if is_not_found(&e) => {
                 let role = cx.output(
@@ -289,7 +330,7 @@ impl Provider for EksCluster {
                             .authentication_mode(AuthenticationMode::ApiAndConfigMap)
                             .build(),
                     )
-                    .set_tags(Some(tags(cx, &d.address)));
+                    .set_tags(Some(tags(cx, d.address.as_str())));
                 match req.send().await {
                     Ok(_) => {}
                     // Created a moment ago by a request whose answer was lost: adopt it.
@@ -509,7 +550,7 @@ impl Provider for EksNodeGroup {
                     .and_then(|n| n.tags())
                     .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
-                cx.check_owner(&format!("node group {}", d.name), &d.address, &tags)?;
+                cx.check_owner(&format!("node group {}", d.name), d.address.as_str(), &tags)?;
             }
             Err(e) if is_not_found(&e) => {
                 let role = cx.output(
@@ -529,12 +570,12 @@ impl Provider for EksNodeGroup {
                     .nodegroup_name(&d.name)
                     .node_role(role)
                     .set_subnets(Some(subnet_ids(cx, &d.attrs)?))
-                    .set_instance_types(Some(super::str_list(&d.attrs, "instance_types")))
+                    .set_instance_types(Some(crate::provider::str_list(&d.attrs, "instance_types")))
                     .capacity_type(capacity)
                     .scaling_config(scaling(&d.attrs))
                     .disk_size(int(&d.attrs, "disk_size"))
                     .set_labels(Some(labels(&d.attrs)))
-                    .set_tags(Some(tags(cx, &d.address)));
+                    .set_tags(Some(tags(cx, d.address.as_str())));
                 match req.send().await {
                     Ok(_) => {}
                     Err(e) if e.code() == Some("ResourceInUseException") => {}

@@ -14,10 +14,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr, wait};
-use crate::graph::{Kind, Resource, address};
+use super::wait;
+use crate::address::{Address, Port, RegionItem};
+use crate::graph::{Builder, Kind, Resource};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::state::ResourceState;
-use crate::topology::{HealthMode, NetworkKind, Scheme, Topology};
+use crate::topology::{HealthMode, NetworkKind, Region, Scheme, Topology};
 
 const TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
@@ -35,17 +37,60 @@ pub fn target_group_name(lb: &str, port: &str) -> String {
     format!("{head}-{:04x}-{suffix}", hash & 0xffff)
 }
 
+/// The load balancers of a region, on its network; a target group (in its VPC) and a listener
+/// for each of the API and cluster ports.
+pub fn graph<'t>(b: &mut Builder<'t>, r: &'t Region) {
+    let rn = r.name.value.as_str();
+    let reg = Some(rn);
+    let net = b.region_net.get(rn).cloned().unwrap_or_default();
+    for l in &r.load_balancers {
+        let name = &l.name.value;
+        let ix = b.g.add(
+            Address::region(rn, RegionItem::LoadBalancer(name.clone())),
+            Kind::LoadBalancer,
+            reg,
+            l.name.span,
+        );
+        b.g.edges(&net, ix);
+        b.depends.extend(l.depends_on.iter().map(|d| (ix, d)));
+        let mut listeners = Vec::new();
+        for port in Port::BOTH {
+            let lb = name.clone();
+            let tg = b.g.add(
+                Address::region(rn, RegionItem::TargetGroup { lb, port }),
+                Kind::TargetGroup,
+                reg,
+                l.name.span,
+            );
+            if let Some(vpc) = b.region_vpc.get(rn).copied() {
+                b.g.edge(vpc, tg);
+            }
+            let lb = name.clone();
+            let li = b.g.add(
+                Address::region(rn, RegionItem::Listener { lb, port }),
+                Kind::Listener,
+                reg,
+                l.name.span,
+            );
+            b.g.edge(ix, li);
+            b.g.edge(tg, li);
+            listeners.push(li);
+        }
+        b.load_balancers.insert(name.as_str(), (ix, listeners));
+    }
+}
+
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
-    let region = r.region.as_deref()?;
-    let rest = r
-        .address
-        .strip_prefix(&format!("region.{region}.load-balancer."))?;
-    let (lb_name, part) = match rest.split_once('.') {
-        Some((lb, part)) => (lb, Some(part)),
-        None => (rest, None),
+    let (region, what) = r.address.region_item()?;
+    let (lb_name, part) = match what {
+        RegionItem::LoadBalancer(lb) => (lb.as_str(), None),
+        RegionItem::TargetGroup { lb, port } | RegionItem::Listener { lb, port } => {
+            (lb.as_str(), Some(*port))
+        }
+        _ => return None,
     };
     let (_, lb) = t.load_balancer(lb_name)?;
-    let base = address::region(region, &format!("load-balancer.{lb_name}"));
+    let base = Address::region(region, RegionItem::LoadBalancer(lb_name.to_string()));
     let mut attrs = Map::new();
     attrs.insert("tags".into(), json!(t.aws.tags));
     let new_network = t
@@ -68,12 +113,7 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             let subnets: Vec<String> = new_network
                 .map(|(c, a, l)| {
                     (0..super::network::subnet_blocks(c, a, &l).len())
-                        .map(|i| {
-                            address::region(
-                                region,
-                                &format!("network.subnet.{}", address::subnet_suffix(i)),
-                            )
-                        })
+                        .map(|i| Address::region(region, RegionItem::Subnet(i)).to_string())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -100,25 +140,24 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
                 });
             let sg = existing
                 .is_none()
-                .then(|| address::region(region, "network.security-group"));
+                .then(|| Address::region(region, RegionItem::SecurityGroup));
             attrs.insert("subnet_ids".into(), json!(existing.unwrap_or_default()));
             attrs.insert("security_group".into(), json!(sg));
             Some((lb_name.to_string(), attrs))
         }
-        (Kind::TargetGroup, Some(part)) => {
-            let port_name = part.strip_prefix("target-group.")?;
-            let port = if port_name == "api" {
-                lb.api_port.value
-            } else {
-                lb.cluster_port.value
+        (Kind::TargetGroup, Some(port_of)) => {
+            let port_name = port_of.as_str();
+            let port = match port_of {
+                Port::Api => lb.api_port.value,
+                Port::Cluster => lb.cluster_port.value,
             };
             attrs.insert("port".into(), json!(port));
             let vpc = if new_network.is_some() {
-                "network.vpc"
+                RegionItem::Vpc
             } else {
-                "network"
+                RegionItem::ExistingNetwork
             };
-            attrs.insert("vpc".into(), json!(address::region(region, vpc)));
+            attrs.insert("vpc".into(), json!(Address::region(region, vpc)));
             // Health is Vault's own view: always the API port, whatever the traffic port.
             attrs.insert("health_path".into(), json!("/v1/sys/health"));
             attrs.insert("health_port".into(), json!(lb.api_port.value.to_string()));
@@ -131,19 +170,18 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             );
             Some((target_group_name(lb_name, port_name), attrs))
         }
-        (Kind::Listener, Some(part)) => {
-            let port_name = part.strip_prefix("listener.")?;
-            let port = if port_name == "api" {
-                lb.api_port.value
-            } else {
-                lb.cluster_port.value
+        (Kind::Listener, Some(port_of)) => {
+            let port = match port_of {
+                Port::Api => lb.api_port.value,
+                Port::Cluster => lb.cluster_port.value,
+            };
+            let tg = RegionItem::TargetGroup {
+                lb: lb_name.to_string(),
+                port: port_of,
             };
             attrs.insert("port".into(), json!(port));
             attrs.insert("load_balancer".into(), json!(base));
-            attrs.insert(
-                "target_group".into(),
-                json!(format!("{base}.target-group.{port_name}")),
-            );
+            attrs.insert("target_group".into(), json!(Address::region(region, tg)));
             Some((format!("{lb_name}:{port}"), attrs))
         }
         _ => None,
@@ -242,7 +280,7 @@ async fn create_load_balancer(
         .scheme(scheme)
         .set_subnets(Some(subnets))
         .set_security_groups(sg.map(|g| vec![g]))
-        .set_tags(Some(tags(cx, &d.address)))
+        .set_tags(Some(tags(cx, d.address.as_str())))
         .send()
         .await
         .map_err(|e| OpError::from_sdk("create load balancer", &e))?
@@ -327,7 +365,7 @@ impl Provider for LoadBalancer {
                     .to_string();
                 cx.check_owner(
                     &format!("load balancer {}", d.name),
-                    &d.address,
+                    d.address.as_str(),
                     &tags_of(&elb, &arn).await?,
                 )?;
                 arn
@@ -454,7 +492,7 @@ impl Provider for TargetGroup {
             Some(arn) => {
                 cx.check_owner(
                     &format!("target group {}", d.name),
-                    &d.address,
+                    d.address.as_str(),
                     &tags_of(&elb, &arn).await?,
                 )?;
                 arn
@@ -477,7 +515,7 @@ impl Provider for TargetGroup {
                         .http_code(str_attr(&d.attrs, "health_codes")?)
                         .build(),
                 )
-                .set_tags(Some(tags(cx, &d.address)))
+                .set_tags(Some(tags(cx, d.address.as_str())))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("create target group", &e))?
@@ -595,7 +633,7 @@ impl Provider for Listener {
                 .protocol(ProtocolEnum::Tcp)
                 .port(port(&d.attrs))
                 .default_actions(forward)
-                .set_tags(Some(tags(cx, &d.address)))
+                .set_tags(Some(tags(cx, d.address.as_str())))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("create listener", &e))?

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
-use crate::graph::{Resource, address};
+use crate::address::{Address, Item, RegionItem, Role};
+use crate::graph::{Builder, Kind, Resource};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
 use crate::topology::{Runtime, Topology};
 
@@ -46,12 +47,27 @@ fn role_name(stack: &str, what: &str) -> String {
     name
 }
 
+/// The EKS cluster and node roles, when the topology has an EKS cluster.
+pub fn graph(b: &mut Builder<'_>, t: &Topology) {
+    if t.regions.iter().any(|r| !r.clusters.is_empty()) {
+        let span = t.stack.span;
+        let cluster =
+            b.g.add(Address::role(Role::EksCluster), Kind::IamRole, None, span);
+        let node =
+            b.g.add(Address::role(Role::EksNode), Kind::IamRole, None, span);
+        b.eks_roles = Some((cluster, node));
+    }
+}
+
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
     let stack = t.stack.value.as_str();
     let mut attrs = Map::new();
     attrs.insert("tags".into(), json!(t.aws.tags));
-    let name = match r.address.as_str() {
-        "iam.role.eks-cluster" => {
+    let Item::IamRole(role) = r.address.item() else {
+        return None;
+    };
+    let name = match role {
+        Role::EksCluster => {
             attrs.insert(
                 "trust".into(),
                 trust("eks.amazonaws.com", &["sts:AssumeRole"]),
@@ -62,7 +78,7 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             );
             role_name(stack, "eks-cluster")
         }
-        "iam.role.eks-node" => {
+        Role::EksNode => {
             attrs.insert(
                 "trust".into(),
                 trust("ec2.amazonaws.com", &["sts:AssumeRole"]),
@@ -70,9 +86,8 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             attrs.insert("managed_policies".into(), json!(sorted(EKS_NODE_POLICIES)));
             role_name(stack, "eks-node")
         }
-        other => {
-            let vault_name = other.strip_prefix("iam.role.vault.")?;
-            let v = t.vaults.iter().find(|v| v.name.value == vault_name)?;
+        Role::Vault(vault_name) => {
+            let v = t.vaults.iter().find(|v| &v.name.value == vault_name)?;
             if !matches!(v.runtime.value, Runtime::Kubernetes { .. }) {
                 return None;
             }
@@ -89,9 +104,9 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             let mut buckets = Vec::new();
             for b in &v.unseal_store.buckets {
                 if let Some((region, bucket)) = t.bucket(&b.value) {
-                    keys.push(address::region(
+                    keys.push(Address::region(
                         &region.name.value,
-                        &format!("key.{}", bucket.key.value),
+                        RegionItem::Key(bucket.key.value.clone()),
                     ));
                     buckets.push(b.value.clone());
                 }
@@ -107,7 +122,7 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
 
 /// The inline policy of a Vault role: KMS on the store's keys, S3 on the store's prefix.
 fn unseal_policy(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Option<String>, OpError> {
-    let list = |k: &str| super::str_list(attrs, k);
+    let list = |k: &str| crate::provider::str_list(attrs, k);
     let keys = list("unseal_kms_keys");
     if keys.is_empty() {
         return Ok(None);
@@ -290,7 +305,7 @@ impl Provider for IamRole {
                             .collect()
                     })
                     .unwrap_or_default();
-                cx.check_owner(&format!("IAM role {}", d.name), &d.address, &tags)?;
+                cx.check_owner(&format!("IAM role {}", d.name), d.address.as_str(), &tags)?;
             }
             Err(e) if is_not_found(&e) => {
                 iam.create_role()
@@ -302,7 +317,7 @@ impl Provider for IamRole {
                             .unwrap_or_default(),
                     )
                     .description(format!("vaultform {} {}", cx.stack, d.address))
-                    .set_tags(Some(tags(cx, &d.address)?))
+                    .set_tags(Some(tags(cx, d.address.as_str())?))
                     .send()
                     .await
                     .map_err(|e| OpError::from_sdk("create IAM role", &e))?;

@@ -7,19 +7,35 @@ use std::collections::BTreeMap;
 use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded};
-use crate::graph::Resource;
+use crate::address::{Address, RegionItem};
+use crate::graph::{Builder, Kind, Resource};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
-use crate::topology::Topology;
+use crate::topology::{Region, Topology};
 
 pub struct KmsKey;
 
+/// The keys of region number `ri`.
+pub fn graph<'t>(b: &mut Builder<'t>, ri: usize, r: &'t Region) {
+    let rn = r.name.value.as_str();
+    for (ki, k) in r.keys.iter().enumerate() {
+        let ix = b.g.add(
+            Address::region(rn, RegionItem::Key(k.name.value.clone())),
+            Kind::KmsKey,
+            Some(rn),
+            k.name.span,
+        );
+        b.g.dag[ix].origin = Some((ri, ki));
+        b.keys.insert((rn, k.name.value.as_str()), ix);
+        b.depends.extend(k.depends_on.iter().map(|d| (ix, d)));
+    }
+}
+
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
-    let key = match r.origin {
-        Some((ri, ki)) => t.regions.get(ri)?.keys.get(ki)?,
-        None => t
-            .region(r.region.as_deref()?)?
-            .key(super::last_segment(&r.address, ".key.")?)?,
+    let key = match (r.origin, r.address.region_item()) {
+        (Some((ri, ki)), _) => t.regions.get(ri)?.keys.get(ki)?,
+        (None, Some((region, RegionItem::Key(name)))) => t.region(region)?.key(name)?,
+        _ => return None,
     };
     let mut attrs = Map::new();
     attrs.insert("alias".into(), json!(key.alias.value));
@@ -100,8 +116,8 @@ async fn find_by_tags(
         for k in out.keys() {
             let Some(id) = k.key_id() else { continue };
             let tags = key_tags(client, id).await?;
-            if tags.get(super::TAG_STACK).map(String::as_str) == Some(cx.stack)
-                && tags.get(super::TAG_ADDRESS).map(String::as_str) == Some(address)
+            if tags.get(crate::provider::TAG_STACK).map(String::as_str) == Some(cx.stack)
+                && tags.get(crate::provider::TAG_ADDRESS).map(String::as_str) == Some(address)
             {
                 return Ok(Some(id.to_string()));
             }
@@ -322,8 +338,8 @@ impl Provider for KmsKey {
             .key_rotation_enabled();
         attrs.insert("rotation".into(), json!(rotation));
         let mut tags = key_tags(&client, key_id).await?;
-        tags.remove(super::TAG_STACK);
-        tags.remove(super::TAG_ADDRESS);
+        tags.remove(crate::provider::TAG_STACK);
+        tags.remove(crate::provider::TAG_ADDRESS);
         attrs.insert("tags".into(), json!(tags));
         Ok(Observed::Present {
             attrs,
@@ -338,13 +354,17 @@ impl Provider for KmsKey {
         let existing = super::wait::find_resumed(d.resumed, || async {
             match alias_target(&client, alias).await? {
                 Some(id) => Ok(Some(id)),
-                None => find_by_tags(cx, &client, &d.address).await,
+                None => find_by_tags(cx, &client, d.address.as_str()).await,
             }
         })
         .await?;
         if let Some(key_id) = existing {
             let tags = key_tags(&client, &key_id).await?;
-            cx.check_owner(&format!("KMS key {key_id} ({alias})"), &d.address, &tags)?;
+            cx.check_owner(
+                &format!("KMS key {key_id} ({alias})"),
+                d.address.as_str(),
+                &tags,
+            )?;
             let recorded = converge(cx, &client, &key_id, d).await?;
             if alias_target(&client, alias).await?.is_none() {
                 client
@@ -360,7 +380,7 @@ impl Provider for KmsKey {
         let out = client
             .create_key()
             .description(format!("vaultform {} {}", cx.stack, d.address))
-            .set_tags(Some(kms_tags(&cx.tags(&d.address))?))
+            .set_tags(Some(kms_tags(&cx.tags(d.address.as_str()))?))
             .send()
             .await
             .map_err(|e| OpError::from_sdk("create KMS key", &e))?;
@@ -413,7 +433,7 @@ impl Provider for KmsKey {
         client
             .tag_resource()
             .key_id(key_id)
-            .set_tags(Some(kms_tags(&cx.tags(&d.address))?))
+            .set_tags(Some(kms_tags(&cx.tags(d.address.as_str()))?))
             .send()
             .await
             .map_err(|e| OpError::from_sdk("tag KMS key", &e))?;

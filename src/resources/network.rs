@@ -14,8 +14,9 @@ use aws_sdk_ec2::types::{
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
-use crate::graph::{Kind, Resource, address};
+use crate::address::{Address, RegionItem, subnet_letter};
+use crate::graph::{Builder, Kind, Resource};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::state::ResourceState;
 use crate::topology::{NetworkKind, Region, Topology};
 
@@ -50,12 +51,67 @@ fn new_network(region: &Region) -> Option<(Ipv4Net, u8, Vec<Ipv4Net>)> {
     }
 }
 
+/// The network pieces of a region: a new network's VPC, a subnet per availability zone, the
+/// internet gateway, the route table and the security group; or the existing network.
+pub fn graph<'t>(b: &mut Builder<'t>, r: &'t Region) {
+    let rn = r.name.value.as_str();
+    let reg = Some(rn);
+    let at = |what| Address::region(rn, what);
+    let mut net = Vec::new();
+    if let Some(n) = &r.network {
+        match &n.kind {
+            NetworkKind::New { azs, .. } => {
+                let vpc = b.g.add(at(RegionItem::Vpc), Kind::Vpc, reg, n.span);
+                b.region_vpc.insert(rn, vpc);
+                for i in 0..azs.value as usize {
+                    let s =
+                        b.g.add(at(RegionItem::Subnet(i)), Kind::Subnet, reg, n.span);
+                    b.g.edge(vpc, s);
+                    net.push(s);
+                }
+                let igw = b.g.add(
+                    at(RegionItem::InternetGateway),
+                    Kind::InternetGateway,
+                    reg,
+                    n.span,
+                );
+                b.g.edge(vpc, igw);
+                let rt =
+                    b.g.add(at(RegionItem::RouteTable), Kind::RouteTable, reg, n.span);
+                b.g.edge(igw, rt);
+                b.g.edges(&net, rt);
+                let sg = b.g.add(
+                    at(RegionItem::SecurityGroup),
+                    Kind::SecurityGroup,
+                    reg,
+                    n.span,
+                );
+                b.g.edge(vpc, sg);
+                net.push(rt);
+                net.push(sg);
+            }
+            NetworkKind::Existing { .. } => {
+                let e = b.g.add(
+                    at(RegionItem::ExistingNetwork),
+                    Kind::ExistingNetwork,
+                    reg,
+                    n.span,
+                );
+                b.region_vpc.insert(rn, e);
+                net.push(e);
+            }
+        }
+    }
+    b.region_net.insert(rn, net);
+}
+
 /// The desired attributes of a network piece.
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
     let region = region_of(t, r)?;
     let rn = region.name.value.as_str();
     let (vpc_cidr, azs, listed) = new_network(region)?;
-    let vpc_addr = address::region(rn, "network.vpc");
+    let at = |what| Address::region(rn, what);
+    let vpc_addr = at(RegionItem::Vpc);
     let mut attrs = Map::new();
     attrs.insert("tags".into(), json!(t.aws.tags));
     let name = match r.kind {
@@ -65,8 +121,10 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             format!("{}-{rn}", t.stack.value)
         }
         Kind::Subnet => {
-            let letter = r.address.rsplit('.').next()?.chars().next()?;
-            let i = (letter as u8).checked_sub(b'a')? as usize;
+            let Some((_, RegionItem::Subnet(i))) = r.address.region_item() else {
+                return None;
+            };
+            let (i, letter) = (*i, subnet_letter(*i));
             let block = subnet_blocks(vpc_cidr, azs, &listed).get(i).copied()?;
             attrs.insert("vpc".into(), json!(vpc_addr));
             attrs.insert("cidr".into(), json!(block.to_string()));
@@ -84,15 +142,13 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             format!("{}-{rn}", t.stack.value)
         }
         Kind::RouteTable => {
-            let subnets: Vec<String> = (0..subnet_blocks(vpc_cidr, azs, &listed).len())
-                .map(|i| {
-                    address::region(rn, &format!("network.subnet.{}", address::subnet_suffix(i)))
-                })
+            let subnets: Vec<Address> = (0..subnet_blocks(vpc_cidr, azs, &listed).len())
+                .map(|i| at(RegionItem::Subnet(i)))
                 .collect();
             attrs.insert("vpc".into(), json!(vpc_addr));
             attrs.insert(
                 "internet_gateway".into(),
-                json!(address::region(rn, "network.internet-gateway")),
+                json!(at(RegionItem::InternetGateway)),
             );
             attrs.insert("subnets".into(), json!(subnets));
             format!("{}-{rn}", t.stack.value)
@@ -183,7 +239,7 @@ where
 }
 
 fn tag_spec(cx: &Cx<'_>, d: &Desired, kind: ResourceType) -> TagSpecification {
-    let mut tags = cx.tags(&d.address);
+    let mut tags = cx.tags(d.address.as_str());
     tags.insert("Name".into(), d.name.clone());
     if kind == ResourceType::Subnet {
         tags.insert("kubernetes.io/role/elb".into(), "1".into());
@@ -211,7 +267,7 @@ fn tag_spec(cx: &Cx<'_>, d: &Desired, kind: ResourceType) -> TagSpecification {
 
 fn by_address(address: &str) -> Filter {
     Filter::builder()
-        .name(format!("tag:{}", super::TAG_ADDRESS))
+        .name(format!("tag:{}", crate::provider::TAG_ADDRESS))
         .values(address)
         .build()
 }
@@ -231,7 +287,7 @@ fn recorded(id_key: &str, id: &str) -> Recorded {
 
 /// Only this stack's pieces are adopted.
 fn owned(cx: &Cx<'_>, d: &Desired, tags: &[Tag]) -> Result<(), OpError> {
-    cx.check_owner(&d.name, &d.address, &tags_map(tags))
+    cx.check_owner(&d.name, d.address.as_str(), &tags_map(tags))
 }
 
 pub struct Vpc;
@@ -274,7 +330,7 @@ impl Provider for Vpc {
         let found = super::wait::find_resumed(d.resumed, || async {
             let out = ec2
                 .describe_vpcs()
-                .filters(by_address(&d.address))
+                .filters(by_address(d.address.as_str()))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up VPC", &e))?;
@@ -375,7 +431,7 @@ impl Provider for Subnet {
         let found = super::wait::find_resumed(d.resumed, || async {
             let out = ec2
                 .describe_subnets()
-                .filters(by_address(&d.address))
+                .filters(by_address(d.address.as_str()))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up subnet", &e))?;
@@ -487,7 +543,7 @@ impl Provider for InternetGateway {
         let found = super::wait::find_resumed(d.resumed, || async {
             let out = ec2
                 .describe_internet_gateways()
-                .filters(by_address(&d.address))
+                .filters(by_address(d.address.as_str()))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up internet gateway", &e))?;
@@ -620,7 +676,7 @@ impl Provider for RouteTable {
         let existing = super::wait::find_resumed(d.resumed, || async {
             let out = ec2
                 .describe_route_tables()
-                .filters(by_address(&d.address))
+                .filters(by_address(d.address.as_str()))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up route table", &e))?;
@@ -728,7 +784,7 @@ pub struct SecurityGroup;
 
 /// The ingress rules a security group should have: (from port, to port, CIDR).
 fn wanted_rules(attrs: &Map<String, Value>) -> Vec<(i32, i32, String)> {
-    let list = |k: &str| super::str_list(attrs, k);
+    let list = |k: &str| crate::provider::str_list(attrs, k);
     let mut rules = Vec::new();
     for c in list("vault_from") {
         rules.push((8200, 8201, c));
@@ -809,7 +865,7 @@ impl Provider for SecurityGroup {
         let found = super::wait::find_resumed(d.resumed, || async {
             let out = ec2
                 .describe_security_groups()
-                .filters(by_address(&d.address))
+                .filters(by_address(d.address.as_str()))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up security group", &e))?;

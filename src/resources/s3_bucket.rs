@@ -13,32 +13,51 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
-use crate::graph::Resource;
+use crate::address::{Address, RegionItem};
+use crate::graph::{Builder, Kind, Resource};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::state::ResourceState;
-use crate::topology::Topology;
+use crate::topology::{Region, Topology};
 
 pub struct S3Bucket;
 
+/// The buckets of region number `ri`, each after the key that encrypts it.
+pub fn graph<'t>(b: &mut Builder<'t>, ri: usize, r: &'t Region) {
+    let rn = r.name.value.as_str();
+    for (bi, bucket) in r.buckets.iter().enumerate() {
+        let ix = b.g.add(
+            Address::region(rn, RegionItem::Bucket(bucket.name.value.clone())),
+            Kind::S3Bucket,
+            Some(rn),
+            bucket.name.span,
+        );
+        b.g.dag[ix].origin = Some((ri, bi));
+        if let Some(k) = b.keys.get(&(rn, bucket.key.value.as_str())).copied() {
+            b.g.edge(k, ix);
+        }
+        b.buckets.insert(bucket.name.value.as_str(), ix);
+        b.depends.extend(bucket.depends_on.iter().map(|d| (ix, d)));
+    }
+}
+
 pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>)> {
     let region_name = r.region.as_deref()?;
-    let b = match r.origin {
-        Some((ri, bi)) => t.regions.get(ri)?.buckets.get(bi)?,
-        None => {
-            let name = super::last_segment(&r.address, ".bucket.")?;
-            t.region(region_name)?
-                .buckets
-                .iter()
-                .find(|b| b.name.value == name)?
-        }
+    let b = match (r.origin, r.address.region_item()) {
+        (Some((ri, bi)), _) => t.regions.get(ri)?.buckets.get(bi)?,
+        (None, Some((_, RegionItem::Bucket(name)))) => t
+            .region(region_name)?
+            .buckets
+            .iter()
+            .find(|b| &b.name.value == name)?,
+        _ => return None,
     };
     let mut attrs = Map::new();
     attrs.insert("region".into(), json!(region_name));
     attrs.insert(
         "kms_key".into(),
-        json!(crate::graph::address::region(
+        json!(Address::region(
             region_name,
-            &format!("key.{}", b.key.value)
+            RegionItem::Key(b.key.value.clone())
         )),
     );
     attrs.insert("versioning".into(), json!(b.versioning));
@@ -168,7 +187,7 @@ async fn converge(
 ) -> Result<Recorded, OpError> {
     let name = d.name.as_str();
     let tags: Vec<Tag> = cx
-        .tags(&d.address)
+        .tags(d.address.as_str())
         .iter()
         .map(|(k, v)| {
             Tag::builder()
@@ -392,8 +411,8 @@ impl Provider for S3Bucket {
         };
         attrs.insert("kms_key".into(), json!(observed_key));
         let mut tags = bucket_tags(&client, name).await?;
-        tags.remove(super::TAG_STACK);
-        tags.remove(super::TAG_ADDRESS);
+        tags.remove(crate::provider::TAG_STACK);
+        tags.remove(crate::provider::TAG_ADDRESS);
         attrs.insert("tags".into(), json!(tags));
         let count = object_count_hint(&client, name).await?;
         let delete_blocker = (count > 0).then(|| {
@@ -413,7 +432,7 @@ impl Provider for S3Bucket {
             let tags = bucket_tags(&client, &d.name).await?;
             // Untagged and named in our own intent record: the bucket an interrupted create left.
             if !(tags.is_empty() && d.resumed) {
-                cx.check_owner(&format!("bucket {}", d.name), &d.address, &tags)?;
+                cx.check_owner(&format!("bucket {}", d.name), d.address.as_str(), &tags)?;
             }
             return converge(cx, &client, d).await;
         }
@@ -435,7 +454,7 @@ impl Provider for S3Bucket {
                 // only adopt it if its tags say it is ours, or it has none yet.
                 let tags = bucket_tags(&client, &d.name).await?;
                 if !tags.is_empty() {
-                    cx.check_owner(&format!("bucket {}", d.name), &d.address, &tags)?;
+                    cx.check_owner(&format!("bucket {}", d.name), d.address.as_str(), &tags)?;
                 }
             }
             Err(e) => return Err(OpError::from_sdk(&format!("create bucket {}", d.name), &e)),

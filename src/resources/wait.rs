@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::OpError;
+use crate::provider::OpError;
 
 /// Polls `check` until it returns `Some`, first at once, then backing off from 1 s to 30 s.
 pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, OpError>

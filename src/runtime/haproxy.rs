@@ -4,29 +4,9 @@
 //! 200 only, so that only the active node gets traffic).
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 
 use crate::topology::HealthMode;
-
-/// One Vault member behind the proxy.
-#[derive(Debug, Clone)]
-pub struct Backend {
-    pub name: String,
-    pub address: Ipv4Addr,
-    pub api_port: u16,
-    pub cluster_port: u16,
-}
-
-/// What one HAProxy serves.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    pub name: String,
-    pub address: Ipv4Addr,
-    pub api_port: u16,
-    pub cluster_port: u16,
-    pub health: HealthMode,
-    pub backends: Vec<Backend>,
-}
+use crate::vault::spec::ProxyConfig;
 
 /// The HAProxy configuration file for `c`. Checks every 200 ms and switches on one result
 /// (`fall 1 rise 1`): the fastest failover, as measured in REFERENCE.md.

@@ -6,30 +6,27 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::haproxy::{self, ProxyConfig};
+use super::haproxy;
 use super::process::{self, ProcessRecord};
-use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::address::VaultItem;
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
 use crate::topology::Flavour;
-use crate::vault::spec::{MemberSpec, VaultSpec, which};
+use crate::vault::spec::{MemberSpec, ProxyConfig, VaultSpec, Vaults, which};
 use crate::vault::{Client, TlsSettings};
 
 /// How long a started process may take to serve.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The HAProxy standing in for a load balancer.
-pub struct LocalProxy;
+pub struct LocalProxy(pub Arc<Vaults>);
 /// A member's Vault server process.
-pub struct VaultMember;
-
-fn name_after<'a>(address: &'a str, marker: &str) -> Result<&'a str, OpError> {
-    crate::resources::last_segment(address, marker)
-        .ok_or_else(|| OpError::fatal(format!("{address}: not a {marker} address")))
-}
+pub struct VaultMember(pub Arc<Vaults>);
 
 /// The desired attributes of a proxy.
 pub fn proxy_attrs(p: &ProxyConfig) -> Map<String, Value> {
@@ -67,6 +64,19 @@ pub fn member_attrs(v: &VaultSpec, m: &MemberSpec) -> Map<String, Value> {
     .as_object()
     .cloned()
     .unwrap_or_default()
+}
+
+/// The desired attributes of a runtime piece: a proxy, by its load balancer's name; a member's
+/// server, by the member's name.
+pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, Value>)> {
+    match what {
+        VaultItem::Proxy(lb) => Some((lb.clone(), proxy_attrs(v.proxies.get(lb)?))),
+        VaultItem::Member(m) => {
+            let m = v.member(m)?;
+            Some((m.name.clone(), member_attrs(v, m)))
+        }
+        _ => None,
+    }
 }
 
 /// The server configuration of a member: raft storage with the fastest timing, plain HTTP on
@@ -237,16 +247,12 @@ where
 
 /// Stops what a resource's state (and its directory's record) names, and removes the
 /// directory; then the parent directories that became empty, up to the working directory.
-async fn remove_process(cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Result<(), OpError> {
     // A create interrupted before state recorded its directory: the topology names it.
-    let from_topology = || {
-        let v = cx.vault(&rs.address).ok()?;
-        match rs.kind {
-            crate::graph::Kind::VaultMember => {
-                crate::resources::last_segment(&rs.address, "member.").map(|m| v.member_dir(m))
-            }
-            _ => crate::resources::last_segment(&rs.address, "proxy.").map(|lb| v.proxy_dir(lb)),
-        }
+    let from_topology = || match vaults.part(&rs.address).ok()? {
+        (v, VaultItem::Member(m)) => Some(v.member_dir(m)),
+        (v, VaultItem::Proxy(lb)) => Some(v.proxy_dir(lb)),
+        _ => None,
     };
     let dir = rs.ids.get("dir").map(PathBuf::from).or_else(from_topology);
     let records = recorded_process(rs)
@@ -313,9 +319,10 @@ impl Provider for LocalProxy {
         Ok(observe_process(rs))
     }
 
-    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
-        let lb = name_after(&d.address, "proxy.")?;
+    async fn create(&self, _cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let (v, VaultItem::Proxy(lb)) = self.0.part(&d.address)? else {
+            return Err(OpError::fatal(format!("{}: not a proxy", d.address)));
+        };
         let rec = start_proxy(v, lb).await?;
         Ok(Recorded {
             ids: ids(&v.proxy_dir(lb), &rec),
@@ -323,8 +330,8 @@ impl Provider for LocalProxy {
         })
     }
 
-    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        remove_process(cx, rs).await
+    async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        remove_process(&self.0, rs).await
     }
 }
 
@@ -388,21 +395,17 @@ impl Provider for VaultMember {
         Ok(observe_process(rs))
     }
 
-    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
-        let name = name_after(&d.address, "member.")?;
-        let m = v
-            .member(name)
-            .ok_or_else(|| OpError::fatal(format!("{name}: no such member")))?;
+    async fn create(&self, _cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        let (v, m) = self.0.member(&d.address)?;
         let rec = start_member(v, m).await?;
         Ok(Recorded {
-            ids: ids(&v.member_dir(name), &rec),
+            ids: ids(&v.member_dir(&m.name), &rec),
             outputs: BTreeMap::from([("api_addr".to_string(), m.api_url())]),
         })
     }
 
-    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        remove_process(cx, rs).await
+    async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        remove_process(&self.0, rs).await
     }
 }
 

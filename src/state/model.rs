@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::Address;
 use crate::graph::Kind;
 
 /// The state format version this build reads and writes.
@@ -21,7 +22,7 @@ pub struct State {
     pub stack: String,
     /// By address.
     #[serde(default)]
-    pub resources: BTreeMap<String, ResourceState>,
+    pub resources: BTreeMap<Address, ResourceState>,
 }
 
 impl State {
@@ -31,7 +32,7 @@ impl State {
     ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
         self.resources
             .iter()
-            .map(|(k, v)| (k.clone(), v.outputs.clone()))
+            .map(|(k, v)| (k.to_string(), v.outputs.clone()))
             .collect()
     }
 
@@ -72,7 +73,7 @@ pub enum Status {
 /// One recorded resource.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResourceState {
-    pub address: String,
+    pub address: Address,
     pub kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -88,7 +89,7 @@ pub struct ResourceState {
     pub outputs: BTreeMap<String, String>,
     /// Addresses it depended on when recorded: destroy deletes it before them.
     #[serde(default)]
-    pub dependencies: Vec<String>,
+    pub dependencies: Vec<Address>,
 }
 
 impl ResourceState {

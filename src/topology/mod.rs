@@ -14,88 +14,13 @@ use kdl::KdlDocument;
 pub use diagnostic::{Code, Problem, Severity, SourceFile, TopologyDiagnostic};
 pub use model::*;
 
-use crate::graph::{self, Graph};
-
-/// The result of reading one topology file: what could be built, and every problem found.
-#[derive(Debug)]
-pub struct Loaded {
-    pub source: SourceFile,
-    pub topology: Option<Topology>,
-    pub graph: Option<Graph>,
-    /// Sorted by position; errors and warnings.
-    pub problems: Vec<Problem>,
-}
-
-impl Loaded {
-    pub fn has_errors(&self) -> bool {
-        self.problems.iter().any(|p| p.severity == Severity::Error)
-    }
-
-    pub fn error_count(&self) -> usize {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .count()
-    }
-
-    pub fn warning_count(&self) -> usize {
-        self.problems.len() - self.error_count()
-    }
-
-    /// The problems bound to their source, ready to render.
-    pub fn diagnostics(&self) -> Vec<TopologyDiagnostic> {
-        self.problems
-            .iter()
-            .cloned()
-            .map(|p| TopologyDiagnostic::new(p, &self.source))
-            .collect()
-    }
-
-    /// The topology and graph when there are no errors.
-    pub fn valid(&self) -> Option<(&Topology, &Graph)> {
-        if self.has_errors() {
-            return None;
-        }
-        Some((self.topology.as_ref()?, self.graph.as_ref()?))
-    }
-}
-
-/// Parses, decodes, validates and builds the graph; never panics on any input.
-pub fn load(name: impl Into<String>, text: impl Into<std::sync::Arc<str>>) -> Loaded {
-    let source = SourceFile::new(name, text);
-    let mut problems = Vec::new();
-    let doc = match parse(&source.text, &mut problems) {
-        Some(doc) => doc,
-        None => {
-            return Loaded {
-                source,
-                topology: None,
-                graph: None,
-                problems: sort(problems),
-            };
-        }
-    };
-    let topology = decode::decode(&doc, &mut problems);
-    let graph = topology.as_ref().map(|t| {
-        validate::validate(t, &mut problems);
-        graph::build(t, &mut problems)
-    });
-    Loaded {
-        source,
-        topology,
-        graph,
-        problems: sort(problems),
-    }
-}
-
-fn sort(mut problems: Vec<Problem>) -> Vec<Problem> {
-    problems.sort_by_key(|p| {
-        (
-            p.primary_span().map(|s| s.offset()).unwrap_or(0),
-            p.severity,
-        )
-    });
-    problems
+/// Parses, decodes and validates; never panics on any input. `None` when the text does not
+/// parse or decode; problems (errors and warnings) are appended, unsorted.
+pub fn read(source: &SourceFile, problems: &mut Vec<Problem>) -> Option<Topology> {
+    let doc = parse(&source.text, problems)?;
+    let topology = decode::decode(&doc, problems)?;
+    validate::validate(&topology, problems);
+    Some(topology)
 }
 
 /// Parses KDL v2, turning syntax errors into problems. Large files are parsed on every core.

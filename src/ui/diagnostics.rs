@@ -2,7 +2,7 @@
 
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
-use crate::topology::Loaded;
+use crate::loaded::Loaded;
 
 /// Renders every problem of a loaded file, then a summary line.
 pub fn render(loaded: &Loaded, color: bool) -> String {

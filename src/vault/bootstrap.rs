@@ -5,22 +5,33 @@
 //! (`raft-verify`). Reads observe the servers, so a restarted (sealed) member or one whose data
 //! is gone shows as drift that apply repairs. Every wait polls with backoff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::spec::VaultSpec;
+use super::spec::{VaultSpec, Vaults};
 use super::store::{Keys, StoreBucket, UnsealStore};
 use super::{Client, Secret, TlsSettings};
-use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
-use crate::state::ResourceState;
+use petgraph::graph::NodeIndex;
 
-pub struct VaultInit;
-pub struct UnsealKeys;
-pub struct VaultUnseal;
-pub struct RaftJoin;
-pub struct RaftVerify;
+use crate::address::{Address, Role, VaultItem};
+use crate::graph::{Builder, Kind};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::state::ResourceState;
+use crate::topology::{Runtime, Topology};
+
+/// `sys/init` of the primary, its secrets stored in every bucket.
+pub struct VaultInit(pub Arc<Vaults>);
+/// Every bucket of the unseal store holds the keys.
+pub struct UnsealKeys(pub Arc<Vaults>);
+/// A member is unsealed.
+pub struct VaultUnseal(pub Arc<Vaults>);
+/// A member has joined the raft cluster through the primary's load balancer.
+pub struct RaftJoin(pub Arc<Vaults>);
+/// Every member a voter under one active leader.
+pub struct RaftVerify(pub Arc<Vaults>);
 
 /// How long a member may take to answer, unseal or join.
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
@@ -33,6 +44,172 @@ fn client(url: &str) -> Result<Client, OpError> {
 
 fn attrs(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
+}
+
+/// The graph of each Vault cluster, in the bootstrap's one order: the local runtime's proxies
+/// and the members; `init` of the primary (after the store's buckets); `unseal-keys` (the
+/// secrets in every bucket before anything relies on them); the primary's unseal; each other
+/// member's `join` through the primary's load balancer, then its unseal; `raft` (every member a
+/// voter). The declarative configuration and the front endpoint's proxy come after `raft`.
+pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
+    let any_cluster = b.eks_roles.is_some();
+    for v in &t.vaults {
+        let vn = v.name.value.as_str();
+        let at = |what| Address::vault(vn, what);
+        let local = matches!(v.runtime.value, Runtime::Local { .. });
+        let store: Vec<NodeIndex> = v
+            .unseal_store
+            .buckets
+            .iter()
+            .filter_map(|bucket| b.buckets.get(bucket.value.as_str()).copied())
+            .collect();
+        let vault_role = (!local && any_cluster).then(|| {
+            let role = Address::role(Role::Vault(vn.to_string()));
+            let ix = b.g.add(role, Kind::IamRole, None, v.name.span);
+            b.g.edges(&store, ix);
+            ix
+        });
+        // What stands for each load balancer the cluster uses: the NLB listeners, plus the
+        // local HAProxy on the local runtime.
+        let mut entry: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
+        let lbs = v
+            .members
+            .iter()
+            .map(|m| &m.load_balancer)
+            .chain(v.front.iter());
+        for lb in lbs {
+            if entry.contains_key(lb.value.as_str()) {
+                continue;
+            }
+            let mut nodes = b
+                .load_balancers
+                .get(lb.value.as_str())
+                .map(|(_, l)| l.clone())
+                .unwrap_or_default();
+            if local {
+                let proxy = at(VaultItem::Proxy(lb.value.clone()));
+                let px = b.g.add(proxy, Kind::LocalProxy, None, lb.span);
+                b.g.edges(&nodes, px);
+                nodes.push(px);
+            }
+            entry.insert(lb.value.as_str(), nodes);
+        }
+        let mut members = Vec::new();
+        for m in &v.members {
+            let member = at(VaultItem::Member(m.name.value.clone()));
+            let ix = b.g.add(member, Kind::VaultMember, None, m.name.span);
+            if let Some((c, pools)) = b.clusters.get(m.cluster.value.as_str()).cloned() {
+                b.g.edge(c, ix);
+                b.g.edges(&pools, ix);
+            }
+            if let Some(nodes) = entry.get(m.load_balancer.value.as_str()) {
+                b.g.edges(nodes, ix);
+            }
+            if let Some(role) = vault_role {
+                b.g.edge(role, ix);
+            }
+            b.depends.extend(m.depends_on.iter().map(|d| (ix, d)));
+            members.push((m, ix));
+        }
+        let Some(primary) = v.bootstrap_member() else {
+            continue;
+        };
+        let Some(&(_, primary_ix)) = members
+            .iter()
+            .find(|(m, _)| m.name.value == primary.name.value)
+        else {
+            continue;
+        };
+        let init =
+            b.g.add(at(VaultItem::Init), Kind::VaultInit, None, v.name.span);
+        b.g.edge(primary_ix, init);
+        b.g.edges(&store, init);
+        let keys = b.g.add(
+            at(VaultItem::UnsealKeys),
+            Kind::UnsealKeys,
+            None,
+            v.unseal_store.span,
+        );
+        b.g.edge(init, keys);
+        b.g.edges(&store, keys);
+        // The keys are safe in every bucket before anything relies on them.
+        let primary_unseal = b.g.add(
+            at(VaultItem::Unseal(primary.name.value.clone())),
+            Kind::VaultUnseal,
+            None,
+            primary.name.span,
+        );
+        b.g.edge(keys, primary_unseal);
+        let verify =
+            b.g.add(at(VaultItem::Raft), Kind::RaftVerify, None, v.name.span);
+        b.g.edge(primary_unseal, verify);
+        let leader_entry = entry
+            .get(primary.load_balancer.value.as_str())
+            .cloned()
+            .unwrap_or_default();
+        for (m, mix) in &members {
+            if m.name.value == primary.name.value {
+                continue;
+            }
+            let join = b.g.add(
+                at(VaultItem::Join(m.name.value.clone())),
+                Kind::RaftJoin,
+                None,
+                m.name.span,
+            );
+            b.g.edge(primary_unseal, join);
+            b.g.edge(*mix, join);
+            b.g.edges(&leader_entry, join);
+            let unseal = b.g.add(
+                at(VaultItem::Unseal(m.name.value.clone())),
+                Kind::VaultUnseal,
+                None,
+                m.name.span,
+            );
+            b.g.edge(join, unseal);
+            b.g.edge(unseal, verify);
+        }
+        super::config::graph(b, v, verify);
+        if let Some(front) = &v.front {
+            // The front endpoint serves clients once the cluster is whole.
+            if let Some(nodes) = entry.get(front.value.as_str()) {
+                for n in nodes.clone() {
+                    if b.g.dag[n].kind == Kind::LocalProxy {
+                        b.g.edge(verify, n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The desired attributes of a bootstrap step: its cloud-free name and what it ensures.
+pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, Value>)> {
+    let member = |m: &str| v.member(m).map(|m| m.name.clone());
+    Some(match what {
+        VaultItem::Init => (
+            v.name.clone(),
+            attrs(json!({"initialized": true, "shares": v.shares, "threshold": v.threshold})),
+        ),
+        VaultItem::UnsealKeys => {
+            let buckets: Vec<&str> = v.store.iter().map(|b| b.bucket.as_str()).collect();
+            (
+                v.name.clone(),
+                attrs(json!({"buckets": buckets, "prefix": v.prefix})),
+            )
+        }
+        VaultItem::Unseal(m) => (member(m)?, attrs(json!({"sealed": false}))),
+        VaultItem::Join(m) => (
+            member(m)?,
+            attrs(json!({"joined": true, "leader_api_addr": v.leader_api_addr()})),
+        ),
+        VaultItem::Raft => {
+            let mut voters: Vec<&str> = v.members.iter().map(|m| m.name.as_str()).collect();
+            voters.sort();
+            (v.name.clone(), attrs(json!({ "voters": voters })))
+        }
+        _ => return None,
+    })
 }
 
 /// Polls `probe` with exponential backoff (50 ms to 500 ms) until it yields a value, or fails
@@ -72,18 +249,6 @@ async fn answering(c: &Client) -> Result<super::Health, OpError> {
 
 fn store_err(e: super::store::StoreError) -> OpError {
     OpError::fatal(e.to_string())
-}
-
-/// The member named by the last segment of `address` after `marker`.
-fn member<'a>(
-    v: &'a VaultSpec,
-    address: &str,
-    marker: &str,
-) -> Result<&'a super::spec::MemberSpec, OpError> {
-    let name = crate::resources::last_segment(address, marker)
-        .ok_or_else(|| OpError::fatal(format!("{address}: not a {marker} address")))?;
-    v.member(name)
-        .ok_or_else(|| OpError::fatal(format!("{name}: no such member of {}", v.name)))
 }
 
 /// Unseals the server at `c` with the stored keys, unless it is unsealed already, and waits
@@ -211,8 +376,8 @@ impl Provider for VaultInit {
         "vault"
     }
 
-    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let v = cx.vault(&rs.address)?;
+    async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let (v, _) = self.0.part(&rs.address)?;
         let c = client(&v.primary().api_url())?;
         Ok(match c.seal_status().await {
             Ok(s) if s.initialized => Observed::Present {
@@ -232,7 +397,7 @@ impl Provider for VaultInit {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
+        let (v, _) = self.0.part(&d.address)?;
         let primary = v.primary();
         let c = client(&primary.api_url())?;
         answering(&c).await?;
@@ -335,7 +500,7 @@ impl Provider for UnsealKeys {
     }
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let v = cx.vault(&rs.address)?;
+        let (v, _) = self.0.part(&rs.address)?;
         let Ok(store) = v.unseal_store(cx.outputs) else {
             return Ok(Observed::Present {
                 attrs: rs.attributes.clone(),
@@ -355,7 +520,7 @@ impl Provider for UnsealKeys {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
+        let (v, _) = self.0.part(&d.address)?;
         let store = v.unseal_store(cx.outputs)?;
         let mut missing = Vec::new();
         for b in &store.buckets {
@@ -418,9 +583,8 @@ impl Provider for VaultUnseal {
         "vault"
     }
 
-    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let v = cx.vault(&rs.address)?;
-        let m = member(v, &rs.address, "unseal.")?;
+    async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let (_, m) = self.0.member(&rs.address)?;
         let sealed = match client(&m.api_url())?.seal_status().await {
             Ok(s) => s.sealed,
             // Not running: sealed when it starts.
@@ -433,8 +597,7 @@ impl Provider for VaultUnseal {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
-        let m = member(v, &d.address, "unseal.")?;
+        let (v, m) = self.0.member(&d.address)?;
         let store = v.unseal_store(cx.outputs)?;
         unseal_member(&client(&m.api_url())?, &store, cx.aws).await?;
         Ok(Recorded::default())
@@ -451,9 +614,8 @@ impl Provider for RaftJoin {
         "vault"
     }
 
-    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let v = cx.vault(&rs.address)?;
-        let m = member(v, &rs.address, "join.")?;
+    async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        let (v, m) = self.0.member(&rs.address)?;
         let joined = match client(&m.api_url())?.seal_status().await {
             Ok(s) => s.initialized,
             // Not running: joined if its raft data is still there.
@@ -473,8 +635,7 @@ impl Provider for RaftJoin {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
-        let m = member(v, &d.address, "join.")?;
+        let (v, m) = self.0.member(&d.address)?;
         let c = client(&m.api_url())?;
         answering(&c).await?;
         if c.seal_status().await.map_err(OpError::from)?.initialized {
@@ -524,10 +685,7 @@ impl Provider for RaftJoin {
     /// Removes the member from the raft configuration, when the cluster answers (a member
     /// dropped from the topology); a cluster being destroyed as a whole may not.
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        let Ok(v) = cx.vault(&rs.address) else {
-            return Ok(());
-        };
-        let Some(name) = crate::resources::last_segment(&rs.address, "join.") else {
+        let Ok((v, VaultItem::Join(name))) = self.0.part(&rs.address) else {
             return Ok(());
         };
         let Ok(store) = v.unseal_store(cx.outputs) else {
@@ -557,7 +715,7 @@ impl Provider for RaftVerify {
     }
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let v = cx.vault(&rs.address)?;
+        let (v, _) = self.0.part(&rs.address)?;
         let voters = match v.unseal_store(cx.outputs) {
             Ok(store) => match store.load_root(cx.aws).await {
                 Ok(token) => match raft_view(&cluster_urls(v), &token).await {
@@ -575,7 +733,7 @@ impl Provider for RaftVerify {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
+        let (v, _) = self.0.part(&d.address)?;
         let store = v.unseal_store(cx.outputs)?;
         let token = store.load_root(cx.aws).await.map_err(store_err)?;
         wait_until_whole(v, &token).await?;

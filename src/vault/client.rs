@@ -44,7 +44,7 @@ pub enum VaultError {
 }
 
 /// An operation's failure: unreachable servers and 5xx answers are worth trying again.
-impl From<VaultError> for crate::resources::OpError {
+impl From<VaultError> for crate::provider::OpError {
     fn from(e: VaultError) -> Self {
         match &e {
             VaultError::Unreachable { .. } => Self::retryable(e.to_string()),

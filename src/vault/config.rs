@@ -4,17 +4,23 @@
 //! server's view and reports it in the topology's terms (durations as written when they mean
 //! the same number of seconds), so a second apply is a no-op and a change out of band is drift.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use petgraph::graph::NodeIndex;
 
 use serde_json::{Map, Value, json};
 
 use super::bootstrap::{cluster_urls, first_with_health};
-use super::spec::VaultSpec;
+use super::spec::{VaultSpec, Vaults};
 use super::{Client, Secret, VaultError};
-use crate::graph::{Kind, address};
-use crate::resources::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::address::{Address, VaultItem};
+use crate::graph::{Builder, Kind};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
-use crate::topology::{AuthMethod, AuthRole, PkiRole, Policy, SecretsEngine, duration_seconds};
+use crate::topology::{
+    AuthMethod, AuthRole, PkiRole, Policy, SecretsEngine, VaultCluster, duration_seconds,
+};
 
 /// One configuration item of a cluster, found by its address.
 enum Item<'a> {
@@ -26,41 +32,89 @@ enum Item<'a> {
     Policy(&'a Policy),
 }
 
-fn lookup<'a>(v: &'a VaultSpec, addr: &str) -> Option<Item<'a>> {
-    let a = |rest: String| address::vault(&v.name, &rest);
+fn lookup<'a>(v: &'a VaultSpec, what: &VaultItem) -> Option<Item<'a>> {
+    let engine = |path: &str| v.secrets.iter().find(|s| s.path.value == path);
+    let auth = |path: &str| v.auth.iter().find(|a| a.path.value == path);
+    Some(match what {
+        VaultItem::Secrets(path) => Item::Engine(engine(path)?),
+        VaultItem::RootCa(path) => Item::RootCa(engine(path)?),
+        VaultItem::PkiRole { mount, role } => {
+            let s = engine(mount)?;
+            Item::PkiRole(s, s.roles.iter().find(|r| &r.name.value == role)?)
+        }
+        VaultItem::Auth(path) => Item::Auth(auth(path)?),
+        VaultItem::AuthRole { mount, role } => {
+            let m = auth(mount)?;
+            Item::AuthRole(m, m.roles.iter().find(|r| &r.name.value == role)?)
+        }
+        VaultItem::Policy(name) => Item::Policy(v.policies.iter().find(|p| &p.name.value == name)?),
+        _ => return None,
+    })
+}
+
+/// The declarative configuration of a cluster, once it is whole (after `verify`): policies,
+/// secrets engines (a PKI root CA after its mount, roles after the CA), auth methods and their
+/// roles (after the policies they name).
+pub fn graph<'t>(b: &mut Builder<'t>, v: &'t VaultCluster, verify: NodeIndex) {
+    let at = |what| Address::vault(&v.name.value, what);
+    let mut policy_ix: HashMap<&str, NodeIndex> = HashMap::new();
+    for p in &v.policies {
+        let policy = at(VaultItem::Policy(p.name.value.clone()));
+        let ix = b.g.add(policy, Kind::VaultPolicy, None, p.name.span);
+        b.g.edge(verify, ix);
+        policy_ix.insert(p.name.value.as_str(), ix);
+    }
     for s in &v.secrets {
-        let base = format!("secrets.{}", s.path.value);
-        if addr == a(base.clone()) {
-            return Some(Item::Engine(s));
-        }
-        if addr == a(format!("{base}.root-ca")) {
-            return Some(Item::RootCa(s));
-        }
-        if let Some(r) = s
-            .roles
-            .iter()
-            .find(|r| addr == a(format!("{base}.role.{}", r.name.value)))
-        {
-            return Some(Item::PkiRole(s, r));
+        let mount = &s.path.value;
+        let ix = b.g.add(
+            at(VaultItem::Secrets(mount.clone())),
+            Kind::SecretsEngine,
+            None,
+            s.path.span,
+        );
+        b.g.edge(verify, ix);
+        let ca = s.root_ca.as_ref().map(|c| {
+            let cix = b.g.add(
+                at(VaultItem::RootCa(mount.clone())),
+                Kind::PkiRootCa,
+                None,
+                c.span,
+            );
+            b.g.edge(ix, cix);
+            cix
+        });
+        for r in &s.roles {
+            let role = VaultItem::PkiRole {
+                mount: mount.clone(),
+                role: r.name.value.clone(),
+            };
+            let rix = b.g.add(at(role), Kind::PkiRole, None, r.name.span);
+            b.g.edge(ca.unwrap_or(ix), rix);
         }
     }
-    for m in &v.auth {
-        let base = format!("auth.{}", m.path.value);
-        if addr == a(base.clone()) {
-            return Some(Item::Auth(m));
-        }
-        if let Some(r) = m
-            .roles
-            .iter()
-            .find(|r| addr == a(format!("{base}.role.{}", r.name.value)))
-        {
-            return Some(Item::AuthRole(m, r));
+    for a in &v.auth {
+        let mount = &a.path.value;
+        let ix = b.g.add(
+            at(VaultItem::Auth(mount.clone())),
+            Kind::AuthMethod,
+            None,
+            a.path.span,
+        );
+        b.g.edge(verify, ix);
+        for r in &a.roles {
+            let role = VaultItem::AuthRole {
+                mount: mount.clone(),
+                role: r.name.value.clone(),
+            };
+            let rix = b.g.add(at(role), Kind::AuthRole, None, r.name.span);
+            b.g.edge(ix, rix);
+            for p in &r.policies {
+                if let Some(pix) = policy_ix.get(p.value.as_str()) {
+                    b.g.edge(*pix, rix);
+                }
+            }
         }
     }
-    v.policies
-        .iter()
-        .find(|p| addr == a(format!("policy.{}", p.name.value)))
-        .map(Item::Policy)
 }
 
 /// The API path that holds the item (and that `DELETE` removes).
@@ -76,8 +130,8 @@ fn api_path(item: &Item) -> String {
 }
 
 /// The desired attributes of a configuration resource.
-pub fn desired(v: &VaultSpec, addr: &str) -> Option<(String, Map<String, Value>)> {
-    let item = lookup(v, addr)?;
+pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, Value>)> {
+    let item = lookup(v, what)?;
     let mut m = Map::new();
     let name = match &item {
         Item::Engine(s) => {
@@ -345,7 +399,10 @@ async fn write(
 }
 
 /// One provider for every configuration kind: the item is found by its address.
-pub struct Config(pub Kind);
+pub struct Config {
+    pub kind: Kind,
+    pub vaults: Arc<Vaults>,
+}
 
 #[async_trait::async_trait]
 impl Provider for Config {
@@ -354,7 +411,7 @@ impl Provider for Config {
     }
 
     fn forces_replacement(&self) -> &'static [&'static str] {
-        match self.0 {
+        match self.kind {
             Kind::SecretsEngine => &["type", "version"],
             Kind::PkiRootCa => &["common_name", "ttl"],
             Kind::AuthMethod => &["type"],
@@ -367,10 +424,10 @@ impl Provider for Config {
             attrs: rs.attributes.clone(),
             delete_blocker: None,
         };
-        let Ok(v) = cx.vault(&rs.address) else {
+        let Ok((v, what)) = self.vaults.part(&rs.address) else {
             return Ok(recorded());
         };
-        let Some(item) = lookup(v, &rs.address) else {
+        let Some(item) = lookup(v, what) else {
             return Ok(recorded());
         };
         // A cluster that does not serve (stopped, sealed) keeps what was recorded: apply
@@ -385,8 +442,8 @@ impl Provider for Config {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let v = cx.vault(&d.address)?;
-        let item = lookup(v, &d.address)
+        let (v, what) = self.vaults.part(&d.address)?;
+        let item = lookup(v, what)
             .ok_or_else(|| OpError::fatal(format!("{}: not in the topology", d.address)))?;
         let (c, token) = require_admin(cx, v).await?;
         let exists = current(&c, &token, &item, &d.attrs).await?.is_some();
@@ -403,7 +460,7 @@ impl Provider for Config {
         let Some(path) = rs.ids.get("path") else {
             return Ok(());
         };
-        let Ok(v) = cx.vault(&rs.address) else {
+        let Ok((v, _)) = self.vaults.part(&rs.address) else {
             return Ok(());
         };
         // No member serves, or no token to be had: the configuration goes with the data.
@@ -416,10 +473,3 @@ impl Provider for Config {
         }
     }
 }
-
-pub static SECRETS_ENGINE: Config = Config(Kind::SecretsEngine);
-pub static PKI_ROOT_CA: Config = Config(Kind::PkiRootCa);
-pub static PKI_ROLE: Config = Config(Kind::PkiRole);
-pub static AUTH_METHOD: Config = Config(Kind::AuthMethod);
-pub static AUTH_ROLE: Config = Config(Kind::AuthRole);
-pub static POLICY: Config = Config(Kind::VaultPolicy);

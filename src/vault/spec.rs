@@ -6,11 +6,30 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::graph::address;
-use crate::resources::OpError;
-use crate::runtime::haproxy::{Backend, ProxyConfig};
-use crate::topology::{Flavour, Runtime, Topology};
+use crate::address::{Address, RegionItem, VaultItem};
+use crate::provider::OpError;
+use crate::topology::{Flavour, HealthMode, Runtime, Topology};
 use crate::vault::store::{StoreBucket, UnsealStore};
+
+/// One Vault member behind the proxy.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub api_port: u16,
+    pub cluster_port: u16,
+}
+
+/// What one HAProxy serves.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub api_port: u16,
+    pub cluster_port: u16,
+    pub health: HealthMode,
+    pub backends: Vec<Backend>,
+}
 
 /// One member of the cluster.
 #[derive(Debug, Clone)]
@@ -36,7 +55,7 @@ impl MemberSpec {
 pub struct StoreBucketSpec {
     pub region: String,
     pub bucket: String,
-    pub key_address: String,
+    pub key_address: Address,
 }
 
 /// One Vault cluster, as the local runtime and the bootstrap see it.
@@ -115,7 +134,7 @@ impl VaultSpec {
         let mut buckets = Vec::new();
         for b in &self.store {
             let key = outputs
-                .get(&b.key_address)
+                .get(b.key_address.as_str())
                 .and_then(|o| o.get("arn"))
                 .ok_or_else(|| {
                     OpError::fatal(format!(
@@ -142,7 +161,7 @@ impl VaultSpec {
 
 /// Every Vault cluster of the topology, by name; relative paths resolve against `base_dir`
 /// (the topology file's directory).
-pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
+pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
     let mut out = BTreeMap::new();
     for v in &t.vaults {
         let name = v.name.value.clone();
@@ -229,9 +248,9 @@ pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
                 Some(StoreBucketSpec {
                     region: region.name.value.clone(),
                     bucket: b.value.clone(),
-                    key_address: address::region(
+                    key_address: Address::region(
                         &region.name.value,
-                        &format!("key.{}", decl.key.value),
+                        RegionItem::Key(decl.key.value.clone()),
                     ),
                 })
             })
@@ -267,12 +286,43 @@ pub fn specs(t: &Topology, base_dir: &Path) -> BTreeMap<String, VaultSpec> {
             },
         );
     }
-    out
+    Vaults(out)
 }
 
-/// The cluster name of a `vault.<name>.…` address.
-pub fn vault_of(address: &str) -> Option<&str> {
-    address.strip_prefix("vault.")?.split('.').next()
+/// Every Vault cluster of the topology, by name: resolved once per run.
+#[derive(Debug, Clone, Default)]
+pub struct Vaults(pub BTreeMap<String, VaultSpec>);
+
+impl Vaults {
+    /// The cluster a `vault.<name>.…` address belongs to, and the part it names.
+    pub fn part<'a>(
+        &'a self,
+        address: &'a Address,
+    ) -> Result<(&'a VaultSpec, &'a VaultItem), OpError> {
+        let (name, what) = address
+            .vault_item()
+            .ok_or_else(|| OpError::fatal(format!("{address}: not a part of a Vault cluster")))?;
+        let v = self.0.get(name).ok_or_else(|| {
+            OpError::fatal(format!("{address}: no such Vault cluster in the topology"))
+        })?;
+        Ok((v, what))
+    }
+
+    /// The cluster and member a member's address (`member.`, `unseal.`, `join.`) names.
+    pub fn member<'a>(
+        &'a self,
+        address: &'a Address,
+    ) -> Result<(&'a VaultSpec, &'a MemberSpec), OpError> {
+        let (v, what) = self.part(address)?;
+        let name = match what {
+            VaultItem::Member(m) | VaultItem::Unseal(m) | VaultItem::Join(m) => m,
+            _ => return Err(OpError::fatal(format!("{address}: not a member's address"))),
+        };
+        let m = v
+            .member(name)
+            .ok_or_else(|| OpError::fatal(format!("{name}: no such member of {}", v.name)))?;
+        Ok((v, m))
+    }
 }
 
 /// Finds a program: a path as given, else the first match on PATH (then the sbin directories,

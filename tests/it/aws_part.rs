@@ -4,6 +4,7 @@
 //! same through 20% injected faults.
 
 use std::path::Path;
+use vaultform::address::{Item, Role};
 
 use crate::support::aws::Api;
 use crate::support::testbed::{FaultProxy, Moto};
@@ -14,16 +15,19 @@ const REGIONS: [&str; 3] = ["eu-central-1", "eu-west-1", "eu-north-1"];
 
 /// `--target` for every AWS resource of the topology.
 fn aws_targets(topology: &str) -> Vec<String> {
-    let loaded = vaultform::topology::load("local.kdl", topology);
+    let loaded = vaultform::load("local.kdl", topology);
     let (_, g) = loaded.valid().expect("valid");
     let mut out = Vec::new();
     for ix in g.dag.node_indices() {
         let r = g.resource(ix);
         // The Vault cluster (runtime, bootstrap, configuration) is tests/it/cluster.rs's.
-        let aws = !r.address.starts_with("vault.") && !r.address.starts_with("iam.role.vault.");
+        let aws = !matches!(
+            r.address.item(),
+            Item::Vault { .. } | Item::IamRole(Role::Vault(_))
+        );
         if aws {
             out.push("--target".to_string());
-            out.push(r.address.clone());
+            out.push(r.address.to_string());
         }
     }
     out

@@ -220,7 +220,7 @@ fn a_changed_policy_shows_which_lines_change() {
         destroy: false,
         drift: Vec::new(),
         changes: vec![Change {
-            address: "vault.v.policy.reader".into(),
+            address: "vault.v.policy.reader".parse().unwrap(),
             kind: vaultform::graph::Kind::VaultPolicy,
             region: None,
             action: Action::Update,

@@ -2,11 +2,10 @@
 //! each: exit 1, never a panic, a `FILE:LINE:COL` pointing into the file.
 
 use crate::support::{kdl_files, root, stderr, vaultform};
-use vaultform::topology;
 
-fn render(path: &std::path::Path) -> (topology::Loaded, String) {
+fn render(path: &std::path::Path) -> (vaultform::Loaded, String) {
     let text = std::fs::read_to_string(root().join(path)).expect("read fixture");
-    let loaded = topology::load(path.display().to_string(), text);
+    let loaded = vaultform::load(path.display().to_string(), text);
     let rendered = vaultform::ui::diagnostics::render(&loaded, false);
     (loaded, rendered)
 }

@@ -85,7 +85,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let loaded = topology::load("fuzz.kdl", text);
+        let loaded = vaultform::load("fuzz.kdl", text);
         let _ = vaultform::ui::diagnostics::render(&loaded, false);
         let _ = topology::format::format(&loaded.source.text);
     }
@@ -100,7 +100,7 @@ proptest! {
         for m in &mutations {
             text = apply(text, m);
         }
-        let loaded = topology::load("mutated.kdl", text);
+        let loaded = vaultform::load("mutated.kdl", text);
         let rendered = vaultform::ui::diagnostics::render(&loaded, false);
         prop_assert!(!rendered.is_empty());
         if let Some((_, g)) = loaded.valid() {

@@ -2,11 +2,10 @@
 
 use crate::support::{kdl_files, root};
 use vaultform::graph::Kind;
-use vaultform::topology;
 
-fn load(path: &std::path::Path) -> topology::Loaded {
+fn load(path: &std::path::Path) -> vaultform::Loaded {
     let text = std::fs::read_to_string(root().join(path)).expect("read topology");
-    topology::load(path.display().to_string(), text)
+    vaultform::load(path.display().to_string(), text)
 }
 
 #[test]
@@ -116,7 +115,7 @@ region "eu-west-1" {
     load-balancer "lb1"
 }
 "#;
-    let loaded = topology::load("inline.kdl", text);
+    let loaded = vaultform::load("inline.kdl", text);
     let (_, g) = loaded.valid().expect("valid");
     let net = g
         .get("region.eu-west-1.network")

@@ -5,9 +5,10 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use vaultform::runtime::haproxy::{self, Backend, ProxyConfig};
+use vaultform::runtime::haproxy;
 use vaultform::runtime::process::{self, ProcessRecord};
 use vaultform::topology::HealthMode;
+use vaultform::vault::spec::{Backend, ProxyConfig};
 
 /// Stops a detached process by its own PID when the test ends, even on a panic.
 struct Stopped(ProcessRecord);

@@ -1,0 +1,226 @@
+//! The catalog of resource kinds, above the kinds themselves: which graph nodes a topology
+//! yields (each area adds its own), which provider runs each kind, which kinds this build can
+//! run, and the desired attributes of every node. Nothing below imports it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use petgraph::graph::NodeIndex;
+
+use crate::graph::{Builder, Graph, Kind, Resource};
+use crate::provider::{Desired, Provider, Providers};
+use crate::resources::{eks, elb, iam_role, kms_key, network, s3_bucket};
+use crate::runtime::local::{LocalProxy, VaultMember};
+use crate::topology::{Problem, Runtime, Topology};
+use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
+use crate::vault::config::{self, Config};
+use crate::vault::spec::Vaults;
+
+/// Builds the graph of a decoded topology, area by area in a fixed order (so that addresses,
+/// DOT output and plans are stable): IAM, then per region its network, keys, buckets, EKS
+/// clusters and load balancers, then the Vault clusters; then `depends-on` and cycles.
+pub fn graph(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
+    let mut b = Builder::default();
+    iam_role::graph(&mut b, t);
+    for (ri, r) in t.regions.iter().enumerate() {
+        network::graph(&mut b, r);
+        kms_key::graph(&mut b, ri, r);
+        s3_bucket::graph(&mut b, ri, r);
+        eks::graph(&mut b, r);
+        elb::graph(&mut b, r);
+    }
+    bootstrap::graph(&mut b, t);
+    b.finish(problems)
+}
+
+/// Every provider, the Vault and runtime kinds holding the run's resolved Vault clusters.
+pub struct Catalog {
+    vaults: Arc<Vaults>,
+    proxy: LocalProxy,
+    member: VaultMember,
+    init: VaultInit,
+    keys: UnsealKeys,
+    unseal: VaultUnseal,
+    join: RaftJoin,
+    verify: RaftVerify,
+    config: [Config; 6],
+}
+
+impl Catalog {
+    pub fn new(vaults: Arc<Vaults>) -> Self {
+        let v = || vaults.clone();
+        let config = |kind| Config { kind, vaults: v() };
+        Catalog {
+            proxy: LocalProxy(v()),
+            member: VaultMember(v()),
+            init: VaultInit(v()),
+            keys: UnsealKeys(v()),
+            unseal: VaultUnseal(v()),
+            join: RaftJoin(v()),
+            verify: RaftVerify(v()),
+            config: [
+                config(Kind::SecretsEngine),
+                config(Kind::PkiRootCa),
+                config(Kind::PkiRole),
+                config(Kind::AuthMethod),
+                config(Kind::AuthRole),
+                config(Kind::VaultPolicy),
+            ],
+            vaults,
+        }
+    }
+
+    pub fn vaults(&self) -> &Vaults {
+        &self.vaults
+    }
+
+    /// Whether this build can run the resource: every AWS kind, and the Vault kinds of
+    /// clusters on the local runtime (the Kubernetes runtime is not built yet).
+    fn supported(&self, t: &Topology, r: &Resource) -> bool {
+        if self.provider(r.kind).is_none() {
+            return false;
+        }
+        match r.address.vault_item() {
+            Some((name, _)) => t
+                .vaults
+                .iter()
+                .any(|v| v.name.value == name && matches!(v.runtime.value, Runtime::Local { .. })),
+            None => true,
+        }
+    }
+
+    /// Kinds that this build cannot create yet, with how many of each: in the whole graph, or
+    /// with `targets`, among the targets and what they depend on.
+    pub fn unsupported(
+        &self,
+        t: &Topology,
+        g: &Graph,
+        targets: &[String],
+    ) -> BTreeMap<Kind, usize> {
+        let nodes: Vec<NodeIndex> = if targets.is_empty() {
+            g.dag.node_indices().collect()
+        } else {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<_> = targets.iter().filter_map(|t| g.get(t)).collect();
+            while let Some(ix) = stack.pop() {
+                if seen.insert(ix) {
+                    stack.extend(g.dependencies(ix));
+                }
+            }
+            seen.into_iter().collect()
+        };
+        let mut out = BTreeMap::new();
+        for ix in nodes {
+            let r = g.resource(ix);
+            if !self.supported(t, r) {
+                *out.entry(r.kind).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// The desired attributes of every resource of the topology this build runs, in graph
+    /// order.
+    pub fn desired(&self, t: &Topology, g: &Graph) -> Vec<Desired> {
+        let order = petgraph::algo::toposort(&g.dag, None)
+            .unwrap_or_else(|_| g.dag.node_indices().collect());
+        let mut out = Vec::new();
+        for ix in order {
+            let r = g.resource(ix);
+            if !self.supported(t, r) {
+                continue;
+            }
+            let Some((name, attrs)) = self.desired_of(t, r) else {
+                continue;
+            };
+            out.push(Desired {
+                address: r.address.clone(),
+                kind: r.kind,
+                region: r.region.clone(),
+                name,
+                attrs,
+                deps: g
+                    .dependencies(ix)
+                    .map(|d| g.resource(d).address.clone())
+                    .collect(),
+                resumed: false,
+            });
+        }
+        out
+    }
+
+    fn desired_of(
+        &self,
+        t: &Topology,
+        r: &Resource,
+    ) -> Option<(String, serde_json::Map<String, serde_json::Value>)> {
+        match r.kind {
+            Kind::KmsKey => kms_key::desired(t, r),
+            Kind::S3Bucket => s3_bucket::desired(t, r),
+            Kind::IamRole => iam_role::desired(t, r),
+            Kind::EksCluster | Kind::EksNodeGroup => eks::desired(t, r),
+            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => elb::desired(t, r),
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup => network::desired(t, r),
+            Kind::ExistingNetwork => network::desired_existing(t, r),
+            Kind::LocalProxy | Kind::VaultMember => {
+                let (v, what) = self.vaults.part(&r.address).ok()?;
+                crate::runtime::local::desired(v, what)
+            }
+            Kind::VaultInit
+            | Kind::UnsealKeys
+            | Kind::VaultUnseal
+            | Kind::RaftJoin
+            | Kind::RaftVerify => {
+                let (v, what) = self.vaults.part(&r.address).ok()?;
+                bootstrap::desired(v, what)
+            }
+            Kind::SecretsEngine
+            | Kind::PkiRootCa
+            | Kind::PkiRole
+            | Kind::AuthMethod
+            | Kind::AuthRole
+            | Kind::VaultPolicy => {
+                let (v, what) = self.vaults.part(&r.address).ok()?;
+                config::desired(v, what)
+            }
+        }
+    }
+}
+
+impl Providers for Catalog {
+    fn provider(&self, kind: Kind) -> Option<&dyn Provider> {
+        Some(match kind {
+            Kind::KmsKey => &kms_key::KmsKey,
+            Kind::S3Bucket => &s3_bucket::S3Bucket,
+            Kind::IamRole => &iam_role::IamRole,
+            Kind::EksCluster => &eks::EksCluster,
+            Kind::EksNodeGroup => &eks::EksNodeGroup,
+            Kind::LoadBalancer => &elb::LoadBalancer,
+            Kind::TargetGroup => &elb::TargetGroup,
+            Kind::Listener => &elb::Listener,
+            Kind::Vpc => &network::Vpc,
+            Kind::Subnet => &network::Subnet,
+            Kind::InternetGateway => &network::InternetGateway,
+            Kind::RouteTable => &network::RouteTable,
+            Kind::SecurityGroup => &network::SecurityGroup,
+            Kind::ExistingNetwork => &network::ExistingNetwork,
+            Kind::LocalProxy => &self.proxy,
+            Kind::VaultMember => &self.member,
+            Kind::VaultInit => &self.init,
+            Kind::UnsealKeys => &self.keys,
+            Kind::VaultUnseal => &self.unseal,
+            Kind::RaftJoin => &self.join,
+            Kind::RaftVerify => &self.verify,
+            Kind::SecretsEngine => &self.config[0],
+            Kind::PkiRootCa => &self.config[1],
+            Kind::PkiRole => &self.config[2],
+            Kind::AuthMethod => &self.config[3],
+            Kind::AuthRole => &self.config[4],
+            Kind::VaultPolicy => &self.config[5],
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! The errors that stop a command before it can report anything finer: one type for every
+//! layer above the engine, mapped to an exit code by `main` alone.
+
+/// Errors that stop a command before it can report anything finer.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    #[error("cannot read {path}")]
+    #[diagnostic(code(vaultform::io))]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    #[diagnostic(code(vaultform::io))]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("this build cannot create these resource kinds yet: {kinds}")]
+    #[diagnostic(
+        code(vaultform::unsupported),
+        help(
+            "every AWS resource kind and the local Vault runtime work today; the Kubernetes runtime for Vault is being built: `--target ADDRESS` plans the AWS part, and `vaultform graph FILE` lists the addresses"
+        )
+    )]
+    Unsupported { kinds: String },
+    #[error("the S3 state backend ({location}) is not available in this build")]
+    #[diagnostic(
+        code(vaultform::state::s3),
+        help("use `state \"local\" path=...` in the topology, or pass --state PATH")
+    )]
+    S3Backend { location: String },
+    #[error("refresh failed: {message}")]
+    #[diagnostic(
+        code(vaultform::refresh),
+        help(
+            "check AWS credentials and the endpoint; `--refresh=false` plans from the recorded state alone"
+        )
+    )]
+    Refresh { message: String },
+    #[error("{message}")]
+    #[diagnostic(code(vaultform::vault), help("{help}"))]
+    Vault { message: String, help: String },
+    #[error("refusing to {what} without confirmation: standard input is not a terminal")]
+    #[diagnostic(
+        code(vaultform::confirm),
+        help("pass --auto-approve to run without asking")
+    )]
+    NoConfirmation { what: String },
+    #[error(
+        "the plan {path} is stale: it was made against state {planned}, the state is now {current}"
+    )]
+    #[diagnostic(
+        code(vaultform::plan::stale),
+        help("run `vaultform plan --out` again and apply the new plan")
+    )]
+    StalePlan {
+        path: String,
+        planned: String,
+        current: String,
+    },
+    #[error("{address} is not in the state")]
+    #[diagnostic(
+        code(vaultform::state::address),
+        help("`vaultform state list FILE` shows the recorded addresses")
+    )]
+    NotInState { address: String },
+}
+
+impl From<crate::ops::OpsError> for Error {
+    fn from(e: crate::ops::OpsError) -> Self {
+        Error::Vault {
+            message: e.message,
+            help: e.help,
+        }
+    }
+}

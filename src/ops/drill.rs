@@ -1,0 +1,283 @@
+//! Resilience drills against a running cluster: take the leader away (or a whole region),
+//! measure until the front endpoint serves an active member again, then restore what was
+//! taken through the same providers apply uses. Every check runs before anything is taken.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Ops, OpsError, STATUS_HELP, client, fail};
+use crate::runtime::{local, process};
+use crate::vault::Client;
+use crate::vault::bootstrap::wait_until_whole;
+use crate::vault::spec::{MemberSpec, VaultSpec};
+
+/// How `drill failover` takes the leader away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// SIGKILL the leader's server: a crash or the loss of its region.
+    Kill,
+    /// SIGTERM: a clean shutdown.
+    Stop,
+    /// `sys/step-down`: the leader stays up as a standby.
+    StepDown,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DrillReport {
+    pub event: &'static str,
+    pub vault: String,
+    pub method: String,
+    pub old_leader: String,
+    pub new_leader: String,
+    /// From taking the leader away until the front endpoint answered 200 from the new one.
+    pub failover_ms: u64,
+    /// From then until the old member was back, unsealed, and every member a voter.
+    pub restore_ms: u64,
+}
+
+/// What `drill region-loss` measured.
+#[derive(Debug, Serialize)]
+pub struct RegionDrillReport {
+    pub event: &'static str,
+    pub vault: String,
+    pub region: String,
+    pub members_lost: Vec<String>,
+    pub load_balancers_lost: Vec<String>,
+    pub leader_before: String,
+    pub leader_after: String,
+    /// From the loss until the front endpoint answered 200 from a member in another region.
+    pub served_ms: u64,
+    /// From then until everything lost was back and every member a voter again.
+    pub restore_ms: u64,
+}
+
+/// Which member the front endpoint serves as active, if any.
+async fn front_active(front: &Client, v: &VaultSpec) -> Option<String> {
+    let h = front.health().await.ok()?;
+    if h.status != 200 {
+        return None;
+    }
+    let l = front.leader().await.ok()?;
+    if !l.is_self {
+        return None;
+    }
+    v.members
+        .iter()
+        .find(|m| m.api_url() == l.leader_address.trim_end_matches('/'))
+        .map(|m| m.name.clone())
+}
+
+/// The front endpoint's URL and client, which the drills watch.
+fn front_of(v: &VaultSpec) -> Result<(String, Client), OpsError> {
+    let url = v.front_url().ok_or_else(|| {
+        fail(
+            format!("Vault cluster {} has no front endpoint", v.name),
+            "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
+        )
+    })?;
+    let c = client(&url)?;
+    Ok((url, c))
+}
+
+/// The member the front endpoint serves now: the drill needs a healthy cluster.
+async fn serving(front: &Client, url: &str, v: &VaultSpec) -> Result<String, OpsError> {
+    front_active(front, v).await.ok_or_else(|| {
+        fail(
+            format!("the front endpoint {url} serves no active member"),
+            "`vaultform status FILE` shows why; the drill needs a healthy cluster",
+        )
+    })
+}
+
+/// The measurement of both drills: a tight 20 ms probe of the front endpoint (its resolution),
+/// bounded at two minutes, until it serves an active member other than `gone`. Returns that
+/// member and the time since `started`.
+async fn served_by_other(
+    front: &Client,
+    v: &VaultSpec,
+    gone: &[String],
+    started: Instant,
+) -> Result<(String, Duration), String> {
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        if let Some(n) = front_active(front, v).await
+            && !gone.contains(&n)
+        {
+            return Ok((n, started.elapsed()));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no active member other than {} after 120 s",
+                gone.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Takes the leader away by `method`, measures the failover, restores the old leader.
+pub async fn failover(
+    ops: &Ops,
+    v: &VaultSpec,
+    method: Method,
+    note: &dyn Fn(&str),
+) -> Result<DrillReport, OpsError> {
+    let (front_url, front) = front_of(v)?;
+    let token = ops.root_token(v).await?;
+    let old = serving(&front, &front_url, v).await?;
+    let old_member: MemberSpec = v
+        .member(&old)
+        .cloned()
+        .ok_or_else(|| fail(format!("{old} is not a member of {}", v.name), STATUS_HELP))?;
+    if method != Method::StepDown && !v.local {
+        return Err(fail(
+            "stopping a member is available on the local runtime only",
+            "use `--method step-down`",
+        ));
+    }
+    note(&format!(
+        "Drill: taking the leader {old} away ({method:?}); watching {front_url}."
+    ));
+    let started = Instant::now();
+    match method {
+        Method::Kill | Method::Stop => {
+            let rec = local::member_process(v, &old).ok_or_else(|| {
+                fail(
+                    format!("no running process recorded for {old}"),
+                    "apply the topology first",
+                )
+            })?;
+            if method == Method::Kill {
+                process::kill(&rec);
+            } else {
+                process::stop(&rec, Duration::from_secs(30))
+                    .await
+                    .map_err(|e| fail(e.to_string(), ""))?;
+            }
+        }
+        Method::StepDown => {
+            client(&old_member.api_url())?
+                .step_down(&token)
+                .await
+                .map_err(|e| fail(e.to_string(), ""))?;
+        }
+    }
+    let (new, failover) = served_by_other(&front, v, std::slice::from_ref(&old), started)
+        .await
+        .map_err(|why| fail(format!("{front_url}: {why}"), STATUS_HELP))?;
+    note(&format!(
+        "{new} is active behind the front endpoint after {:.2}s; restoring {old}.",
+        failover.as_secs_f64()
+    ));
+    let restore_started = Instant::now();
+    if method != Method::StepDown {
+        ops.revive(v, &old_member).await?;
+    }
+    wait_until_whole(v, &token).await?;
+    Ok(DrillReport {
+        event: "drill",
+        vault: v.name.clone(),
+        method: format!("{method:?}").to_lowercase(),
+        old_leader: old,
+        new_leader: new,
+        failover_ms: failover.as_millis() as u64,
+        restore_ms: restore_started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Takes a whole region away (SIGKILL of its members and its load balancers' HAProxies),
+/// measures until the front endpoint serves from the rest, then restores the region.
+pub async fn region_loss(
+    ops: &Ops,
+    v: &VaultSpec,
+    region: &str,
+    note: &dyn Fn(&str),
+) -> Result<RegionDrillReport, OpsError> {
+    if !v.local {
+        return Err(fail(
+            "losing a region is drilled on the local runtime only",
+            "`drill failover --method step-down` works on any runtime",
+        ));
+    }
+    let (front_url, front) = front_of(v)?;
+    let lost: Vec<MemberSpec> = v
+        .members
+        .iter()
+        .filter(|m| m.region == region)
+        .cloned()
+        .collect();
+    if lost.is_empty() {
+        let mut regions: Vec<&str> = v.members.iter().map(|m| m.region.as_str()).collect();
+        regions.sort();
+        regions.dedup();
+        return Err(fail(
+            format!("no member of {} runs in {region}", v.name),
+            &format!("its members run in {}", regions.join(", ")),
+        ));
+    }
+    let left = v.members.len() - lost.len();
+    if left * 2 <= v.members.len() {
+        return Err(fail(
+            format!(
+                "losing {region} leaves {left} of {} members: no quorum, the cluster would stop serving",
+                v.members.len()
+            ),
+            "spread the members so that no region holds half of them",
+        ));
+    }
+    let lbs: Vec<String> = v
+        .proxy_regions
+        .iter()
+        .filter(|(_, r)| r.as_str() == region)
+        .map(|(lb, _)| lb.clone())
+        .collect();
+    if v.front.as_ref().is_some_and(|f| lbs.contains(f)) {
+        return Err(fail(
+            format!("the front endpoint is in {region}: losing it leaves clients nothing to reach"),
+            "drill another region",
+        ));
+    }
+    let token = ops.root_token(v).await?;
+    let before = serving(&front, &front_url, v).await?;
+    let names: Vec<String> = lost.iter().map(|m| m.name.clone()).collect();
+    note(&format!(
+        "Drill: losing {region} ({}; load balancers {}); watching {front_url}.",
+        names.join(", "),
+        lbs.join(", ")
+    ));
+    let records: Vec<_> = lost
+        .iter()
+        .filter_map(|m| local::member_process(v, &m.name))
+        .chain(lbs.iter().filter_map(|lb| local::proxy_process(v, lb)))
+        .collect();
+    let started = Instant::now();
+    records.iter().for_each(process::kill);
+    let (after, served) = served_by_other(&front, v, &names, started)
+        .await
+        .map_err(|why| fail(format!("{front_url}: {why}"), STATUS_HELP))?;
+    note(&format!(
+        "{after} is active behind the front endpoint {:.2}s after the loss; restoring {region}.",
+        served.as_secs_f64()
+    ));
+    let restore_started = Instant::now();
+    for lb in &lbs {
+        ops.revive_proxy(v, lb).await?;
+    }
+    let results = futures::future::join_all(lost.iter().map(|m| ops.revive(v, m))).await;
+    for r in results {
+        r?;
+    }
+    wait_until_whole(v, &token).await?;
+    Ok(RegionDrillReport {
+        event: "drill",
+        vault: v.name.clone(),
+        region: region.to_string(),
+        members_lost: names,
+        load_balancers_lost: lbs,
+        leader_before: before,
+        leader_after: after,
+        served_ms: served.as_millis() as u64,
+        restore_ms: restore_started.elapsed().as_millis() as u64,
+    })
+}

@@ -1,0 +1,167 @@
+//! `status`: each member's role, seal, raft membership and index, each load balancer's view
+//! of it, the front endpoint, the unseal store's buckets, and the verdict.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Ops;
+use crate::runtime::haproxy;
+use crate::topology::HealthMode;
+use crate::vault::bootstrap::{cluster_urls, raft_servers};
+use crate::vault::spec::{MemberSpec, VaultSpec};
+use crate::vault::{Client, RaftServer, TlsSettings};
+
+/// One member, as `status` reports it.
+#[derive(Debug, Serialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub address: String,
+    pub reachable: bool,
+    pub initialized: bool,
+    pub sealed: bool,
+    /// `active`, `standby`, `sealed`, `uninitialized` or `down`.
+    pub role: String,
+    pub voter: bool,
+    pub leader: bool,
+    pub applied_index: Option<u64>,
+    /// Each load balancer in front of the member, and whether it sends traffic to it.
+    pub load_balancers: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    pub name: String,
+    pub members: Vec<MemberStatus>,
+    /// The front endpoint and the member it serves.
+    pub front: Option<String>,
+    pub front_serves: Option<String>,
+    /// Each bucket of the unseal store, and whether it holds the keys.
+    pub unseal_store: Vec<StoreStatus>,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    pub bucket: String,
+    pub region: String,
+    pub holds_keys: bool,
+}
+
+async fn member_status(m: &MemberSpec, raft: &[RaftServer]) -> MemberStatus {
+    let c = Client::new(&m.api_url(), &TlsSettings::default()).ok();
+    let health = match &c {
+        Some(c) => c.health().await.ok(),
+        None => None,
+    };
+    let leader = match (&c, &health) {
+        (Some(c), Some(_)) => c.leader().await.ok(),
+        _ => None,
+    };
+    let role = match &health {
+        None => "down",
+        Some(h) if !h.initialized => "uninitialized",
+        Some(h) if h.sealed => "sealed",
+        Some(h) if h.status == 200 => "active",
+        Some(_) => "standby",
+    };
+    let server = raft.iter().find(|s| s.node_id == m.name);
+    MemberStatus {
+        name: m.name.clone(),
+        address: format!("{}:{}", m.address, m.api_port),
+        reachable: health.is_some(),
+        initialized: health.as_ref().is_some_and(|h| h.initialized),
+        sealed: health.as_ref().is_none_or(|h| h.sealed),
+        role: role.to_string(),
+        voter: server.is_some_and(|s| s.voter),
+        leader: server.is_some_and(|s| s.leader),
+        applied_index: leader.and_then(|l| l.raft_applied_index),
+        load_balancers: BTreeMap::new(),
+    }
+}
+
+/// Whether a load balancer sends traffic to each member: HAProxy's own view from its stats
+/// socket, or else its health rule applied to the members' health codes.
+async fn load_balancer_view(
+    v: &VaultSpec,
+    lb: &str,
+    members: &[MemberStatus],
+) -> BTreeMap<String, bool> {
+    let Some(p) = v.proxies.get(lb) else {
+        return BTreeMap::new();
+    };
+    if let Ok(view) = haproxy::api_servers_up(&v.proxy_dir(lb).join("admin.sock")).await
+        && !view.is_empty()
+    {
+        return view;
+    }
+    p.backends
+        .iter()
+        .map(|b| {
+            let up = members
+                .iter()
+                .find(|m| m.name == b.name)
+                .is_some_and(|m| match p.health {
+                    HealthMode::Active => m.role == "active",
+                    HealthMode::Unsealed => m.role == "active" || m.role == "standby",
+                });
+            (b.name.clone(), up)
+        })
+        .collect()
+}
+
+/// Healthy: one leader, an active member, and every member an unsealed voter.
+fn healthy(members: &[MemberStatus]) -> bool {
+    members.iter().filter(|m| m.leader).count() == 1
+        && members.iter().any(|m| m.role == "active")
+        && members
+            .iter()
+            .all(|m| m.voter && (m.role == "active" || m.role == "standby"))
+}
+
+pub async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
+    let raft = match ops.root_token(v).await {
+        Ok(token) => raft_servers(&cluster_urls(v), &token)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let mut members =
+        futures::future::join_all(v.members.iter().map(|m| member_status(m, &raft))).await;
+    let mut views = BTreeMap::new();
+    for lb in v.proxies.keys() {
+        views.insert(lb.clone(), load_balancer_view(v, lb, &members).await);
+    }
+    for m in &mut members {
+        for (lb, view) in &views {
+            if let Some(up) = view.get(&m.name) {
+                m.load_balancers.insert(lb.clone(), *up);
+            }
+        }
+    }
+    let front_serves = v.front.as_ref().and_then(|f| {
+        views
+            .get(f)?
+            .iter()
+            .find(|(_, up)| **up)
+            .map(|(name, _)| name.clone())
+    });
+    let mut unseal_store = Vec::new();
+    if let Ok(store) = ops.store(v) {
+        for b in &store.buckets {
+            unseal_store.push(StoreStatus {
+                bucket: b.bucket.clone(),
+                region: b.region.clone(),
+                holds_keys: store.has_keys(&ops.aws, b).await,
+            });
+        }
+    }
+    ClusterStatus {
+        name: v.name.clone(),
+        healthy: healthy(&members),
+        members,
+        front: v.front.clone(),
+        front_serves,
+        unseal_store,
+    }
+}
