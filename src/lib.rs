@@ -4,12 +4,14 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod aws;
+pub mod aws_error;
 pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod graph;
 pub mod plan;
 pub mod resources;
+pub mod retry;
 pub mod runtime;
 pub mod state;
 pub mod topology;
