@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod aws;
+pub mod aws_error;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod plan;
 pub mod provider;
 pub mod resources;
+pub mod retry;
 pub mod runtime;
 pub mod session;
 pub mod state;

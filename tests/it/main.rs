@@ -3,6 +3,7 @@
 mod support;
 
 mod apply;
+mod aws_error;
 mod aws_part;
 mod cli;
 mod cluster;
