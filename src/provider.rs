@@ -5,11 +5,13 @@
 //! registers them from above.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::address::Address;
 use crate::aws::Aws;
+use crate::aws_error::AwsError;
 use crate::graph::Kind;
 use crate::state::ResourceState;
 
@@ -62,6 +64,9 @@ pub struct OpError {
     pub message: String,
     /// Worth trying again after a wait (the SDK already retried throttling).
     pub retryable: bool,
+    /// The AWS error it came from, when it did.
+    #[source]
+    pub source: Option<Arc<AwsError>>,
 }
 
 impl OpError {
@@ -69,6 +74,7 @@ impl OpError {
         OpError {
             message: message.into(),
             retryable: false,
+            source: None,
         }
     }
 
@@ -76,34 +82,44 @@ impl OpError {
         OpError {
             message: message.into(),
             retryable: true,
+            source: None,
         }
     }
 
-    /// From an SDK error: 5xx and throttling that outlived the SDK's retries are retryable.
-    pub fn from_sdk<E>(what: &str, err: &E) -> Self
+    /// From an AWS SDK error, classified once (`aws_error`): throttling, 5xx and timeouts are
+    /// worth retrying; an unreachable endpoint, a client error and anything unknown are not.
+    /// The message is the code and AWS's message, never the SDK's debug dump.
+    pub fn from_sdk<E>(
+        what: &str,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    ) -> Self
     where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
     {
-        let (code, text) = crate::aws::describe_error(err);
-        let retryable = matches!(
-            code.as_deref(),
-            Some(
-                "Throttling"
-                    | "ThrottlingException"
-                    | "TooManyRequestsException"
-                    | "RequestLimitExceeded"
-                    | "SlowDown"
-                    | "InternalError"
-                    | "InternalFailure"
-                    | "ServiceUnavailable"
-                    | "KMSInternalException"
-                    | "DependencyTimeoutException"
-            )
-        ) || code.is_none();
+        let e = AwsError::from_sdk(what, err);
         OpError {
-            message: format!("{what}: {text}"),
-            retryable,
+            message: e.to_string(),
+            retryable: e.retryable(),
+            source: Some(Arc::new(e)),
         }
+    }
+
+    /// The AWS error code, when the failure came from AWS.
+    pub fn aws_code(&self) -> Option<&str> {
+        self.source.as_ref()?.code.as_deref()
+    }
+}
+
+impl crate::retry::Retryable for OpError {
+    fn retryable(&self) -> bool {
+        self.retryable
     }
 }
 

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::walk::{Limits, OpResult, Operation, Walk, WalkEvent, WalkReport, boxed};
@@ -13,6 +11,7 @@ use crate::address::Address;
 use crate::aws::Aws;
 use crate::plan::{Action, Change, Plan};
 use crate::provider::{Cx, Desired, OpError, Provider, Providers, Recorded};
+use crate::retry::{Backoff, retry};
 use crate::state::model::now;
 use crate::state::{Backend, ResourceState, State, Status};
 
@@ -101,26 +100,13 @@ impl Shared {
     }
 }
 
-/// Retries `f` on retryable errors with exponential backoff and full jitter.
-pub async fn with_retries<T, F, Fut>(attempts: u32, mut f: F) -> Result<T, OpError>
+/// Retries `f` on retryable errors with the engine's backoff, `attempts` times at most.
+pub async fn with_retries<T, F, Fut>(attempts: u32, f: F) -> Result<T, OpError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, OpError>>,
 {
-    let mut delay = Duration::from_millis(250);
-    let mut tried = 0;
-    loop {
-        tried += 1;
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.retryable && tried < attempts => {
-                let jittered = rand::rng().random_range(Duration::ZERO..=delay);
-                tokio::time::sleep(jittered).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    retry(Backoff::OPERATION.attempts(attempts), f).await
 }
 
 fn provider(shared: &Shared, kind: crate::graph::Kind) -> Result<&dyn Provider, OpError> {

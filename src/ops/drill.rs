@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Ops, OpsError, STATUS_HELP, client, fail};
+use crate::retry::{Backoff, poll};
 use crate::runtime::{local, process};
 use crate::vault::Client;
 use crate::vault::bootstrap::wait_until_whole;
@@ -99,20 +100,21 @@ async fn served_by_other(
     gone: &[String],
     started: Instant,
 ) -> Result<(String, Duration), String> {
-    let deadline = started + Duration::from_secs(120);
-    loop {
-        if let Some(n) = front_active(front, v).await
-            && !gone.contains(&n)
-        {
-            return Ok((n, started.elapsed()));
+    let limit = Duration::from_secs(120);
+    let policy = Backoff::PROBE.deadline(limit.saturating_sub(started.elapsed()));
+    let probe = || async {
+        match front_active(front, v).await {
+            Some(n) if !gone.contains(&n) => Ok(n),
+            Some(n) => Err(format!("{n} still active")),
+            None => Err("no active member".to_string()),
         }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "no active member other than {} after 120 s",
-                gone.join(", ")
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    match poll(policy, "a new active member", probe).await {
+        Ok(n) => Ok((n, started.elapsed())),
+        Err(_) => Err(format!(
+            "no active member other than {} after 120 s",
+            gone.join(", ")
+        )),
     }
 }
 

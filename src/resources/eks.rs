@@ -212,7 +212,7 @@ async fn wait_cluster_active(eks: &aws_sdk_eks::Client, name: &str) -> Result<Re
                 .name(name)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("describe EKS cluster", &e))?;
+                .map_err(|e| OpError::from_sdk("describe EKS cluster", e))?;
             let Some(c) = out.cluster() else {
                 return Ok(None);
             };
@@ -287,7 +287,7 @@ impl Provider for EksCluster {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe EKS cluster", &e)),
+            Err(e) => Err(OpError::from_sdk("describe EKS cluster", e)),
         }
     }
 
@@ -335,10 +335,10 @@ impl Provider for EksCluster {
                     Ok(_) => {}
                     // Created a moment ago by a request whose answer was lost: adopt it.
                     Err(e) if e.code() == Some("ResourceInUseException") => {}
-                    Err(e) => return Err(OpError::from_sdk("create EKS cluster", &e)),
+                    Err(e) => return Err(OpError::from_sdk("create EKS cluster", e)),
                 }
             }
-            Err(e) => return Err(OpError::from_sdk("describe EKS cluster", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe EKS cluster", e)),
         }
         wait_cluster_active(&eks, &d.name).await
     }
@@ -361,7 +361,7 @@ impl Provider for EksCluster {
                 .version(want)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("update EKS cluster version", &e))?;
+                .map_err(|e| OpError::from_sdk("update EKS cluster version", e))?;
             wait_cluster_active(&eks, &d.name).await?;
         }
         let access = ["endpoint_public", "endpoint_private"];
@@ -374,7 +374,7 @@ impl Provider for EksCluster {
                 .resources_vpc_config(vpc_config(cx, &d.attrs, false)?)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("update EKS endpoint access", &e))?;
+                .map_err(|e| OpError::from_sdk("update EKS endpoint access", e))?;
         }
         wait_cluster_active(&eks, &d.name).await
     }
@@ -387,7 +387,7 @@ impl Provider for EksCluster {
         match eks.delete_cluster().name(name).send().await {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(OpError::from_sdk("delete EKS cluster", &e)),
+            Err(e) => return Err(OpError::from_sdk("delete EKS cluster", e)),
         }
         wait::until(
             &format!("EKS cluster {name} to be deleted"),
@@ -395,7 +395,7 @@ impl Provider for EksCluster {
             || async {
                 match eks.describe_cluster().name(name).send().await {
                     Err(e) if is_not_found(&e) => Ok(Some(())),
-                    Err(e) => Err(OpError::from_sdk("describe EKS cluster", &e)),
+                    Err(e) => Err(OpError::from_sdk("describe EKS cluster", e)),
                     Ok(_) => Ok(None),
                 }
             },
@@ -448,7 +448,7 @@ async fn wait_nodegroup_active(
                 .nodegroup_name(name)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("describe node group", &e))?;
+                .map_err(|e| OpError::from_sdk("describe node group", e))?;
             let Some(ng) = out.nodegroup() else {
                 return Ok(None);
             };
@@ -530,7 +530,7 @@ impl Provider for EksNodeGroup {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe node group", &e)),
+            Err(e) => Err(OpError::from_sdk("describe node group", e)),
         }
     }
 
@@ -579,10 +579,10 @@ impl Provider for EksNodeGroup {
                 match req.send().await {
                     Ok(_) => {}
                     Err(e) if e.code() == Some("ResourceInUseException") => {}
-                    Err(e) => return Err(OpError::from_sdk("create node group", &e)),
+                    Err(e) => return Err(OpError::from_sdk("create node group", e)),
                 }
             }
-            Err(e) => return Err(OpError::from_sdk("describe node group", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe node group", e)),
         }
         wait_nodegroup_active(&eks, cluster, &d.name).await
     }
@@ -617,7 +617,7 @@ impl Provider for EksNodeGroup {
         }
         req.send()
             .await
-            .map_err(|e| OpError::from_sdk("update node group", &e))?;
+            .map_err(|e| OpError::from_sdk("update node group", e))?;
         wait_nodegroup_active(&eks, cluster, &d.name).await
     }
 
@@ -635,7 +635,7 @@ impl Provider for EksNodeGroup {
         {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(OpError::from_sdk("delete node group", &e)),
+            Err(e) => return Err(OpError::from_sdk("delete node group", e)),
         }
         wait::until(
             &format!("node group {name} to be deleted"),
@@ -649,7 +649,7 @@ impl Provider for EksNodeGroup {
                     .await
                 {
                     Err(e) if is_not_found(&e) => Ok(Some(())),
-                    Err(e) => Err(OpError::from_sdk("describe node group", &e)),
+                    Err(e) => Err(OpError::from_sdk("describe node group", e)),
                     Ok(_) => Ok(None),
                 }
             },

@@ -217,7 +217,7 @@ async fn tags_of(
         .resource_arns(arn)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("describe tags", &e))?;
+        .map_err(|e| OpError::from_sdk("describe tags", e))?;
     Ok(out
         .tag_descriptions()
         .iter()
@@ -283,7 +283,7 @@ async fn create_load_balancer(
         .set_tags(Some(tags(cx, d.address.as_str())))
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("create load balancer", &e))?
+        .map_err(|e| OpError::from_sdk("create load balancer", e))?
         .load_balancers()
         .first()
         .and_then(|l| l.load_balancer_arn())
@@ -301,7 +301,7 @@ async fn wait_active(
             .load_balancer_arns(arn)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("describe load balancer", &e))?;
+            .map_err(|e| OpError::from_sdk("describe load balancer", e))?;
         let Some(lb) = out.load_balancers().first() else {
             return Ok(None);
         };
@@ -351,7 +351,7 @@ impl Provider for LoadBalancer {
                 })
             }
             Err(e) if e.code() == Some("LoadBalancerNotFound") => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe load balancer", &e)),
+            Err(e) => Err(OpError::from_sdk("describe load balancer", e)),
         }
     }
 
@@ -374,7 +374,7 @@ impl Provider for LoadBalancer {
             Err(e) if e.code() == Some("LoadBalancerNotFound") => {
                 create_load_balancer(cx, &elb, d).await?
             }
-            Err(e) => return Err(OpError::from_sdk("describe load balancer", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe load balancer", e)),
         };
         let dns = wait_active(&elb, &arn).await?.unwrap_or_default();
         Ok(recorded(&arn, &[("dns_name", &dns), ("name", &d.name)]))
@@ -393,7 +393,7 @@ impl Provider for LoadBalancer {
         {
             Ok(_) => {}
             Err(e) if e.code() == Some("LoadBalancerNotFound") => return Ok(()),
-            Err(e) => return Err(OpError::from_sdk("delete load balancer", &e)),
+            Err(e) => return Err(OpError::from_sdk("delete load balancer", e)),
         }
         wait::until("the load balancer to be deleted", TIMEOUT, || async {
             match elb
@@ -403,7 +403,7 @@ impl Provider for LoadBalancer {
                 .await
             {
                 Err(e) if e.code() == Some("LoadBalancerNotFound") => Ok(Some(())),
-                Err(e) => Err(OpError::from_sdk("describe load balancer", &e)),
+                Err(e) => Err(OpError::from_sdk("describe load balancer", e)),
                 Ok(out) if out.load_balancers().is_empty() => Ok(Some(())),
                 Ok(_) => Ok(None),
             }
@@ -431,7 +431,7 @@ async fn set_health(
         )
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("set health check", &e))?;
+        .map_err(|e| OpError::from_sdk("set health check", e))?;
     Ok(())
 }
 
@@ -473,7 +473,7 @@ impl Provider for TargetGroup {
                 })
             }
             Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe target group", &e)),
+            Err(e) => Err(OpError::from_sdk("describe target group", e)),
         }
     }
 
@@ -486,7 +486,7 @@ impl Provider for TargetGroup {
                 .and_then(|t| t.target_group_arn())
                 .map(str::to_owned),
             Err(e) if e.code() == Some("TargetGroupNotFound") => None,
-            Err(e) => return Err(OpError::from_sdk("describe target group", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe target group", e)),
         };
         let arn = match found {
             Some(arn) => {
@@ -518,7 +518,7 @@ impl Provider for TargetGroup {
                 .set_tags(Some(tags(cx, d.address.as_str())))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("create target group", &e))?
+                .map_err(|e| OpError::from_sdk("create target group", e))?
                 .target_groups()
                 .first()
                 .and_then(|t| t.target_group_arn())
@@ -554,7 +554,7 @@ impl Provider for TargetGroup {
                 "target group still in use by a listener: {}",
                 e.message().unwrap_or_default()
             ))),
-            Err(e) => Err(OpError::from_sdk("delete target group", &e)),
+            Err(e) => Err(OpError::from_sdk("delete target group", e)),
         }
     }
 }
@@ -594,7 +594,7 @@ impl Provider for Listener {
             {
                 Ok(Observed::Gone)
             }
-            Err(e) => Err(OpError::from_sdk("describe listener", &e)),
+            Err(e) => Err(OpError::from_sdk("describe listener", e)),
         }
     }
 
@@ -607,7 +607,7 @@ impl Provider for Listener {
             .load_balancer_arn(lb)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("describe listeners", &e))?;
+            .map_err(|e| OpError::from_sdk("describe listeners", e))?;
         let forward = Action::builder()
             .r#type(ActionTypeEnum::Forward)
             .target_group_arn(tg)
@@ -624,7 +624,7 @@ impl Provider for Listener {
                     .default_actions(forward)
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("modify listener", &e))?;
+                    .map_err(|e| OpError::from_sdk("modify listener", e))?;
                 arn.to_string()
             }
             None => elb
@@ -636,7 +636,7 @@ impl Provider for Listener {
                 .set_tags(Some(tags(cx, d.address.as_str())))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("create listener", &e))?
+                .map_err(|e| OpError::from_sdk("create listener", e))?
                 .listeners()
                 .first()
                 .and_then(|l| l.listener_arn())
@@ -654,7 +654,7 @@ impl Provider for Listener {
         match elb.delete_listener().listener_arn(arn).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ListenerNotFound") => Ok(()),
-            Err(e) => Err(OpError::from_sdk("delete listener", &e)),
+            Err(e) => Err(OpError::from_sdk("delete listener", e)),
         }
     }
 }

@@ -188,7 +188,7 @@ async fn converge(
         .role_name(&d.name)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("read IAM role", &e))?;
+        .map_err(|e| OpError::from_sdk("read IAM role", e))?;
     let arn = role.role().map(|r| r.arn().to_string()).unwrap_or_default();
     let want: Vec<String> = d
         .attrs
@@ -203,7 +203,7 @@ async fn converge(
         .role_name(&d.name)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("list role policies", &e))?;
+        .map_err(|e| OpError::from_sdk("list role policies", e))?;
     let have: Vec<String> = attached
         .attached_policies()
         .iter()
@@ -215,7 +215,7 @@ async fn converge(
             .policy_arn(p)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("attach role policy", &e))?;
+            .map_err(|e| OpError::from_sdk("attach role policy", e))?;
     }
     for p in have.iter().filter(|p| !want.contains(p)) {
         iam.detach_role_policy()
@@ -223,7 +223,7 @@ async fn converge(
             .policy_arn(p)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("detach role policy", &e))?;
+            .map_err(|e| OpError::from_sdk("detach role policy", e))?;
     }
     if let Some(policy) = unseal_policy(cx, &d.attrs)? {
         iam.put_role_policy()
@@ -232,7 +232,7 @@ async fn converge(
             .policy_document(policy)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("put role policy", &e))?;
+            .map_err(|e| OpError::from_sdk("put role policy", e))?;
     }
     iam.update_assume_role_policy()
         .role_name(&d.name)
@@ -244,7 +244,7 @@ async fn converge(
         )
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("update trust policy", &e))?;
+        .map_err(|e| OpError::from_sdk("update trust policy", e))?;
     Ok(Recorded {
         ids: BTreeMap::from([("name".into(), d.name.clone()), ("arn".into(), arn.clone())]),
         outputs: BTreeMap::from([("name".into(), d.name.clone()), ("arn".into(), arn)]),
@@ -273,7 +273,7 @@ impl Provider for IamRole {
                     .role_name(name)
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("list role policies", &e))?;
+                    .map_err(|e| OpError::from_sdk("list role policies", e))?;
                 let mut have: Vec<&str> = attached
                     .attached_policies()
                     .iter()
@@ -288,7 +288,7 @@ impl Provider for IamRole {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("read IAM role", &e)),
+            Err(e) => Err(OpError::from_sdk("read IAM role", e)),
         }
     }
 
@@ -320,9 +320,9 @@ impl Provider for IamRole {
                     .set_tags(Some(tags(cx, d.address.as_str())?))
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("create IAM role", &e))?;
+                    .map_err(|e| OpError::from_sdk("create IAM role", e))?;
             }
-            Err(e) => return Err(OpError::from_sdk("read IAM role", &e)),
+            Err(e) => return Err(OpError::from_sdk("read IAM role", e)),
         }
         converge(cx, &iam, d).await
     }
@@ -349,7 +349,7 @@ impl Provider for IamRole {
         {
             Ok(a) => a,
             Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(OpError::from_sdk("list role policies", &e)),
+            Err(e) => return Err(OpError::from_sdk("list role policies", e)),
         };
         for p in attached
             .attached_policies()
@@ -376,7 +376,7 @@ impl Provider for IamRole {
         match iam.delete_role().role_name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(OpError::from_sdk("delete IAM role", &e)),
+            Err(e) => Err(OpError::from_sdk("delete IAM role", e)),
         }
     }
 }

@@ -65,7 +65,7 @@ async fn key_tags(
             .set_marker(marker)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("list KMS key tags", &e))?;
+            .map_err(|e| OpError::from_sdk("list KMS key tags", e))?;
         for t in out.tags() {
             tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
         }
@@ -88,7 +88,7 @@ async fn alias_target(
             .set_marker(marker)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("list KMS aliases", &e))?;
+            .map_err(|e| OpError::from_sdk("list KMS aliases", e))?;
         if let Some(a) = out.aliases().iter().find(|a| a.alias_name() == Some(alias)) {
             return Ok(a.target_key_id().map(str::to_owned));
         }
@@ -112,7 +112,7 @@ async fn find_by_tags(
             .set_marker(marker)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("list KMS keys", &e))?;
+            .map_err(|e| OpError::from_sdk("list KMS keys", e))?;
         for k in out.keys() {
             let Some(id) = k.key_id() else { continue };
             let tags = key_tags(client, id).await?;
@@ -176,7 +176,7 @@ async fn converge(
         .key_id(key_id)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("describe KMS key", &e))?;
+        .map_err(|e| OpError::from_sdk("describe KMS key", e))?;
     let meta = meta
         .key_metadata()
         .ok_or_else(|| OpError::fatal("KMS returned no key metadata"))?;
@@ -187,13 +187,13 @@ async fn converge(
                 .key_id(key_id)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("cancel KMS key deletion", &e))?;
+                .map_err(|e| OpError::from_sdk("cancel KMS key deletion", e))?;
             client
                 .enable_key()
                 .key_id(key_id)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("enable KMS key", &e))?;
+                .map_err(|e| OpError::from_sdk("enable KMS key", e))?;
         }
         Some(KeyState::Disabled) => {
             client
@@ -201,7 +201,7 @@ async fn converge(
                 .key_id(key_id)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("enable KMS key", &e))?;
+                .map_err(|e| OpError::from_sdk("enable KMS key", e))?;
         }
         _ => {}
     }
@@ -221,7 +221,7 @@ async fn converge(
         .policy(key_policy(&account))
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("set KMS key policy", &e))?;
+        .map_err(|e| OpError::from_sdk("set KMS key policy", e))?;
     let arn = meta.arn().unwrap_or_default().to_string();
     Ok(Recorded {
         ids: BTreeMap::from([
@@ -238,7 +238,7 @@ async fn set_rotation(client: &aws_sdk_kms::Client, key_id: &str, on: bool) -> R
         .key_id(key_id)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("read KMS key rotation", &e))?
+        .map_err(|e| OpError::from_sdk("read KMS key rotation", e))?
         .key_rotation_enabled();
     if current == on {
         return Ok(());
@@ -250,7 +250,7 @@ async fn set_rotation(client: &aws_sdk_kms::Client, key_id: &str, on: bool) -> R
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| OpError::from_sdk("enable KMS key rotation", &e))
+            .map_err(|e| OpError::from_sdk("enable KMS key rotation", e))
     } else {
         client
             .disable_key_rotation()
@@ -258,7 +258,7 @@ async fn set_rotation(client: &aws_sdk_kms::Client, key_id: &str, on: bool) -> R
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| OpError::from_sdk("disable KMS key rotation", &e))
+            .map_err(|e| OpError::from_sdk("disable KMS key rotation", e))
     }
 }
 
@@ -292,7 +292,7 @@ impl Provider for KmsKey {
             {
                 return Ok(Observed::Gone);
             }
-            Err(e) => return Err(OpError::from_sdk("describe KMS key", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe KMS key", e)),
         };
         if meta
             .key_metadata()
@@ -312,7 +312,7 @@ impl Provider for KmsKey {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("list KMS aliases", &e))?;
+            .map_err(|e| OpError::from_sdk("list KMS aliases", e))?;
         let names: Vec<&str> = aliases
             .aliases()
             .iter()
@@ -334,7 +334,7 @@ impl Provider for KmsKey {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("read KMS key rotation", &e))?
+            .map_err(|e| OpError::from_sdk("read KMS key rotation", e))?
             .key_rotation_enabled();
         attrs.insert("rotation".into(), json!(rotation));
         let mut tags = key_tags(&client, key_id).await?;
@@ -373,7 +373,7 @@ impl Provider for KmsKey {
                     .target_key_id(&key_id)
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
+                    .map_err(|e| OpError::from_sdk("create KMS alias", e))?;
             }
             return Ok(recorded);
         }
@@ -383,7 +383,7 @@ impl Provider for KmsKey {
             .set_tags(Some(kms_tags(&cx.tags(d.address.as_str()))?))
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("create KMS key", &e))?;
+            .map_err(|e| OpError::from_sdk("create KMS key", e))?;
         let key_id = out
             .key_metadata()
             .map(|m| m.key_id().to_string())
@@ -394,7 +394,7 @@ impl Provider for KmsKey {
             .target_key_id(&key_id)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
+            .map_err(|e| OpError::from_sdk("create KMS alias", e))?;
         converge(cx, &client, &key_id, d).await
     }
 
@@ -423,7 +423,7 @@ impl Provider for KmsKey {
                     .target_key_id(key_id)
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("create KMS alias", &e))?;
+                    .map_err(|e| OpError::from_sdk("create KMS alias", e))?;
                 let old = rs.attributes.get("alias").and_then(Value::as_str);
                 if let Some(old) = old.filter(|o| *o != alias) {
                     let _ = client.delete_alias().alias_name(old).send().await;
@@ -436,7 +436,7 @@ impl Provider for KmsKey {
             .set_tags(Some(kms_tags(&cx.tags(d.address.as_str()))?))
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("tag KMS key", &e))?;
+            .map_err(|e| OpError::from_sdk("tag KMS key", e))?;
         converge(cx, &client, key_id, d).await
     }
 
@@ -466,7 +466,7 @@ impl Provider for KmsKey {
                 }) {
                     Ok(())
                 } else {
-                    Err(OpError::from_sdk("schedule KMS key deletion", &e))
+                    Err(OpError::from_sdk("schedule KMS key deletion", e))
                 }
             }
         }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification,
 };
+use aws_smithy_runtime_api::client::result::SdkError;
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
@@ -223,12 +224,16 @@ where
 
 /// Deletes that run into lingering dependencies (ENIs of a deleted load balancer) are worth
 /// retrying; the engine's retries bound how long.
-fn delete_error<E>(what: &str, e: &E) -> OpError
+fn delete_error<E>(what: &str, e: SdkError<E, aws_smithy_runtime_api::http::Response>) -> OpError
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
 {
     let mut err = OpError::from_sdk(what, e);
-    if code(e) == Some("DependencyViolation") {
+    if err.aws_code() == Some("DependencyViolation") {
         err.retryable = true;
         err.message = format!(
             "{} (still in use: lingering network interfaces are deleted by AWS within minutes; run destroy again if this persists)",
@@ -320,7 +325,7 @@ impl Provider for Vpc {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe VPC", &e)),
+            Err(e) => Err(OpError::from_sdk("describe VPC", e)),
         }
     }
 
@@ -333,7 +338,7 @@ impl Provider for Vpc {
                 .filters(by_address(d.address.as_str()))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("look up VPC", &e))?;
+                .map_err(|e| OpError::from_sdk("look up VPC", e))?;
             Ok(out.vpcs().first().cloned())
         })
         .await?;
@@ -348,7 +353,7 @@ impl Provider for Vpc {
                 .tag_specifications(tag_spec(cx, d, ResourceType::Vpc))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("create VPC", &e))?
+                .map_err(|e| OpError::from_sdk("create VPC", e))?
                 .vpc()
                 .and_then(|v| v.vpc_id())
                 .ok_or_else(|| OpError::fatal("EC2 returned no VPC ID"))?
@@ -361,13 +366,13 @@ impl Provider for Vpc {
             .enable_dns_support(on())
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("enable VPC DNS support", &e))?;
+            .map_err(|e| OpError::from_sdk("enable VPC DNS support", e))?;
         ec2.modify_vpc_attribute()
             .vpc_id(&id)
             .enable_dns_hostnames(on())
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("enable VPC DNS hostnames", &e))?;
+            .map_err(|e| OpError::from_sdk("enable VPC DNS hostnames", e))?;
         Ok(recorded("vpc_id", &id))
     }
 
@@ -380,7 +385,7 @@ impl Provider for Vpc {
             match ec2.delete_vpc().vpc_id(id).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
-                Err(e) => Err(delete_error("delete VPC", &e)),
+                Err(e) => Err(delete_error("delete VPC", e)),
             }
         })
         .await
@@ -421,7 +426,7 @@ impl Provider for Subnet {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe subnet", &e)),
+            Err(e) => Err(OpError::from_sdk("describe subnet", e)),
         }
     }
 
@@ -434,7 +439,7 @@ impl Provider for Subnet {
                 .filters(by_address(d.address.as_str()))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("look up subnet", &e))?;
+                .map_err(|e| OpError::from_sdk("look up subnet", e))?;
             Ok(out.subnets().first().cloned())
         })
         .await?;
@@ -451,7 +456,7 @@ impl Provider for Subnet {
                 .tag_specifications(tag_spec(cx, d, ResourceType::Subnet))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("create subnet", &e))?
+                .map_err(|e| OpError::from_sdk("create subnet", e))?
                 .subnet()
                 .and_then(|s| s.subnet_id())
                 .ok_or_else(|| OpError::fatal("EC2 returned no subnet ID"))?
@@ -462,7 +467,7 @@ impl Provider for Subnet {
             .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("set subnet public IPs", &e))?;
+            .map_err(|e| OpError::from_sdk("set subnet public IPs", e))?;
         Ok(recorded("subnet_id", &id))
     }
 
@@ -483,7 +488,7 @@ impl Provider for Subnet {
             .set_tags(Some(spec.tags().to_vec()))
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("tag subnet", &e))?;
+            .map_err(|e| OpError::from_sdk("tag subnet", e))?;
         Ok(recorded("subnet_id", id))
     }
 
@@ -496,7 +501,7 @@ impl Provider for Subnet {
             match ec2.delete_subnet().subnet_id(id).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
-                Err(e) => Err(delete_error("delete subnet", &e)),
+                Err(e) => Err(delete_error("delete subnet", e)),
             }
         })
         .await
@@ -532,7 +537,7 @@ impl Provider for InternetGateway {
                 delete_blocker: None,
             }),
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe internet gateway", &e)),
+            Err(e) => Err(OpError::from_sdk("describe internet gateway", e)),
         }
     }
 
@@ -546,7 +551,7 @@ impl Provider for InternetGateway {
                 .filters(by_address(d.address.as_str()))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("look up internet gateway", &e))?;
+                .map_err(|e| OpError::from_sdk("look up internet gateway", e))?;
             Ok(out.internet_gateways().first().cloned())
         })
         .await?;
@@ -568,7 +573,7 @@ impl Provider for InternetGateway {
                     .tag_specifications(tag_spec(cx, d, ResourceType::InternetGateway))
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("create internet gateway", &e))?
+                    .map_err(|e| OpError::from_sdk("create internet gateway", e))?
                     .internet_gateway()
                     .and_then(|g| g.internet_gateway_id())
                     .ok_or_else(|| OpError::fatal("EC2 returned no internet gateway ID"))?
@@ -582,7 +587,7 @@ impl Provider for InternetGateway {
                 .vpc_id(&vpc_id)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("attach internet gateway", &e))?;
+                .map_err(|e| OpError::from_sdk("attach internet gateway", e))?;
         }
         Ok(recorded("internet_gateway_id", &id))
     }
@@ -600,7 +605,7 @@ impl Provider for InternetGateway {
         {
             Ok(out) => out.internet_gateways().first().cloned(),
             Err(e) if is_not_found(&e) => None,
-            Err(e) => return Err(OpError::from_sdk("describe internet gateway", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe internet gateway", e)),
         };
         let Some(gw) = gw else { return Ok(()) };
         for a in gw.attachments() {
@@ -614,7 +619,7 @@ impl Provider for InternetGateway {
                 {
                     Ok(_) => {}
                     Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(delete_error("detach internet gateway", &e)),
+                    Err(e) => return Err(delete_error("detach internet gateway", e)),
                 }
             }
         }
@@ -626,7 +631,7 @@ impl Provider for InternetGateway {
         {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(delete_error("delete internet gateway", &e)),
+            Err(e) => Err(delete_error("delete internet gateway", e)),
         }
     }
 }
@@ -666,7 +671,7 @@ impl Provider for RouteTable {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe route table", &e)),
+            Err(e) => Err(OpError::from_sdk("describe route table", e)),
         }
     }
 
@@ -679,7 +684,7 @@ impl Provider for RouteTable {
                 .filters(by_address(d.address.as_str()))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("look up route table", &e))?;
+                .map_err(|e| OpError::from_sdk("look up route table", e))?;
             Ok(out.route_tables().first().cloned())
         })
         .await?;
@@ -694,7 +699,7 @@ impl Provider for RouteTable {
                 .tag_specifications(tag_spec(cx, d, ResourceType::RouteTable))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("create route table", &e))?
+                .map_err(|e| OpError::from_sdk("create route table", e))?
                 .route_table()
                 .and_then(|r| r.route_table_id())
                 .ok_or_else(|| OpError::fatal("EC2 returned no route table ID"))?
@@ -716,7 +721,7 @@ impl Provider for RouteTable {
                 .gateway_id(igw)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("create default route", &e))?;
+                .map_err(|e| OpError::from_sdk("create default route", e))?;
         }
         let associated: Vec<String> = existing
             .iter()
@@ -739,7 +744,7 @@ impl Provider for RouteTable {
                 .subnet_id(subnet_id)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("associate route table", &e))?;
+                .map_err(|e| OpError::from_sdk("associate route table", e))?;
         }
         Ok(recorded("route_table_id", &id))
     }
@@ -752,7 +757,7 @@ impl Provider for RouteTable {
         let rt = match ec2.describe_route_tables().route_table_ids(id).send().await {
             Ok(out) => out.route_tables().first().cloned(),
             Err(e) if is_not_found(&e) => None,
-            Err(e) => return Err(OpError::from_sdk("describe route table", &e)),
+            Err(e) => return Err(OpError::from_sdk("describe route table", e)),
         };
         let Some(rt) = rt else { return Ok(()) };
         for a in rt.associations() {
@@ -768,14 +773,14 @@ impl Provider for RouteTable {
                 {
                     Ok(_) => {}
                     Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(delete_error("disassociate route table", &e)),
+                    Err(e) => return Err(delete_error("disassociate route table", e)),
                 }
             }
         }
         match ec2.delete_route_table().route_table_id(id).send().await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(delete_error("delete route table", &e)),
+            Err(e) => Err(delete_error("delete route table", e)),
         }
     }
 }
@@ -854,7 +859,7 @@ impl Provider for SecurityGroup {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(Observed::Gone),
-            Err(e) => Err(OpError::from_sdk("describe security group", &e)),
+            Err(e) => Err(OpError::from_sdk("describe security group", e)),
         }
     }
 
@@ -868,7 +873,7 @@ impl Provider for SecurityGroup {
                 .filters(by_address(d.address.as_str()))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("look up security group", &e))?;
+                .map_err(|e| OpError::from_sdk("look up security group", e))?;
             Ok(out.security_groups().first().cloned())
         })
         .await?;
@@ -892,7 +897,7 @@ impl Provider for SecurityGroup {
                     .tag_specifications(tag_spec(cx, d, ResourceType::SecurityGroup))
                     .send()
                     .await
-                    .map_err(|e| OpError::from_sdk("create security group", &e))?
+                    .map_err(|e| OpError::from_sdk("create security group", e))?
                     .group_id()
                     .ok_or_else(|| OpError::fatal("EC2 returned no security group ID"))?
                     .to_string();
@@ -920,7 +925,7 @@ impl Provider for SecurityGroup {
             {
                 Ok(_) => {}
                 Err(e) if code(&e) == Some("InvalidPermission.Duplicate") => {}
-                Err(e) => return Err(OpError::from_sdk("authorize ingress", &e)),
+                Err(e) => return Err(OpError::from_sdk("authorize ingress", e)),
             }
         }
         if !remove.is_empty() {
@@ -929,7 +934,7 @@ impl Provider for SecurityGroup {
                 .set_ip_permissions(Some(remove))
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("revoke ingress", &e))?;
+                .map_err(|e| OpError::from_sdk("revoke ingress", e))?;
         }
         Ok(recorded("group_id", &id))
     }
@@ -943,7 +948,7 @@ impl Provider for SecurityGroup {
             match ec2.delete_security_group().group_id(id).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
-                Err(e) => Err(delete_error("delete security group", &e)),
+                Err(e) => Err(delete_error("delete security group", e)),
             }
         })
         .await
@@ -976,7 +981,7 @@ async fn verify_existing(
         Ok(out) if !out.vpcs().is_empty() => {}
         Ok(_) => return Ok(None),
         Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(OpError::from_sdk("describe VPC", &e)),
+        Err(e) => return Err(OpError::from_sdk("describe VPC", e)),
     }
     let wanted: Vec<String> = attrs
         .get("subnet_ids")
@@ -993,7 +998,7 @@ async fn verify_existing(
     {
         Ok(out) => out.subnets().to_vec(),
         Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(OpError::from_sdk("describe subnets", &e)),
+        Err(e) => return Err(OpError::from_sdk("describe subnets", e)),
     };
     if let Some(s) = subnets.iter().find(|s| s.vpc_id() != Some(vpc_id)) {
         return Err(OpError::fatal(format!(

@@ -148,7 +148,7 @@ async fn bucket_tags(
                 .into_iter()
                 .zip(xml_texts(&body, "Value"))
                 .collect()),
-            None => Err(OpError::from_sdk("read bucket tags", &e)),
+            None => Err(OpError::from_sdk("read bucket tags", e)),
         },
     }
 }
@@ -161,7 +161,7 @@ async fn versioning_enabled(client: &aws_sdk_s3::Client, name: &str) -> Result<b
             Some(body) => {
                 Ok(xml_texts(&body, "Status").first().map(String::as_str) == Some("Enabled"))
             }
-            None => Err(OpError::from_sdk("read bucket versioning", &e)),
+            None => Err(OpError::from_sdk("read bucket versioning", e)),
         },
     }
 }
@@ -175,7 +175,7 @@ async fn exists(client: &aws_sdk_s3::Client, name: &str) -> Result<bool, OpError
         Err(e) if status(&e) == Some(403) => Err(OpError::fatal(format!(
             "bucket {name} exists in another AWS account; S3 bucket names are global, choose another"
         ))),
-        Err(e) => Err(OpError::from_sdk("look up bucket", &e)),
+        Err(e) => Err(OpError::from_sdk("look up bucket", e)),
     }
 }
 
@@ -207,7 +207,7 @@ async fn converge(
         .tagging(tagging)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("tag bucket", &e))?;
+        .map_err(|e| OpError::from_sdk("tag bucket", e))?;
     let versioning = d
         .attrs
         .get("versioning")
@@ -224,7 +224,7 @@ async fn converge(
         .versioning_configuration(VersioningConfiguration::builder().status(status).build())
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("set bucket versioning", &e))?;
+        .map_err(|e| OpError::from_sdk("set bucket versioning", e))?;
     let key_arn = cx.output(str_attr(&d.attrs, "kms_key")?, "arn")?;
     let by_default = ServerSideEncryptionByDefault::builder()
         .sse_algorithm(ServerSideEncryption::AwsKms)
@@ -246,7 +246,7 @@ async fn converge(
         .server_side_encryption_configuration(sse)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("set bucket encryption", &e))?;
+        .map_err(|e| OpError::from_sdk("set bucket encryption", e))?;
     client
         .put_public_access_block()
         .bucket(name)
@@ -260,7 +260,7 @@ async fn converge(
         )
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("block public access", &e))?;
+        .map_err(|e| OpError::from_sdk("block public access", e))?;
     if d.attrs
         .get("tls_only_policy")
         .and_then(Value::as_bool)
@@ -272,7 +272,7 @@ async fn converge(
             .policy(tls_only_policy(name))
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("set bucket policy", &e))?;
+            .map_err(|e| OpError::from_sdk("set bucket policy", e))?;
     }
     let region = str_attr(&d.attrs, "region")?;
     let arn = format!("arn:aws:s3:::{name}");
@@ -314,7 +314,7 @@ async fn empty(client: &aws_sdk_s3::Client, name: &str) -> Result<(), OpError> {
             .bucket(name)
             .send()
             .await
-            .map_err(|e| OpError::from_sdk("list object versions", &e))?;
+            .map_err(|e| OpError::from_sdk("list object versions", e))?;
         let mut ids = Vec::new();
         for v in out.versions() {
             if let Some(k) = v.key() {
@@ -351,7 +351,7 @@ async fn empty(client: &aws_sdk_s3::Client, name: &str) -> Result<(), OpError> {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| OpError::from_sdk("delete object versions", &e))?;
+                .map_err(|e| OpError::from_sdk("delete object versions", e))?;
         }
     }
 }
@@ -363,7 +363,7 @@ async fn object_count_hint(client: &aws_sdk_s3::Client, name: &str) -> Result<us
         .max_keys(100)
         .send()
         .await
-        .map_err(|e| OpError::from_sdk("list object versions", &e))?;
+        .map_err(|e| OpError::from_sdk("list object versions", e))?;
     Ok(out.versions().len() + out.delete_markers().len())
 }
 
@@ -457,7 +457,7 @@ impl Provider for S3Bucket {
                     cx.check_owner(&format!("bucket {}", d.name), d.address.as_str(), &tags)?;
                 }
             }
-            Err(e) => return Err(OpError::from_sdk(&format!("create bucket {}", d.name), &e)),
+            Err(e) => return Err(OpError::from_sdk(&format!("create bucket {}", d.name), e)),
         }
         converge(cx, &client, d).await
     }
@@ -492,7 +492,7 @@ impl Provider for S3Bucket {
         match client.delete_bucket().bucket(name).send().await {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(404) => Ok(()),
-            Err(e) => Err(OpError::from_sdk(&format!("delete bucket {name}"), &e)),
+            Err(e) => Err(OpError::from_sdk(&format!("delete bucket {name}"), e)),
         }
     }
 }

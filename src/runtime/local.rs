@@ -15,12 +15,13 @@ use super::haproxy;
 use super::process::{self, ProcessRecord};
 use crate::address::VaultItem;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::retry::{Backoff, TryPollError, try_poll};
 use crate::state::ResourceState;
 use crate::topology::Flavour;
 use crate::vault::spec::{MemberSpec, ProxyConfig, VaultSpec, Vaults, which};
 use crate::vault::{Client, TlsSettings};
 
-/// How long a started process may take to serve.
+/// How long a started process may take to serve (`Backoff::PROCESS_READY`'s deadline).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The HAProxy standing in for a load balancer.
@@ -217,31 +218,31 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    let mut delay = Duration::from_millis(20);
-    loop {
+    let what = format!("PID {} to serve", rec.pid);
+    let probe = || async {
         if ready().await {
-            return Ok(());
-        }
-        if !process::is_running(rec) {
-            return Err(OpError::fatal(format!(
+            Ok(Some(()))
+        } else if !process::is_running(rec) {
+            Err(OpError::fatal(format!(
                 "{} (PID {}) exited; the end of {}:\n{}",
                 rec.command.first().map(String::as_str).unwrap_or("process"),
                 rec.pid,
                 rec.log.display(),
                 log_tail(&rec.log)
-            )));
+            )))
+        } else {
+            Ok(None)
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(OpError::fatal(format!(
-                "PID {} did not serve within {}s; see {}",
-                rec.pid,
-                READY_TIMEOUT.as_secs(),
-                rec.log.display()
-            )));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(250));
+    };
+    match try_poll(Backoff::PROCESS_READY, &what, probe).await {
+        Ok(()) => Ok(()),
+        Err(TryPollError::Failed(e)) => Err(e),
+        Err(TryPollError::GaveUp(_)) => Err(OpError::fatal(format!(
+            "PID {} did not serve within {}s; see {}",
+            rec.pid,
+            READY_TIMEOUT.as_secs(),
+            rec.log.display()
+        ))),
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::retry::{Backoff, poll};
 use crate::state::lock::process_start;
 
 /// What state records about a process it started.
@@ -141,25 +142,24 @@ pub async fn stop(r: &ProcessRecord, grace: Duration) -> Result<(), ProcessError
         return Ok(());
     }
     let pid = Pid::from_raw(r.pid as i32);
+    let gone = || async {
+        if is_running(r) {
+            Err("still running".to_string())
+        } else {
+            Ok(())
+        }
+    };
     let _ = kill(pid, Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
-    let mut delay = Duration::from_millis(10);
-    while tokio::time::Instant::now() < deadline {
-        if !is_running(r) {
-            return Ok(());
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(200));
+    let term = Backoff::exponential(Duration::from_millis(10), Duration::from_millis(200));
+    if poll(term.deadline(grace), "the process to exit", gone)
+        .await
+        .is_ok()
+    {
+        return Ok(());
     }
-    if is_running(r) {
-        let _ = kill(pid, Signal::SIGKILL);
-        for _ in 0..50 {
-            if !is_running(r) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        return Err(ProcessError::Stuck { pid: r.pid });
-    }
-    Ok(())
+    let _ = kill(pid, Signal::SIGKILL);
+    let killed = Backoff::fixed(Duration::from_millis(20)).deadline(Duration::from_secs(1));
+    poll(killed, "the process to die", gone)
+        .await
+        .map_err(|_| ProcessError::Stuck { pid: r.pid })
 }

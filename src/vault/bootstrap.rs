@@ -19,6 +19,7 @@ use petgraph::graph::NodeIndex;
 use crate::address::{Address, Role, VaultItem};
 use crate::graph::{Builder, Kind};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::retry::{self, Backoff};
 use crate::state::ResourceState;
 use crate::topology::{Runtime, Topology};
 
@@ -212,29 +213,22 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
     })
 }
 
-/// Polls `probe` with exponential backoff (50 ms to 500 ms) until it yields a value, or fails
+/// Polls `probe` with the Vault backoff (50 ms to 500 ms) until it yields a value, or fails
 /// with the last reason after `timeout`.
-pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, OpError>
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> Result<T, OpError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match probe().await {
-            Ok(v) => return Ok(v),
-            Err(why) if tokio::time::Instant::now() >= deadline => {
-                return Err(OpError::fatal(format!(
-                    "{what}: gave up after {}s: {why}",
-                    timeout.as_secs()
-                )));
-            }
-            Err(_) => {}
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(500));
-    }
+    retry::poll(Backoff::VAULT_POLL.deadline(timeout), what, probe)
+        .await
+        .map_err(|e| {
+            OpError::fatal(format!(
+                "{what}: gave up after {}s: {}",
+                timeout.as_secs(),
+                e.last_reason.unwrap_or_default()
+            ))
+        })
 }
 
 /// Waits until the server at `c` answers its health endpoint.
@@ -461,7 +455,7 @@ impl Provider for VaultInit {
 async fn store_everywhere(cx: &Cx<'_>, store: &UnsealStore, keys: &Keys) -> Result<(), OpError> {
     let mut failures = Vec::new();
     for b in &store.buckets {
-        let r = crate::engine::apply::with_retries(5, || async {
+        let r = retry::retry(Backoff::OPERATION.attempts(5), || async {
             store
                 .store_in(cx.aws, b, keys)
                 .await
