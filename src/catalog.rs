@@ -166,27 +166,36 @@ impl Catalog {
             | Kind::RouteTable
             | Kind::SecurityGroup => network::desired(t, r),
             Kind::ExistingNetwork => network::desired_existing(t, r),
-            Kind::LocalProxy | Kind::VaultMember => {
-                let (v, what) = self.vaults.part(&r.address).ok()?;
-                crate::runtime::local::desired(v, what)
-            }
-            Kind::VaultInit
+            Kind::LocalProxy
+            | Kind::VaultMember
+            | Kind::VaultInit
             | Kind::UnsealKeys
             | Kind::VaultUnseal
             | Kind::RaftJoin
-            | Kind::RaftVerify => {
-                let (v, what) = self.vaults.part(&r.address).ok()?;
-                bootstrap::desired(v, what)
-            }
-            Kind::SecretsEngine
+            | Kind::RaftVerify
+            | Kind::SecretsEngine
             | Kind::PkiRootCa
             | Kind::PkiRole
             | Kind::AuthMethod
             | Kind::AuthRole
-            | Kind::VaultPolicy => {
-                let (v, what) = self.vaults.part(&r.address).ok()?;
-                config::desired(v, what)
+            | Kind::VaultPolicy => self.vault_desired(&r.address),
+        }
+    }
+
+    /// The name and desired attributes of a part of a Vault cluster: a runtime piece, a
+    /// bootstrap step or a configuration item.
+    pub fn vault_desired(
+        &self,
+        address: &crate::address::Address,
+    ) -> Option<(String, serde_json::Map<String, serde_json::Value>)> {
+        use crate::address::VaultItem as V;
+        let (v, what) = self.vaults.part(address).ok()?;
+        match what {
+            V::Proxy(_) | V::Member(_) => crate::runtime::local::desired(v, what),
+            V::Init | V::UnsealKeys | V::Unseal(_) | V::Join(_) | V::Raft => {
+                bootstrap::desired(v, what)
             }
+            _ => config::desired(v, what),
         }
     }
 }

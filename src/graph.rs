@@ -354,3 +354,80 @@ fn cycle_path(
     }
     vec![start]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::{RegionItem, VaultItem};
+
+    fn span(at: usize) -> SourceSpan {
+        SourceSpan::from((at, 1))
+    }
+
+    #[test]
+    fn nodes_are_added_once_and_edges_once() {
+        let mut g = Graph::default();
+        let a = Address::region("r", RegionItem::Key("k".into()));
+        let x = g.add(a.clone(), Kind::KmsKey, Some("r"), span(0));
+        let y = g.add(a, Kind::KmsKey, Some("r"), span(5));
+        assert_eq!(x, y);
+        let b = g.add(
+            Address::vault("v", VaultItem::Init),
+            Kind::VaultInit,
+            None,
+            span(1),
+        );
+        g.edge(x, b);
+        g.edge(x, b);
+        g.edge(b, b);
+        assert_eq!(g.dag.edge_count(), 1);
+        assert_eq!(g.get("vault.v.init"), Some(b));
+        assert_eq!(g.dependencies(b).collect::<Vec<_>>(), vec![x]);
+    }
+
+    #[test]
+    fn depends_on_resolves_reports_unknown_addresses_and_cycles() {
+        let unknown = Spanned::new("vault.v.inti".to_string(), span(10));
+        let init_needs_raft = Spanned::new("vault.v.raft".to_string(), span(20));
+        let mut b = Builder::default();
+        let init = b.g.add(
+            Address::vault("v", VaultItem::Init),
+            Kind::VaultInit,
+            None,
+            span(0),
+        );
+        let raft = b.g.add(
+            Address::vault("v", VaultItem::Raft),
+            Kind::RaftVerify,
+            None,
+            span(1),
+        );
+        b.g.edge(init, raft);
+        b.depends.push((init, &unknown));
+        b.depends.push((init, &init_needs_raft));
+        let mut problems = Vec::new();
+        let g = b.finish(&mut problems);
+        assert_eq!(g.dag.edge_count(), 2);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let unknown = problems
+            .iter()
+            .find(|p| p.code == Code::UnknownReference)
+            .expect("unknown address reported");
+        assert!(
+            unknown
+                .help
+                .as_deref()
+                .unwrap_or("")
+                .contains("vault.v.init")
+        );
+        let cycle = problems
+            .iter()
+            .find(|p| p.code == Code::Cycle)
+            .expect("cycle reported");
+        assert!(
+            cycle
+                .message
+                .contains("vault.v.init -> vault.v.raft -> vault.v.init")
+        );
+    }
+}

@@ -62,19 +62,21 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
             run,
         } => stack::apply(file, state, plan, run, true, printer).await,
         Command::State { command } => match command {
-            StateCommand::List { file, state } => stack::state_list(file, state, printer).await,
+            StateCommand::List { file, state } => {
+                commands::state::state_list(file, state, printer).await
+            }
             StateCommand::Show {
                 file,
                 address,
                 state,
-            } => stack::state_show(file, address, state, printer).await,
+            } => commands::state::state_show(file, address, state, printer).await,
         },
-        Command::Output { file, state } => stack::output(file, state, printer).await,
+        Command::Output { file, state } => commands::state::output(file, state, printer).await,
         Command::ForceUnlock {
             file,
             lock_id,
             state,
-        } => stack::force_unlock(file, lock_id, state, printer).await,
+        } => commands::state::force_unlock(file, lock_id, state, printer).await,
         Command::Status {
             file,
             json,

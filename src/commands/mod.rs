@@ -1,6 +1,7 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
 pub mod stack;
+pub mod state;
 pub mod topology;
 pub mod vault;
 

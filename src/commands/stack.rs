@@ -1,12 +1,10 @@
-//! `plan`, `apply`, `destroy`, `state`, `output` and `force-unlock`: wiring from flags to the
-//! session, the engine and the UI.
+//! `plan`, `apply` and `destroy`: wiring from flags to the session, the engine and the UI.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::{Error, Outcome};
 use crate::aws::Aws;
@@ -18,7 +16,7 @@ use crate::plan::{self, Plan, PlanOptions, render};
 use crate::session::{self, PlanRequest, Session};
 use crate::state::{LockGuard, State};
 use crate::ui::progress::{self, Mode};
-use crate::ui::{Printer, report};
+use crate::ui::{Printer, prompt, report};
 
 /// Reads and opens a topology (or a saved plan's copy of one), showing its problems.
 pub(super) fn open(
@@ -112,37 +110,6 @@ pub async fn plan(
     })
 }
 
-fn confirm(what: &str, run: &RunArgs, printer: &Printer) -> Result<bool, Error> {
-    if run.auto_approve {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NoConfirmation {
-            what: what.to_string(),
-        });
-    }
-    printer.message(&format!("Do you want to {what}? Only 'yes' is accepted:"));
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    Ok(line.trim() == "yes")
-}
-
-/// Ctrl-C once: stop starting work; twice: exit now.
-fn watch_interrupts(printer: Printer) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = tx.send(true);
-            printer.message("Interrupted: starting nothing new, letting running operations finish and saving state. Press Ctrl-C again to exit now.");
-            if tokio::signal::ctrl_c().await.is_ok() {
-                printer.message("Exiting now; the next apply adopts what was in flight.");
-                std::process::exit(130);
-            }
-        }
-    });
-    rx
-}
-
 /// Runs a plan and prints what happened; the lock is held by the caller.
 async fn execute(
     session: &Session,
@@ -169,7 +136,7 @@ async fn execute(
         Mode::Lines
     };
     let shown = tokio::spawn(progress::show(mode, changes, rx));
-    let stop = watch_interrupts(*printer);
+    let stop = prompt::watch_interrupts(*printer);
     let outcome = apply::apply(plan, state, cx, Some(tx), Some(stop)).await;
     let _ = shown.await;
     let summary = Summary::of(&outcome, started.elapsed(), aws.calls.snapshot());
@@ -216,7 +183,7 @@ pub async fn apply(
     } else {
         "perform these actions"
     };
-    if !confirm(what, run, printer)? {
+    if !run.auto_approve && !prompt::confirm(what, printer)? {
         printer.message("Cancelled: nothing was changed.");
         return Ok(Outcome::Failure);
     }
@@ -254,77 +221,4 @@ async fn apply_saved(
         return Ok(Outcome::Success);
     }
     Ok(execute(&session, aws, state, &saved.plan, run, printer).await)
-}
-
-/// The recorded state of a stack, for the commands that only read it.
-async fn recorded(
-    file: &Path,
-    state: &StateArgs,
-    printer: &Printer,
-) -> Result<Option<State>, Error> {
-    match open(file, None, state, None, printer)? {
-        Some(session) => Ok(Some(session.load_state().await?)),
-        None => Ok(None),
-    }
-}
-
-pub async fn state_list(
-    file: &Path,
-    state: &StateArgs,
-    printer: &Printer,
-) -> Result<Outcome, Error> {
-    let Some(state) = recorded(file, state, printer).await? else {
-        return Ok(Outcome::Failure);
-    };
-    let list: String = state.resources.keys().map(|a| format!("{a}\n")).collect();
-    printer.data(&list);
-    Ok(Outcome::Success)
-}
-
-pub async fn state_show(
-    file: &Path,
-    address: &str,
-    state: &StateArgs,
-    printer: &Printer,
-) -> Result<Outcome, Error> {
-    let Some(state) = recorded(file, state, printer).await? else {
-        return Ok(Outcome::Failure);
-    };
-    let rs = state
-        .resources
-        .get(address)
-        .ok_or_else(|| Error::NotInState {
-            address: address.to_string(),
-        })?;
-    let text = serde_json::to_string_pretty(rs).unwrap_or_default();
-    printer.data(&format!("{text}\n"));
-    Ok(Outcome::Success)
-}
-
-pub async fn output(file: &Path, state: &StateArgs, printer: &Printer) -> Result<Outcome, Error> {
-    let Some(state) = recorded(file, state, printer).await? else {
-        return Ok(Outcome::Failure);
-    };
-    let outputs: BTreeMap<String, BTreeMap<String, String>> = state
-        .outputs()
-        .into_iter()
-        .filter(|(_, o)| !o.is_empty())
-        .collect();
-    let text = serde_json::to_string_pretty(&outputs).unwrap_or_default();
-    printer.data(&format!("{text}\n"));
-    Ok(Outcome::Success)
-}
-
-pub async fn force_unlock(
-    file: &Path,
-    id: &str,
-    state: &StateArgs,
-    printer: &Printer,
-) -> Result<Outcome, Error> {
-    let Some(session) = open(file, None, state, None, printer)? else {
-        return Ok(Outcome::Failure);
-    };
-    let removed = session.backend.force_unlock(id).await?;
-    printer.message(&format!("Removed the lock held by {}.", removed.describe()));
-    Ok(Outcome::Success)
 }

@@ -10,7 +10,7 @@ use super::{Ops, OpsError, STATUS_HELP, client, fail};
 use crate::retry::{Backoff, poll};
 use crate::runtime::{local, process};
 use crate::vault::Client;
-use crate::vault::bootstrap::wait_until_whole;
+use crate::vault::cluster::wait_until_whole;
 use crate::vault::spec::{MemberSpec, VaultSpec};
 
 /// How `drill failover` takes the leader away.

@@ -15,7 +15,7 @@ use crate::aws::Aws;
 use crate::catalog::Catalog;
 use crate::graph::Kind;
 use crate::provider::{Cx, Desired, OpError, Providers};
-use crate::vault::bootstrap::{cluster_urls, first_with_health};
+use crate::vault::cluster::{cluster_urls, first_with_health};
 use crate::vault::spec::{MemberSpec, VaultSpec};
 use crate::vault::store::UnsealStore;
 use crate::vault::{Client, Secret, TlsSettings};
@@ -119,18 +119,23 @@ impl Ops {
         }
     }
 
-    /// Runs `kind`'s create for a part of `v`: the same idempotent step apply runs.
-    async fn ensure(&self, kind: Kind, address: Address, name: &str) -> Result<(), OpError> {
+    /// Runs `kind`'s create for a part of a cluster, with the attributes a plan would give it:
+    /// the same idempotent step apply runs.
+    async fn ensure(&self, kind: Kind, address: Address) -> Result<(), OpError> {
         let provider = self
             .catalog
             .provider(kind)
             .ok_or_else(|| OpError::fatal(format!("{kind} is not supported")))?;
+        let (name, attrs) = self
+            .catalog
+            .vault_desired(&address)
+            .ok_or_else(|| OpError::fatal(format!("{address} is not in the topology")))?;
         let d = Desired {
             address,
             kind,
             region: None,
-            name: name.to_string(),
-            attrs: Default::default(),
+            name,
+            attrs,
             deps: Vec::new(),
             resumed: false,
         };
@@ -148,16 +153,16 @@ impl Ops {
             )));
         }
         if v.local {
-            self.ensure(Kind::VaultMember, member, &m.name).await?;
+            self.ensure(Kind::VaultMember, member).await?;
         }
         let unseal = Address::vault(&v.name, VaultItem::Unseal(m.name.clone()));
-        self.ensure(Kind::VaultUnseal, unseal, &m.name).await
+        self.ensure(Kind::VaultUnseal, unseal).await
     }
 
     /// Starts a load balancer's HAProxy again (local runtime), as apply does.
     pub async fn revive_proxy(&self, v: &VaultSpec, lb: &str) -> Result<(), OpError> {
         let proxy = Address::vault(&v.name, VaultItem::Proxy(lb.to_string()));
-        self.ensure(Kind::LocalProxy, proxy, lb).await
+        self.ensure(Kind::LocalProxy, proxy).await
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Ops;
 use crate::runtime::haproxy;
 use crate::topology::HealthMode;
-use crate::vault::bootstrap::{cluster_urls, raft_servers};
+use crate::vault::cluster::{cluster_urls, raft_servers};
 use crate::vault::spec::{MemberSpec, VaultSpec};
 use crate::vault::{Client, RaftServer, TlsSettings};
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Ops, OpsError};
-use crate::vault::bootstrap::wait_until_whole;
+use crate::vault::cluster::wait_until_whole;
 use crate::vault::spec::VaultSpec;
 
 /// What unsealing a cluster did.

@@ -401,3 +401,179 @@ fn restrict_to_targets(changes: Vec<Change>, targets: &[String], destroy: bool) 
         .filter(|c| keep.contains(c.address.as_str()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::address::{RegionItem, VaultItem};
+    use crate::state::ResourceState;
+
+    fn key(name: &str) -> Address {
+        Address::region("eu-west-1", RegionItem::Key(name.into()))
+    }
+
+    fn desired(address: Address, kind: Kind, attrs: Value, deps: Vec<Address>) -> Desired {
+        Desired {
+            address,
+            kind,
+            region: Some("eu-west-1".into()),
+            name: "n".into(),
+            attrs: attrs.as_object().cloned().unwrap_or_default(),
+            deps,
+            resumed: false,
+        }
+    }
+
+    fn recorded(d: &Desired) -> ResourceState {
+        ResourceState {
+            address: d.address.clone(),
+            kind: d.kind,
+            region: d.region.clone(),
+            status: Status::Ready,
+            ids: Default::default(),
+            attributes: d.attrs.clone(),
+            outputs: Default::default(),
+            dependencies: d.deps.clone(),
+        }
+    }
+
+    fn no_forces(_: Kind) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn actions(p: &Plan) -> Vec<(String, Action)> {
+        p.changes
+            .iter()
+            .map(|c| (c.address.to_string(), c.action))
+            .collect()
+    }
+
+    #[test]
+    fn from_nothing_everything_is_created_in_order() {
+        let k = desired(key("k"), Kind::KmsKey, json!({"alias": "a"}), vec![]);
+        let b = desired(
+            Address::region("eu-west-1", RegionItem::Bucket("b".into())),
+            Kind::S3Bucket,
+            json!({}),
+            vec![key("k")],
+        );
+        let p = plan(
+            &[k, b],
+            &State::new("s"),
+            &HashMap::new(),
+            &no_forces,
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            actions(&p),
+            vec![
+                ("region.eu-west-1.key.k".into(), Action::Create),
+                ("region.eu-west-1.bucket.b".into(), Action::Create)
+            ]
+        );
+        assert_eq!(p.changes[1].after_changes, vec![key("k")]);
+    }
+
+    #[test]
+    fn unchanged_is_a_no_op_changed_an_update_and_a_forced_attribute_a_replacement() {
+        let old = desired(
+            key("k"),
+            Kind::KmsKey,
+            json!({"alias": "a", "rotation": true}),
+            vec![],
+        );
+        let mut state = State::new("s");
+        state.resources.insert(old.address.clone(), recorded(&old));
+        let plan_with = |attrs: Value, forces: &dyn Fn(Kind) -> &'static [&'static str]| {
+            let d = desired(key("k"), Kind::KmsKey, attrs, vec![]);
+            plan(
+                &[d],
+                &state,
+                &HashMap::new(),
+                forces,
+                &PlanOptions::default(),
+            )
+            .unwrap()
+        };
+        let same = plan_with(json!({"alias": "a", "rotation": true}), &no_forces);
+        assert_eq!(same.changes[0].action, Action::NoOp);
+        assert!(!same.has_changes());
+        let changed = plan_with(json!({"alias": "a", "rotation": false}), &no_forces);
+        assert_eq!(changed.changes[0].action, Action::Update);
+        assert_eq!(changed.changes[0].reason, "rotation changed");
+        let forced = plan_with(json!({"alias": "b", "rotation": true}), &|_| &["alias"]);
+        assert_eq!(forced.changes[0].action, Action::Replace);
+        assert_eq!(forced.changes[0].forced_by, vec!["alias".to_string()]);
+    }
+
+    #[test]
+    fn destroy_deletes_dependents_first_and_drift_is_reported() {
+        let k = desired(key("k"), Kind::KmsKey, json!({}), vec![]);
+        let b = desired(
+            Address::region("eu-west-1", RegionItem::Bucket("b".into())),
+            Kind::S3Bucket,
+            json!({"versioning": true}),
+            vec![key("k")],
+        );
+        let mut state = State::new("s");
+        state.resources.insert(k.address.clone(), recorded(&k));
+        state.resources.insert(b.address.clone(), recorded(&b));
+        let observed = HashMap::from([(
+            b.address.to_string(),
+            Observed::Present {
+                attrs: json!({"versioning": false}).as_object().cloned().unwrap(),
+                delete_blocker: None,
+            },
+        )]);
+        let opts = PlanOptions {
+            destroy: true,
+            ..Default::default()
+        };
+        let p = plan(&[k, b], &state, &observed, &no_forces, &opts).unwrap();
+        assert_eq!(
+            actions(&p),
+            vec![
+                ("region.eu-west-1.bucket.b".into(), Action::Delete),
+                ("region.eu-west-1.key.k".into(), Action::Delete)
+            ]
+        );
+        assert_eq!(p.drift.len(), 1);
+        assert_eq!(p.drift[0].attributes, vec!["versioning".to_string()]);
+    }
+
+    #[test]
+    fn an_unknown_target_is_an_error_and_a_target_keeps_what_it_needs() {
+        let init = Address::vault("v", VaultItem::Init);
+        let raft = Address::vault("v", VaultItem::Raft);
+        let a = desired(key("k"), Kind::KmsKey, json!({}), vec![]);
+        let b = desired(init.clone(), Kind::VaultInit, json!({}), vec![key("k")]);
+        let c = desired(raft, Kind::RaftVerify, json!({}), vec![init.clone()]);
+        let opts = |t: &str| PlanOptions {
+            targets: vec![t.to_string()],
+            ..Default::default()
+        };
+        let state = State::new("s");
+        let all = [a, b, c];
+        let err = plan(
+            &all,
+            &state,
+            &HashMap::new(),
+            &no_forces,
+            &opts("vault.v.nope"),
+        );
+        assert!(matches!(err, Err(PlanError::UnknownAddress(_))));
+        let p = plan(
+            &all,
+            &state,
+            &HashMap::new(),
+            &no_forces,
+            &opts("vault.v.init"),
+        )
+        .unwrap();
+        let kept: Vec<String> = actions(&p).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(kept, vec!["region.eu-west-1.key.k", "vault.v.init"]);
+    }
+}

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::address::{Address, RegionItem, subnet_letter};
 use crate::graph::{Builder, Kind, Resource};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
+use crate::retry::{Backoff, retry};
 use crate::state::ResourceState;
 use crate::topology::{NetworkKind, Region, Topology};
 
@@ -192,34 +193,23 @@ fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &
 const DEPENDENCY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 /// Runs `delete` until it stops failing with a retryable error (a dependency still in use),
-/// polling with backoff, up to [`DEPENDENCY_TIMEOUT`]; then fails naming what and why.
-async fn until_deletable<F, Fut>(what: &str, mut delete: F) -> Result<(), OpError>
+/// with the AWS wait's backoff, up to [`DEPENDENCY_TIMEOUT`]; then fails for good (the engine
+/// does not wait the same 20 minutes again), naming what and the last error.
+async fn until_deletable<F, Fut>(what: &str, delete: F) -> Result<(), OpError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), OpError>>,
 {
-    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let waited = super::wait::until(
-        &format!("{what} to be free of dependencies"),
-        DEPENDENCY_TIMEOUT,
-        || {
-            let attempt = delete();
-            let last = last.clone();
-            async move {
-                match attempt.await {
-                    Ok(()) => Ok(Some(())),
-                    Err(e) if e.retryable => {
-                        *last.lock().expect("last error") = e.message;
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        },
-    )
-    .await;
-    let last = last.lock().expect("last error").clone();
-    waited.map_err(|e| OpError::fatal(format!("{}; last error: {last}", e.message)))
+    retry(Backoff::AWS_WAIT.deadline(DEPENDENCY_TIMEOUT), delete)
+        .await
+        .map_err(|e| match e.retryable {
+            true => OpError::fatal(format!(
+                "timed out after {}s waiting for {what} to be free of dependencies; last error: {}",
+                DEPENDENCY_TIMEOUT.as_secs(),
+                e.message
+            )),
+            false => e,
+        })
 }
 
 /// Deletes that run into lingering dependencies (ENIs of a deleted load balancer) are worth

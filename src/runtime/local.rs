@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::haproxy;
 use super::process::{self, ProcessRecord};
 use crate::address::VaultItem;
-use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::retry::{Backoff, TryPollError, try_poll};
 use crate::state::ResourceState;
 use crate::topology::Flavour;
@@ -78,6 +78,27 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
         }
         _ => None,
     }
+}
+
+/// A member as the plan's attributes describe it (`member_attrs`).
+fn member_of(planned: &MemberSpec, attrs: &Map<String, Value>) -> Result<MemberSpec, OpError> {
+    let port = |key: &str| {
+        attrs
+            .get(key)
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| OpError::fatal(format!("missing attribute {key}")))
+    };
+    let address = str_attr(attrs, "address")?
+        .parse()
+        .map_err(|_| OpError::fatal("attribute address is not an IPv4 address"))?;
+    Ok(MemberSpec {
+        name: str_attr(attrs, "node_id")?.to_string(),
+        address,
+        api_port: port("api_port")?,
+        cluster_port: port("cluster_port")?,
+        ..planned.clone()
+    })
 }
 
 /// The server configuration of a member: raft storage with the fastest timing, plain HTTP on
@@ -397,8 +418,12 @@ impl Provider for VaultMember {
     }
 
     async fn create(&self, _cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let (v, m) = self.0.member(&d.address)?;
-        let rec = start_member(v, m).await?;
+        // The plan's attributes say where it listens and what runs; the cluster's name and
+        // working directory are the run's.
+        let (v, planned) = self.0.member(&d.address)?;
+        let m = member_of(planned, &d.attrs)?;
+        let binary = str_attr(&d.attrs, "binary")?;
+        let rec = start_member(v, &m, binary).await?;
         Ok(Recorded {
             ids: ids(&v.member_dir(&m.name), &rec),
             outputs: BTreeMap::from([("api_addr".to_string(), m.api_url())]),
@@ -412,7 +437,11 @@ impl Provider for VaultMember {
 
 /// Starts a member's server (or adopts the one running with the same configuration) and waits
 /// until its API answers.
-pub async fn start_member(v: &VaultSpec, m: &MemberSpec) -> Result<ProcessRecord, OpError> {
+pub async fn start_member(
+    v: &VaultSpec,
+    m: &MemberSpec,
+    binary: &str,
+) -> Result<ProcessRecord, OpError> {
     let dir = v.member_dir(&m.name);
     let data = dir.join("data");
     std::fs::create_dir_all(&data).map_err(|e| io("creating", &data, e))?;
@@ -424,15 +453,9 @@ pub async fn start_member(v: &VaultSpec, m: &MemberSpec) -> Result<ProcessRecord
     let client = Client::new(&m.api_url(), &TlsSettings::default())
         .map_err(|e| OpError::fatal(e.to_string()))?;
     let listen = format!("{}:{}", m.address, m.api_port);
-    ensure_process(
-        &listen,
-        &dir,
-        "server.hcl",
-        &config,
-        &v.binary,
-        &args,
-        || answers(&client),
-    )
+    ensure_process(&listen, &dir, "server.hcl", &config, binary, &args, || {
+        answers(&client)
+    })
     .await
 }
 

@@ -743,31 +743,6 @@ pub const CAPABILITIES: &[&str] = &[
     "create", "read", "update", "patch", "delete", "list", "sudo", "deny",
 ];
 
-/// Seconds of a Vault duration: `90`, `90s`, `15m`, `72h`, `30d`, or a sum like `1h30m`.
-pub fn duration_seconds(s: &str) -> Option<u64> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return None,
-        };
-    }
-    num.is_empty().then_some(total)
-}
-
 /// A duration setting, checked.
 fn duration(r: &mut NodeReader, name: &'static str) -> Option<Spanned<String>> {
     let d = r.string(name)?;

@@ -238,7 +238,30 @@ pub struct VaultCluster {
     pub policies: Vec<Policy>,
 }
 
-pub use super::decode::duration_seconds;
+/// Seconds of a Vault duration: `90`, `90s`, `15m`, `72h`, `30d`, or a sum like `1h30m`.
+pub fn duration_seconds(s: &str) -> Option<u64> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(n);
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return None,
+        };
+    }
+    num.is_empty().then_some(total)
+}
 
 /// A secrets engine mounted at a path.
 #[derive(Debug, Clone)]

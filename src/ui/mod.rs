@@ -3,6 +3,7 @@
 
 pub mod diagnostics;
 pub mod progress;
+pub mod prompt;
 pub mod report;
 
 use std::io::{IsTerminal, Write};

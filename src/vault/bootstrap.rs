@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::cluster::{cluster_urls, poll, raft_view, wait_until_whole};
 use super::spec::{VaultSpec, Vaults};
 use super::store::{Keys, StoreBucket, UnsealStore};
-use super::{Client, Secret, TlsSettings};
+use super::{Client, TlsSettings};
 use petgraph::graph::NodeIndex;
 
 use crate::address::{Address, Role, VaultItem};
 use crate::graph::{Builder, Kind};
-use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::retry::{self, Backoff};
 use crate::state::ResourceState;
 use crate::topology::{Runtime, Topology};
@@ -36,8 +37,6 @@ pub struct RaftVerify(pub Arc<Vaults>);
 
 /// How long a member may take to answer, unseal or join.
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long the cluster may take to promote every member to voter (autopilot).
-const VOTERS_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn client(url: &str) -> Result<Client, OpError> {
     Client::new(url, &TlsSettings::default()).map_err(|e| OpError::fatal(e.to_string()))
@@ -213,24 +212,6 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
     })
 }
 
-/// Polls `probe` with the Vault backoff (50 ms to 500 ms) until it yields a value, or fails
-/// with the last reason after `timeout`.
-pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> Result<T, OpError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    retry::poll(Backoff::VAULT_POLL.deadline(timeout), what, probe)
-        .await
-        .map_err(|e| {
-            OpError::fatal(format!(
-                "{what}: gave up after {}s: {}",
-                timeout.as_secs(),
-                e.last_reason.unwrap_or_default()
-            ))
-        })
-}
-
 /// Waits until the server at `c` answers its health endpoint.
 async fn answering(c: &Client) -> Result<super::Health, OpError> {
     poll(
@@ -284,86 +265,6 @@ pub async fn unseal_member(
     .await
 }
 
-/// The raft configuration as seen from the first of `urls` that answers: voters (sorted) and
-/// the number of leaders.
-pub async fn raft_view(urls: &[String], token: &Secret) -> Result<(Vec<String>, usize), String> {
-    let servers = raft_servers(urls, token).await?;
-    let mut voters: Vec<String> = servers
-        .iter()
-        .filter(|s| s.voter)
-        .map(|s| s.node_id.clone())
-        .collect();
-    voters.sort();
-    let leaders = servers.iter().filter(|s| s.leader).count();
-    Ok((voters, leaders))
-}
-
-/// The raft configuration from the first of `urls` that answers.
-pub async fn raft_servers(
-    urls: &[String],
-    token: &Secret,
-) -> Result<Vec<super::RaftServer>, String> {
-    let mut why = String::from("no address to ask");
-    for url in urls {
-        let Ok(c) = Client::new(url, &TlsSettings::default()) else {
-            continue;
-        };
-        match c.raft_configuration(token).await {
-            Ok(servers) => return Ok(servers),
-            Err(e) => why = e.to_string(),
-        }
-    }
-    Err(why)
-}
-
-/// The first of `urls` whose health code `accept` takes (200 active, 429 standby, ...).
-pub async fn first_with_health(urls: &[String], accept: impl Fn(u16) -> bool) -> Option<Client> {
-    for url in urls {
-        let Ok(c) = Client::new(url, &TlsSettings::default()) else {
-            continue;
-        };
-        if c.health().await.is_ok_and(|h| accept(h.status)) {
-            return Some(c);
-        }
-    }
-    None
-}
-
-/// Where to ask about the whole cluster: the front endpoint, then every member.
-pub fn cluster_urls(v: &VaultSpec) -> Vec<String> {
-    v.front_url()
-        .into_iter()
-        .chain(v.members.iter().map(|m| m.api_url()))
-        .collect()
-}
-
-/// Waits (polling with backoff) until every member is a voter under one leader, and the leader
-/// serves as the active node.
-pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpError> {
-    let urls = cluster_urls(v);
-    let member_urls: Vec<String> = v.members.iter().map(|m| m.api_url()).collect();
-    let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
-    want.sort();
-    poll(
-        "waiting until every member is a voter under one active leader",
-        VOTERS_TIMEOUT,
-        || async {
-            match raft_view(&urls, token).await {
-                Ok((voters, 1)) if voters == want => first_with_health(&member_urls, |s| s == 200)
-                    .await
-                    .map(|_| ())
-                    .ok_or_else(|| "no member is active yet".to_string()),
-                Ok((voters, leaders)) => Err(format!(
-                    "voters [{}], {leaders} leader(s)",
-                    voters.join(", ")
-                )),
-                Err(e) => Err(e),
-            }
-        },
-    )
-    .await
-}
-
 #[async_trait::async_trait]
 impl Provider for VaultInit {
     fn service(&self) -> &'static str {
@@ -392,16 +293,24 @@ impl Provider for VaultInit {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, _) = self.0.part(&d.address)?;
+        let count = |key: &str| {
+            d.attrs
+                .get(key)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| OpError::fatal(format!("missing attribute {key}")))
+        };
+        let (shares, threshold) = (count("shares")?, count("threshold")?);
         let primary = v.primary();
         let c = client(&primary.api_url())?;
         answering(&c).await?;
         let store = v.unseal_store(cx.outputs)?;
         let status = c.seal_status().await.map_err(OpError::from)?;
         if status.initialized {
-            if status.n != v.shares || status.t != v.threshold {
+            if status.n != shares || status.t != threshold {
                 return Err(OpError::fatal(format!(
                     "the cluster has {} shares with threshold {}, the topology asks for {} and {}; vaultform does not rekey (run `{} operator rekey`)",
-                    status.n, status.t, v.shares, v.threshold, v.binary
+                    status.n, status.t, shares, threshold, v.binary
                 )));
             }
             // Adopt an initialised cluster only when its keys are where vaultform looks.
@@ -424,7 +333,7 @@ impl Provider for VaultInit {
         // From here on the secrets exist only in memory until stored: nothing is retried
         // blindly, and every bucket that can take them does.
         let resp = c
-            .init(v.shares, v.threshold)
+            .init(shares, threshold)
             .await
             .map_err(|e| OpError::fatal(e.to_string()))?;
         let keys = Keys {
@@ -635,7 +544,7 @@ impl Provider for RaftJoin {
         if c.seal_status().await.map_err(OpError::from)?.initialized {
             return Ok(Recorded::default());
         }
-        let leader_addr = v.leader_api_addr();
+        let leader_addr = str_attr(&d.attrs, "leader_api_addr")?.to_string();
         let leader = client(&leader_addr)?;
         // The leader serves through its load balancer; autopilot then promotes joined members
         // after one second of stability instead of ten.

@@ -11,7 +11,7 @@ use petgraph::graph::NodeIndex;
 
 use serde_json::{Map, Value, json};
 
-use super::bootstrap::{cluster_urls, first_with_health};
+use super::cluster::{cluster_urls, first_with_health};
 use super::spec::{VaultSpec, Vaults};
 use super::{Client, Secret, VaultError};
 use crate::address::{Address, VaultItem};

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod secret;
 pub mod spec;

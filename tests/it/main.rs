@@ -11,6 +11,7 @@ mod diagnostics;
 mod engine;
 mod fuzz;
 mod graph;
+mod modules;
 mod network;
 mod runtime;
 mod state;
