@@ -15,6 +15,7 @@ pub mod graph;
 pub mod loaded;
 pub mod ops;
 pub mod plan;
+pub mod private;
 pub mod provider;
 pub mod resources;
 pub mod retry;

@@ -93,7 +93,7 @@ pub async fn plan(
             topology: session.stack.source.text.to_string(),
         };
         let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
-        std::fs::write(out, text).map_err(|source| Error::Write {
+        crate::private::write(out, text.as_bytes()).map_err(|source| Error::Write {
             path: out.display().to_string(),
             source,
         })?;

@@ -138,6 +138,10 @@ pub async fn failover(
             "use `--method step-down`",
         ));
     }
+    if method != Method::StepDown {
+        // Everything the restore needs is checked before anything is taken away.
+        local::check_restartable(v, &old)?;
+    }
     note(&format!(
         "Drill: taking the leader {old} away ({method:?}); watching {front_url}."
     ));
@@ -242,6 +246,12 @@ pub async fn region_loss(
     }
     let token = ops.root_token(v).await?;
     let before = serving(&front, &front_url, v).await?;
+    for m in &lost {
+        local::check_restartable(v, &m.name)?;
+    }
+    for lb in &lbs {
+        local::program_path(&v.proxy_dir(lb), "haproxy")?;
+    }
     let names: Vec<String> = lost.iter().map(|m| m.name.clone()).collect();
     note(&format!(
         "Drill: losing {region} ({}; load balancers {}); watching {front_url}.",

@@ -14,19 +14,8 @@ pub async fn save(ops: &Ops, v: &VaultSpec, path: &Path) -> Result<usize, OpsErr
         .snapshot_save(&token)
         .await
         .map_err(|e| fail(e.to_string(), ""))?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut f| f.write_all(&bytes).map(|_| f))
-            .map_err(|e| fail(format!("cannot write {}: {e}", path.display()), ""))?;
-        let _ = f.flush();
-    }
+    crate::private::write(path, &bytes)
+        .map_err(|e| fail(format!("cannot write {}: {e}", path.display()), ""))?;
     Ok(bytes.len())
 }
 

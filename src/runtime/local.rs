@@ -158,17 +158,30 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> OpError {
 
 /// Writes a file readable by its owner only.
 fn write_private(path: &Path, text: &str) -> Result<(), OpError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| io("writing", path, e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| io("writing", path, e))
+    crate::private::write(path, text.as_bytes()).map_err(|e| io("writing", path, e))
+}
+
+/// The program to run in `dir`: found on PATH, or else the one the directory's last process
+/// ran (its absolute path is recorded), so that a member restarted from a shell whose PATH
+/// lacks the server (a pasted `drill` command) starts the same binary again.
+pub fn program_path(dir: &Path, program: &str) -> Result<PathBuf, OpError> {
+    which(program)
+        .or_else(|| {
+            read_pidfile(dir)
+                .and_then(|r| r.command.first().map(PathBuf::from))
+                .filter(|p| p.is_file())
+        })
+        .ok_or_else(|| {
+            OpError::fatal(format!(
+                "{program} not found on PATH; install it (scripts/testbed setup does) or set its path in the topology"
+            ))
+        })
+}
+
+/// What restarting a member after a drill needs, checked before the drill takes it away: its
+/// server binary.
+pub fn check_restartable(v: &VaultSpec, member: &str) -> Result<PathBuf, OpError> {
+    program_path(&v.member_dir(member), &v.binary)
 }
 
 /// The last lines of a log, to explain why a process did not start.
@@ -194,7 +207,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    crate::private::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     let cfg = dir.join(config_name);
     let same_config = std::fs::read_to_string(&cfg).is_ok_and(|old| old == config);
     if let Some(old) = read_pidfile(dir)
@@ -215,11 +228,7 @@ where
         )));
     }
     write_private(&cfg, config)?;
-    let binary = which(program).ok_or_else(|| {
-        OpError::fatal(format!(
-            "{program} not found on PATH; install it (scripts/testbed setup does) or set its path in the topology"
-        ))
-    })?;
+    let binary = program_path(dir, program)?;
     let log = dir.join(format!(
         "{}.log",
         config_name.split('.').next().unwrap_or("process")
@@ -444,7 +453,7 @@ pub async fn start_member(
 ) -> Result<ProcessRecord, OpError> {
     let dir = v.member_dir(&m.name);
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| io("creating", &data, e))?;
+    crate::private::create_dir_all(&data).map_err(|e| io("creating", &data, e))?;
     let config = member_config(v, m, &data);
     let args = vec![
         "server".to_string(),

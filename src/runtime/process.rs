@@ -39,8 +39,16 @@ pub enum ProcessError {
     Stuck { pid: u32 },
 }
 
+/// The only variables a started server or proxy inherits: what finding programs, locale and
+/// temporary files need. Never AWS credentials, `VAULT_*`/`BAO_*` or anything else of the
+/// caller's: the processes outlive the CLI and would hold them for their whole lives.
+pub const CHILD_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
 /// Starts `program` detached: its own session, stdin closed, stdout and stderr appended to
-/// `log`. Returns once it is running.
+/// `log` (created readable by its owner only), the environment cleared but for [`CHILD_ENV`].
+/// Returns once it is running.
 pub fn spawn_detached(
     program: &Path,
     args: &[String],
@@ -54,15 +62,17 @@ pub fn spawn_detached(
         source,
     };
     if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent).map_err(spawn_err)?;
+        crate::private::create_dir_all(parent).map_err(spawn_err)?;
     }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(spawn_err)?;
+    let out = crate::private::append(log).map_err(spawn_err)?;
     let err = out.try_clone().map_err(spawn_err)?;
     let mut cmd = std::process::Command::new(program);
+    cmd.env_clear();
+    for key in CHILD_ENV {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
     cmd.args(args)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())

@@ -54,10 +54,7 @@ impl LocalBackend {
 
     /// Creates the lock file only if none exists (O_EXCL).
     fn try_create_lock(&self, info: &LockInfo) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.lock_path())?;
+        let mut f = crate::private::create_new(&self.lock_path())?;
         f.write_all(
             serde_json::to_string_pretty(info)
                 .unwrap_or_default()
@@ -113,12 +110,12 @@ impl Backend for LocalBackend {
 
     async fn save(&self, state: &State) -> Result<(), StateError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| self.write_err(e))?;
+            crate::private::create_dir_all(dir).map_err(|e| self.write_err(e))?;
         }
         let tmp = self.sibling(&format!(".tmp.{}", std::process::id()));
         let text = serde_json::to_string_pretty(state).map_err(|e| self.write_err(e.into()))?;
         {
-            let mut f = std::fs::File::create(&tmp).map_err(|e| self.write_err(e))?;
+            let mut f = crate::private::create(&tmp).map_err(|e| self.write_err(e))?;
             f.write_all(text.as_bytes())
                 .map_err(|e| self.write_err(e))?;
             f.write_all(b"\n").map_err(|e| self.write_err(e))?;
@@ -139,7 +136,7 @@ impl Backend for LocalBackend {
 
     async fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| self.write_err(e))?;
+            crate::private::create_dir_all(dir).map_err(|e| self.write_err(e))?;
         }
         let info = LockInfo::for_this_process(operation);
         let mut took_over = None;

@@ -140,6 +140,11 @@ impl Client {
                 .map_err(|e| VaultError::Settings(e.to_string()))?;
             b = b.add_root_certificate(ca);
         }
+        // Unseal shares, the init response and tokens must never pass through an HTTP proxy
+        // in clear: plain HTTP and loopback go direct; over HTTPS a proxy only sees a tunnel.
+        if !proxy_allowed(addr) {
+            b = b.no_proxy();
+        }
         let mut base = addr.trim_end_matches('/').to_string();
         if let Some(name) = &tls.server_name {
             // Verify the certificate for `name` while connecting to the address given.
@@ -500,5 +505,34 @@ impl Client {
             self.authed(reqwest::Method::GET, path, token),
         )
         .await
+    }
+}
+
+/// Whether requests to `addr` may use the system's HTTP proxy (`HTTPS_PROXY`, ...): only over
+/// HTTPS to a host that is not loopback. Anything else would hand secrets to the proxy in clear.
+pub fn proxy_allowed(addr: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(addr) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or("localhost");
+    let loopback = match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    };
+    url.scheme() == "https" && !loopback
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::proxy_allowed;
+
+    #[test]
+    fn secrets_never_go_through_a_proxy_in_clear() {
+        assert!(!proxy_allowed("http://127.0.10.1:8200"));
+        assert!(!proxy_allowed("http://vault.example.com:8200"));
+        assert!(!proxy_allowed("https://127.0.0.1:8200"));
+        assert!(!proxy_allowed("https://localhost:8200"));
+        assert!(proxy_allowed("https://vault.example.com:8200"));
+        assert!(!proxy_allowed("not a url"));
     }
 }

@@ -63,6 +63,55 @@ impl Drop for Cleanup {
     }
 }
 
+/// Runs a command with umask 000, so that only explicit modes keep files private.
+trait WithUmask {
+    fn with_umask_0(&mut self) -> &mut Self;
+}
+
+impl WithUmask for std::process::Command {
+    fn with_umask_0(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe and touches nothing of the parent.
+        unsafe {
+            self.pre_exec(|| {
+                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+                Ok(())
+            });
+        }
+        self
+    }
+}
+
+/// Everything vaultform wrote under `dir` (state, backup, saved plan, snapshot, configs, logs,
+/// process records, and the directories) is 0600, or 0700 for a directory; what the servers
+/// write inside their `data/` is theirs.
+fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut checked = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if path.ends_with("local.kdl") {
+                continue;
+            }
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{}", path.display());
+                if !path.ends_with("data") {
+                    stack.push(path);
+                }
+            } else {
+                assert_eq!(mode, 0o600, "{}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} files and directories checked");
+}
+
 struct Run {
     dir: PathBuf,
     ep: String,
@@ -79,6 +128,10 @@ impl Run {
         );
         let out = aws_command(&self.dir, &self.ep, args)
             .env("PATH", path)
+            // A caller's Vault variables must not reach the servers vaultform starts.
+            .env("BAO_TOKEN", "not-for-children")
+            .env("VAULT_TOKEN", "not-for-children")
+            .with_umask_0()
             .output()
             .expect("run vaultform");
         let mut t = self.transcript.borrow_mut();
@@ -88,7 +141,24 @@ impl Run {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args);
+        self.ok_with(args, None)
+    }
+
+    /// As pasted into a fresh shell: `path` instead of the test bed's PATH (no `bao` on it).
+    fn ok_with(&self, args: &[&str], path: Option<&str>) -> String {
+        let out = match path {
+            Some(path) => {
+                let path = format!("{}:{path}", bin_dir().display());
+                let out = aws_command(&self.dir, &self.ep, args)
+                    .env("PATH", path)
+                    .output()
+                    .expect("run vaultform");
+                self.transcript.borrow_mut().push_str(&stdout(&out));
+                self.transcript.borrow_mut().push_str(&stderr(&out));
+                out
+            }
+            None => self.cmd(args),
+        };
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -221,6 +291,67 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         "3 servers, 4 HAProxies"
     );
     assert_healthy(&run.status());
+    // The servers and proxies run with a cleared environment: no AWS credentials, no
+    // VAULT_*/BAO_* variables of the caller.
+    for rec in recorded_processes(&work) {
+        let environ = std::fs::read(format!("/proc/{}/environ", rec.pid)).unwrap();
+        let keys: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter_map(|kv| kv.split(|b| *b == b'=').next())
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .filter(|k| !k.is_empty())
+            .collect();
+        for k in &keys {
+            assert!(
+                vaultform::runtime::process::CHILD_ENV.contains(&k.as_str()),
+                "{:?} inherited {k}",
+                rec.command
+            );
+        }
+    }
+
+    // With a proxy in the environment (corporate laptops, CI runners), the Vault calls that
+    // carry tokens and shares go direct: the recording proxy sees no connection. (AWS calls
+    // may use a proxy, as on real networks; moto's address is excluded, it is not one.)
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    // The proxy records each connection and closes it at once: a client that used it fails
+    // fast instead of waiting for an answer.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let recorder = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                match proxy.accept() {
+                    Ok(_) => seen += 1,
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            seen
+        })
+    };
+    let path = format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = aws_command(d, &ep, &["status", "local.kdl"])
+        .env("PATH", path)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("https_proxy", &proxy_url)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let through_proxy = recorder.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(through_proxy, 0, "connections through the proxy");
 
     let aws = rt.block_on(crate::unseal_store::aws_for(&ep));
     let store = store_of(&run);
@@ -447,7 +578,10 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     assert!(again.contains("No changes"), "{again}");
 
     // The failover drill: a new active node behind the front endpoint within 5 s.
-    let drill = run.ok(&["drill", "failover", "local.kdl", "--json"]);
+    // Run as the demo prints it, from a shell without the test bed on PATH: the restart uses
+    // the server binary the member ran (regression: it used to fail after the kill).
+    let bare = Some("/usr/bin:/bin");
+    let drill = run.ok_with(&["drill", "failover", "local.kdl", "--json"], bare);
     cleanup.remember();
     let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
     eprintln!("drill failover: {report}");
@@ -457,14 +591,17 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     assert_healthy(&run.status());
 
     // The region drill: eu-west-1 lost and restored by the tool itself.
-    let drill = run.ok(&[
-        "drill",
-        "region-loss",
-        "local.kdl",
-        "--region",
-        "eu-west-1",
-        "--json",
-    ]);
+    let drill = run.ok_with(
+        &[
+            "drill",
+            "region-loss",
+            "local.kdl",
+            "--region",
+            "eu-west-1",
+            "--json",
+        ],
+        bare,
+    );
     cleanup.remember();
     let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
     eprintln!("drill region-loss: {report}");
@@ -539,6 +676,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     let plan_json = run.ok(&["plan", "local.kdl", "--json"]);
     run.ok(&["plan", "local.kdl", "--out", "saved.plan"]);
     assert_no_secret(&secrets, &run, &[("plan --json", plan_json)]);
+    assert_private(d);
 
     // Destroy: no process, no data directory, no AWS resource of the stack.
     let all = cleanup.seen.borrow().clone();
