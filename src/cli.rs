@@ -5,18 +5,26 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::commands::topology::GraphFormat;
-use crate::ui::ColorChoice;
 
 /// Stand up and tear down multi-region Vault / OpenBao clusters on AWS from one topology file.
 #[derive(Debug, Parser)]
 #[command(name = "vaultform", version, about, propagate_version = true)]
 pub struct Cli {
-    /// When to colour output (NO_COLOR is honoured with `auto`).
+    /// When to colour output; `auto` colours each of stdout and stderr that is a terminal,
+    /// unless NO_COLOR is set.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use vaultform::cli::{Cli, Command, DrillCommand, SnapshotCommand, StateCommand};
+use vaultform::cli::{Cli, ColorChoice, Command, DrillCommand, SnapshotCommand, StateCommand};
 use vaultform::commands;
 use vaultform::ui::Printer;
 
@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::new(cli.color);
+    let printer = Printer::new(forced_color(cli.color));
     let result = match &cli.command {
         Command::Validate { file } => commands::topology::validate(file, &printer),
         Command::Graph { file, format } => commands::topology::graph(file, *format, &printer),
@@ -37,6 +37,15 @@ fn main() -> ExitCode {
             printer.message(&format!("{report:?}"));
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--color`: forced on or off, or `None` to ask each stream.
+fn forced_color(choice: ColorChoice) -> Option<bool> {
+    match choice {
+        ColorChoice::Always => Some(true),
+        ColorChoice::Never => Some(false),
+        ColorChoice::Auto => None,
     }
 }
 
