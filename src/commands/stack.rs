@@ -15,14 +15,14 @@ use crate::aws::{Aws, AwsSettings};
 use crate::cli::{PlanArgs, PlanOutputArgs, RunArgs, StateArgs};
 use crate::engine::apply::{self, Context};
 use crate::engine::{Limits, refresh};
-use crate::plan::{self, Plan, PlanOptions, render};
+use crate::plan::{self, Plan, PlanOptions};
 use crate::resources;
 use crate::state::local::LocalBackend;
 use crate::state::{Backend, LockGuard, State, StateError};
 use crate::topology::{self, Loaded, StateBackend};
-use crate::ui::Printer;
 use crate::ui::diagnostics;
 use crate::ui::progress::{self, Mode};
+use crate::ui::{Printer, plan as render};
 
 /// A plan saved by `plan --out`, with the topology it was made from.
 #[derive(Debug, Serialize, Deserialize)]

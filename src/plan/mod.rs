@@ -1,8 +1,6 @@
 //! (desired, recorded, observed) -> [`Plan`]: pure and synchronous; no cloud call here.
 //! Refresh happens before, execution after.
 
-pub mod render;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};

@@ -206,7 +206,8 @@ fn the_plan_of_local_kdl_from_nothing_is_stable() {
 /// Multi-line text (a policy's rules) renders as a heredoc with the changed lines marked.
 #[test]
 fn a_changed_policy_shows_which_lines_change() {
-    use vaultform::plan::{Action, Change, Plan, render};
+    use vaultform::plan::{Action, Change, Plan};
+    use vaultform::ui::plan as render;
     let rules = |caps: &str| {
         serde_json::json!({"rules": format!("path \"kv/*\" {{\n  capabilities = [{caps}]\n}}\n")})
             .as_object()
