@@ -15,6 +15,26 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
+    /// Log more of what vaultform does: -v info, -vv debug (every AWS and Vault call), -vvv
+    /// trace.
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "log_level"
+    )]
+    pub verbose: u8,
+
+    /// Log vaultform's messages from LEVEL up; wins over VAULTFORM_LOG, a filter such as
+    /// `debug` or `vaultform::aws=debug`. Default: warnings only.
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// Append the log to PATH (created with mode 0600) instead of stderr.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,6 +45,16 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// How much to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 #[derive(Debug, Subcommand)]

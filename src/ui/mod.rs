@@ -2,6 +2,7 @@
 //! stderr, each stream coloured only when it is a terminal and never with `NO_COLOR`.
 
 pub mod diagnostics;
+pub mod log;
 pub mod plan;
 pub mod progress;
 
