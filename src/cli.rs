@@ -12,7 +12,13 @@ use crate::commands::topology::GraphFormat;
 pub struct Cli {
     /// When to colour output; `auto` colours each of stdout and stderr that is a terminal,
     /// unless NO_COLOR is set.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        help_heading = "Global options"
+    )]
     pub color: ColorChoice,
 
     /// Log more of what vaultform does: -v info, -vv debug (every AWS and Vault call), -vvv
@@ -22,17 +28,29 @@ pub struct Cli {
         long,
         global = true,
         action = clap::ArgAction::Count,
-        conflicts_with = "log_level"
+        conflicts_with = "log_level",
+        help_heading = "Global options"
     )]
     pub verbose: u8,
 
     /// Log vaultform's messages from LEVEL up; wins over VAULTFORM_LOG, a filter such as
     /// `debug` or `vaultform::aws=debug`. Default: warnings only.
-    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "LEVEL",
+        help_heading = "Global options"
+    )]
     pub log_level: Option<LogLevel>,
 
     /// Append the log to PATH (created with mode 0600) instead of stderr.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub log_file: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -66,6 +84,7 @@ pub enum Command {
     },
     /// Print the dependency graph of a topology.
     Graph {
+        /// The topology file (KDL).
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -73,6 +92,7 @@ pub enum Command {
     },
     /// Rewrite topology files in canonical form, keeping comments.
     Fmt {
+        /// The topology files (KDL).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Change nothing; exit 1 when a file would change.
@@ -81,6 +101,7 @@ pub enum Command {
     },
     /// Show what apply would change: refreshes the recorded resources, then diffs.
     Plan {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
@@ -102,6 +123,7 @@ pub enum Command {
     },
     /// Delete every resource the state records, in reverse dependency order.
     Destroy {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
@@ -117,14 +139,15 @@ pub enum Command {
     },
     /// Print the outputs of the recorded resources (names, ARNs, endpoints) as JSON.
     Output {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Remove a state lock left behind by a run that is gone.
     /// Show each Vault member: role, sealed, voter, leader, raft index, load balancers' view.
     /// Exits 1 when a cluster is degraded.
     Status {
+        /// The topology file (KDL).
         file: PathBuf,
         /// JSON on stdout.
         #[arg(long)]
@@ -136,6 +159,7 @@ pub enum Command {
     },
     /// Unseal every sealed member from the unseal store (starting stopped local members).
     Unseal {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         vault: VaultArgs,
@@ -152,7 +176,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
+        /// The topology file (KDL).
         file: PathBuf,
         /// The lock ID, as the lock error shows it.
         lock_id: String,
@@ -166,6 +192,7 @@ pub enum DrillCommand {
     /// Take the leader away, measure until the front endpoint serves a new active node,
     /// then restore the old member.
     Failover {
+        /// The topology file (KDL).
         file: PathBuf,
         /// How to take the leader away.
         #[arg(long, value_enum, default_value_t = crate::commands::vault::DrillMethod::Kill)]
@@ -181,6 +208,7 @@ pub enum DrillCommand {
     /// Lose a whole region (its members and load balancers, local runtime), measure until the
     /// front endpoint serves from the other regions, then restore the region.
     RegionLoss {
+        /// The topology file (KDL).
         file: PathBuf,
         /// The region to lose.
         #[arg(long)]
@@ -199,7 +227,9 @@ pub enum DrillCommand {
 pub enum SnapshotCommand {
     /// Save a raft snapshot of the cluster to PATH (mode 0600).
     Save {
+        /// The topology file (KDL).
         file: PathBuf,
+        /// Where to write the snapshot.
         #[arg(value_name = "PATH")]
         snapshot: PathBuf,
         #[command(flatten)]
@@ -209,7 +239,9 @@ pub enum SnapshotCommand {
     },
     /// Restore the cluster from a raft snapshot.
     Restore {
+        /// The topology file (KDL).
         file: PathBuf,
+        /// The snapshot to restore.
         #[arg(value_name = "PATH")]
         snapshot: PathBuf,
         /// Restore a snapshot taken from another cluster (snapshot-force).
@@ -226,13 +258,16 @@ pub enum SnapshotCommand {
 pub enum StateCommand {
     /// List the recorded addresses.
     List {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
     },
     /// Show one recorded resource.
     Show {
+        /// The topology file (KDL).
         file: PathBuf,
+        /// The resource's address, as `state list` prints it.
         address: String,
         #[command(flatten)]
         state: StateArgs,

@@ -10,6 +10,7 @@ mod diagnostics;
 mod engine;
 mod fuzz;
 mod graph;
+mod help;
 mod log;
 mod network;
 mod runtime;
