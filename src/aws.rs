@@ -1,18 +1,23 @@
 //! AWS access: one shared SDK configuration (credentials, endpoint, retries), clients per
-//! service and region, and a count of the API requests each service received.
+//! service and region, and a count and a debug log of the API requests each service received.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 
@@ -44,23 +49,120 @@ impl ApiCalls {
     }
 }
 
+/// On every AWS client: counts each request sent and logs each attempt (service, operation,
+/// region, HTTP status, duration, the error code of a failure). Never a body, a header or a
+/// query string: credentials, signatures and KMS plaintexts travel there.
 #[derive(Debug)]
-struct CountRequests(Arc<AtomicU64>);
+struct ObserveCalls {
+    service: &'static str,
+    region: String,
+    count: Arc<AtomicU64>,
+}
 
-impl Intercept for CountRequests {
+/// When the current attempt was sent.
+#[derive(Debug, Clone)]
+struct Sent(Instant);
+
+impl Storable for Sent {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for ObserveCalls {
     fn name(&self) -> &'static str {
-        "vaultform::CountRequests"
+        "vaultform::ObserveCalls"
     }
 
     fn read_before_transmit(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        cfg.interceptor_state().store_put(Sent(Instant::now()));
         Ok(())
     }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // An attempt that failed before it was sent was not counted: no line either.
+        let Some(Sent(sent)) = cfg.load::<Sent>().cloned() else {
+            return Ok(());
+        };
+        cfg.interceptor_state().unset::<Sent>();
+        let ms = sent.elapsed().as_millis() as u64;
+        let operation = cfg.load::<Metadata>().map(Metadata::name).unwrap_or("?");
+        let attempt = cfg.load::<RequestAttempts>().map(RequestAttempts::attempts);
+        let status = context.response().map(|r| r.status().as_u16());
+        let (service, region) = (self.service, self.region.as_str());
+        match context.output_or_error() {
+            Some(Err(err)) => {
+                let error = if err.is_operation_error() {
+                    // A 2xx that failed was an answer the SDK could not decode.
+                    context.response().and_then(error_code).or_else(|| {
+                        status
+                            .is_some_and(|s| (200..300).contains(&s))
+                            .then(|| "unreadable response".into())
+                    })
+                } else if err.is_timeout_error() {
+                    Some("timeout".into())
+                } else if err.is_connector_error() {
+                    Some("connection".into())
+                } else if err.is_response_error() {
+                    Some("unreadable response".into())
+                } else {
+                    Some("other".into())
+                };
+                tracing::debug!(
+                    service,
+                    operation,
+                    region,
+                    status,
+                    ms,
+                    attempt,
+                    error = error.as_deref(),
+                    "aws call failed"
+                );
+            }
+            _ => tracing::debug!(service, operation, region, status, ms, attempt, "aws call"),
+        }
+        Ok(())
+    }
+}
+
+/// The AWS error code of a failed response, found where the SDK finds it: the
+/// `x-amzn-ErrorType` header or the `__type` / `code` member (JSON protocols), or the first
+/// `<Code>` (XML protocols). Only a plausible code is returned, nothing else of the answer.
+fn error_code(response: &HttpResponse) -> Option<String> {
+    let raw = match response.headers().get("x-amzn-errortype") {
+        Some(header) => header.to_string(),
+        None => {
+            let body = std::str::from_utf8(response.body().bytes()?).ok()?;
+            if body.trim_start().starts_with('{') {
+                let v: serde_json::Value = serde_json::from_str(body).ok()?;
+                v.get("__type")
+                    .or_else(|| v.get("code"))?
+                    .as_str()?
+                    .to_string()
+            } else {
+                let start = body.find("<Code>")? + "<Code>".len();
+                let len = body[start..].find("</Code>")?;
+                body[start..start + len].to_string()
+            }
+        }
+    };
+    // `com.amazonaws.kms#NotFoundException:http://internal.amazon.com/...`: the name alone.
+    let code = raw.split(':').next()?.rsplit('#').next()?.trim();
+    let plausible = !code.is_empty()
+        && code.len() <= 128
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+    plausible.then(|| code.to_string())
 }
 
 /// How vaultform reaches AWS.
@@ -122,7 +224,7 @@ impl Aws {
         self.account
             .get_or_try_init(|| async {
                 let conf = aws_sdk_sts::config::Builder::from(&self.config)
-                    .interceptor(CountRequests(self.calls.counter("sts")))
+                    .interceptor(self.observe("sts", "us-east-1"))
                     .build();
                 let out = aws_sdk_sts::Client::from_conf(conf)
                     .get_caller_identity()
@@ -137,6 +239,14 @@ impl Aws {
             .cloned()
     }
 
+    fn observe(&self, service: &'static str, region: &str) -> ObserveCalls {
+        ObserveCalls {
+            service,
+            region: region.to_string(),
+            count: self.calls.counter(service),
+        }
+    }
+
     pub fn endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
@@ -144,7 +254,7 @@ impl Aws {
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))
-            .interceptor(CountRequests(self.calls.counter("kms")))
+            .interceptor(self.observe("kms", region))
             .build();
         aws_sdk_kms::Client::from_conf(conf)
     }
@@ -152,7 +262,7 @@ impl Aws {
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
         let conf = aws_sdk_ec2::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))
-            .interceptor(CountRequests(self.calls.counter("ec2")))
+            .interceptor(self.observe("ec2", region))
             .build();
         aws_sdk_ec2::Client::from_conf(conf)
     }
@@ -160,7 +270,7 @@ impl Aws {
     pub fn eks(&self, region: &str) -> aws_sdk_eks::Client {
         let conf = aws_sdk_eks::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))
-            .interceptor(CountRequests(self.calls.counter("eks")))
+            .interceptor(self.observe("eks", region))
             .build();
         aws_sdk_eks::Client::from_conf(conf)
     }
@@ -168,7 +278,7 @@ impl Aws {
     pub fn elbv2(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
         let conf = aws_sdk_elasticloadbalancingv2::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))
-            .interceptor(CountRequests(self.calls.counter("elasticloadbalancing")))
+            .interceptor(self.observe("elasticloadbalancing", region))
             .build();
         aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
     }
@@ -177,7 +287,7 @@ impl Aws {
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let conf = aws_sdk_iam::config::Builder::from(&self.config)
             .region(Region::new("us-east-1"))
-            .interceptor(CountRequests(self.calls.counter("iam")))
+            .interceptor(self.observe("iam", "us-east-1"))
             .build();
         aws_sdk_iam::Client::from_conf(conf)
     }
@@ -187,7 +297,7 @@ impl Aws {
             .region(Region::new(region.to_string()))
             // Emulators serve buckets by path, not by virtual host.
             .force_path_style(self.endpoint.is_some())
-            .interceptor(CountRequests(self.calls.counter("s3")))
+            .interceptor(self.observe("s3", region))
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }

@@ -4,18 +4,73 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::ui::ColorChoice;
-
 /// Stand up and tear down multi-region Vault / OpenBao clusters on AWS from one topology file.
 #[derive(Debug, Parser)]
 #[command(name = "vaultform", version, about, propagate_version = true)]
 pub struct Cli {
-    /// When to colour output (NO_COLOR is honoured with `auto`).
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    /// When to colour output; `auto` colours each of stdout and stderr that is a terminal,
+    /// unless NO_COLOR is set.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        help_heading = "Global options"
+    )]
     pub color: ColorChoice,
+
+    /// Log more of what vaultform does: -v info, -vv debug (every AWS and Vault call), -vvv
+    /// trace.
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "log_level",
+        help_heading = "Global options"
+    )]
+    pub verbose: u8,
+
+    /// Log vaultform's messages from LEVEL up; wins over VAULTFORM_LOG, a filter such as
+    /// `debug` or `vaultform::aws=debug`. Default: warnings only.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "LEVEL",
+        help_heading = "Global options"
+    )]
+    pub log_level: Option<LogLevel>,
+
+    /// Append the log to PATH (created with mode 0600) instead of stderr.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub log_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How much to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +82,7 @@ pub enum Command {
     },
     /// Print the dependency graph of a topology.
     Graph {
+        /// The topology file (KDL).
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -34,6 +90,7 @@ pub enum Command {
     },
     /// Rewrite topology files in canonical form, keeping comments.
     Fmt {
+        /// The topology files (KDL).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Change nothing; exit 1 when a file would change.
@@ -42,6 +99,7 @@ pub enum Command {
     },
     /// Show what apply would change: refreshes the recorded resources, then diffs.
     Plan {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
@@ -63,6 +121,7 @@ pub enum Command {
     },
     /// Delete every resource the state records, in reverse dependency order.
     Destroy {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
@@ -78,14 +137,15 @@ pub enum Command {
     },
     /// Print the outputs of the recorded resources (names, ARNs, endpoints) as JSON.
     Output {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Remove a state lock left behind by a run that is gone.
     /// Show each Vault member: role, sealed, voter, leader, raft index, load balancers' view.
     /// Exits 1 when a cluster is degraded.
     Status {
+        /// The topology file (KDL).
         file: PathBuf,
         /// JSON on stdout.
         #[arg(long)]
@@ -97,6 +157,7 @@ pub enum Command {
     },
     /// Unseal every sealed member from the unseal store (starting stopped local members).
     Unseal {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         vault: VaultArgs,
@@ -113,7 +174,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
+        /// The topology file (KDL).
         file: PathBuf,
         /// The lock ID, as the lock error shows it.
         lock_id: String,
@@ -127,6 +190,7 @@ pub enum DrillCommand {
     /// Take the leader away, measure until the front endpoint serves a new active node,
     /// then restore the old member.
     Failover {
+        /// The topology file (KDL).
         file: PathBuf,
         /// How to take the leader away.
         #[arg(long, value_enum, default_value_t = DrillMethod::Kill)]
@@ -142,6 +206,7 @@ pub enum DrillCommand {
     /// Lose a whole region (its members and load balancers, local runtime), measure until the
     /// front endpoint serves from the other regions, then restore the region.
     RegionLoss {
+        /// The topology file (KDL).
         file: PathBuf,
         /// The region to lose.
         #[arg(long)]
@@ -160,7 +225,9 @@ pub enum DrillCommand {
 pub enum SnapshotCommand {
     /// Save a raft snapshot of the cluster to PATH (mode 0600).
     Save {
+        /// The topology file (KDL).
         file: PathBuf,
+        /// Where to write the snapshot.
         #[arg(value_name = "PATH")]
         snapshot: PathBuf,
         #[command(flatten)]
@@ -170,7 +237,9 @@ pub enum SnapshotCommand {
     },
     /// Restore the cluster from a raft snapshot.
     Restore {
+        /// The topology file (KDL).
         file: PathBuf,
+        /// The snapshot to restore.
         #[arg(value_name = "PATH")]
         snapshot: PathBuf,
         /// Restore a snapshot taken from another cluster (snapshot-force).
@@ -187,13 +256,16 @@ pub enum SnapshotCommand {
 pub enum StateCommand {
     /// List the recorded addresses.
     List {
+        /// The topology file (KDL).
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
     },
     /// Show one recorded resource.
     Show {
+        /// The topology file (KDL).
         file: PathBuf,
+        /// The resource's address, as `state list` prints it.
         address: String,
         #[command(flatten)]
         state: StateArgs,

@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use vaultform::cli::{Cli, Command, DrillCommand, SnapshotCommand, StateCommand};
+use vaultform::cli::{
+    Cli, ColorChoice, Command, DrillCommand, LogLevel, SnapshotCommand, StateCommand,
+};
 use vaultform::commands;
-use vaultform::ui::Printer;
+use vaultform::ui::{Printer, log};
 
 // The KDL parser allocates heavily; mimalloc makes large topologies parse about 30% faster.
 #[global_allocator]
@@ -14,7 +16,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::new(cli.color);
+    let printer = Printer::new(forced_color(cli.color));
+    if let Err(err) = log::init(&log_settings(&cli), &printer) {
+        printer.message(&format!("{:?}", miette::Report::new(err)));
+        return ExitCode::from(1);
+    }
     let result = match &cli.command {
         Command::Validate { file } => commands::topology::validate(file, &printer),
         Command::Graph { file, format } => commands::topology::graph(file, *format, &printer),
@@ -37,6 +43,31 @@ fn main() -> ExitCode {
             printer.message(&format!("{report:?}"));
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--color`: forced on or off, or `None` to ask each stream.
+fn forced_color(choice: ColorChoice) -> Option<bool> {
+    match choice {
+        ColorChoice::Always => Some(true),
+        ColorChoice::Never => Some(false),
+        ColorChoice::Auto => None,
+    }
+}
+
+/// `-v` (repeatable), `--log-level` and `--log-file`; clap lets only one of the first two in.
+fn log_settings(cli: &Cli) -> log::Settings {
+    let level = match (cli.log_level, cli.verbose) {
+        (Some(LogLevel::Error), _) => Some(log::Level::ERROR),
+        (Some(LogLevel::Warn), _) => Some(log::Level::WARN),
+        (Some(LogLevel::Info), _) | (None, 1) => Some(log::Level::INFO),
+        (Some(LogLevel::Debug), _) | (None, 2) => Some(log::Level::DEBUG),
+        (Some(LogLevel::Trace), _) | (None, 3..) => Some(log::Level::TRACE),
+        (None, 0) => None,
+    };
+    log::Settings {
+        level,
+        file: cli.log_file.clone(),
     }
 }
 

@@ -12,11 +12,11 @@ use crate::cli::{PlanArgs, PlanOutputArgs, RunArgs, StateArgs};
 use crate::engine::apply;
 use crate::engine::summary::Summary;
 use crate::plan::saved::SavedPlan;
-use crate::plan::{self, Plan, PlanOptions, render};
+use crate::plan::{self, Plan, PlanOptions};
 use crate::session::{self, PlanRequest, Session};
 use crate::state::{LockGuard, State};
 use crate::ui::progress::{self, Mode};
-use crate::ui::{Printer, prompt, report};
+use crate::ui::{Printer, plan as render, prompt, report};
 
 /// Reads and opens a topology (or a saved plan's copy of one), showing its problems.
 pub(super) fn open(
@@ -84,7 +84,7 @@ pub async fn plan(
     if output.json {
         printer.data(&format!("{}\n", render::json(&plan)));
     } else {
-        printer.data(&render::human(&plan, printer.color));
+        printer.data(&render::human(&plan, printer.color_out));
     }
     if let Some(out) = &output.out {
         let saved = SavedPlan {
@@ -173,7 +173,7 @@ pub async fn apply(
     let state = session.load_state().await?;
     let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
     if !run.json {
-        printer.data(&render::human(&plan, printer.color));
+        printer.data(&render::human(&plan, printer.color_out));
     }
     if !plan.has_changes() {
         return Ok(Outcome::Success);
@@ -215,7 +215,7 @@ async fn apply_saved(
     }
     let aws = session.connect().await;
     if !run.json {
-        printer.data(&render::human(&saved.plan, printer.color));
+        printer.data(&render::human(&saved.plan, printer.color_out));
     }
     if !saved.plan.has_changes() {
         return Ok(Outcome::Success);

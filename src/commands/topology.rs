@@ -19,13 +19,13 @@ pub fn read(path: &Path) -> Result<Loaded, Error> {
 /// Prints a file's problems, when it has any.
 pub fn report(loaded: &Loaded, printer: &Printer) {
     if !loaded.problems.is_empty() {
-        printer.message(&diagnostics::render(loaded, printer.color));
+        printer.message(&diagnostics::render(loaded, printer.color_err));
     }
 }
 
 pub fn validate(path: &Path, printer: &Printer) -> Result<Outcome, Error> {
     let loaded = read(path)?;
-    let text = diagnostics::render(&loaded, printer.color);
+    let text = diagnostics::render(&loaded, printer.color_err);
     printer.message(&text);
     Ok(if loaded.has_errors() {
         Outcome::Failure
@@ -63,7 +63,7 @@ pub fn fmt(paths: &[std::path::PathBuf], check: bool, printer: &Printer) -> Resu
                     graph: None,
                     problems,
                 };
-                printer.message(&diagnostics::render(&loaded, printer.color));
+                printer.message(&diagnostics::render(&loaded, printer.color_err));
                 outcome = Outcome::Failure;
             }
             Ok(formatted) if formatted == text => {}

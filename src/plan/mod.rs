@@ -1,7 +1,6 @@
 //! (desired, recorded, observed) -> [`Plan`]: pure and synchronous; no cloud call here.
 //! Refresh happens before, execution after.
 
-pub mod render;
 pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

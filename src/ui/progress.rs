@@ -41,7 +41,7 @@ pub async fn show(mode: Mode, changes: Vec<Change>, mut rx: mpsc::UnboundedRecei
     let mut bars: BTreeMap<usize, ProgressBar> = BTreeMap::new();
     let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let printer = super::Printer { color: false };
+    let printer = super::Printer::with_colors(false, false);
     let started = std::time::Instant::now();
     while let Some(e) = rx.recv().await {
         let (index, line, value) = match &e {

@@ -183,11 +183,37 @@ impl Client {
             .header("X-Vault-Token", token.expose())
     }
 
+    /// Sends one request and logs it: method, API path, status, duration. Never a body, a
+    /// header or a query string: tokens travel in headers, unseal keys in bodies.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, VaultError> {
-        req.send().await.map_err(|source| VaultError::Unreachable {
+        let unreachable = |source| VaultError::Unreachable {
             addr: self.addr.clone(),
             source,
-        })
+        };
+        let (http, req) = req.build_split();
+        let req = req.map_err(unreachable)?;
+        let (method, path) = (req.method().clone(), req.url().path().to_string());
+        let sent = std::time::Instant::now();
+        let result = http.execute(req).await;
+        let ms = sent.elapsed().as_millis() as u64;
+        let addr = self.addr.as_str();
+        match &result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                tracing::debug!(addr, %method, path, status, ms, "vault call");
+            }
+            Err(e) => {
+                let error = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connection"
+                } else {
+                    "request"
+                };
+                tracing::debug!(addr, %method, path, ms, error, "vault call failed");
+            }
+        }
+        result.map_err(unreachable)
     }
 
     /// Sends and expects a 2xx; decodes the body as `T` (unit for empty bodies).

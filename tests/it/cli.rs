@@ -206,7 +206,8 @@ fn the_plan_of_local_kdl_from_nothing_is_stable() {
 /// Multi-line text (a policy's rules) renders as a heredoc with the changed lines marked.
 #[test]
 fn a_changed_policy_shows_which_lines_change() {
-    use vaultform::plan::{Action, Change, Plan, render};
+    use vaultform::plan::{Action, Change, Plan};
+    use vaultform::ui::plan as render;
     let rules = |caps: &str| {
         serde_json::json!({"rules": format!("path \"kv/*\" {{\n  capabilities = [{caps}]\n}}\n")})
             .as_object()
@@ -279,5 +280,100 @@ fn unseal_on_a_stack_never_applied_starts_nothing() {
     assert!(
         err.contains("vault.bv.member.vault-0 is not in the state: `vaultform apply` creates it"),
         "{err}"
+    );
+}
+
+/// Runs a shell command line under `script`, so that the binary's stdout and stderr are a
+/// pseudo-terminal unless the command line redirects them; without NO_COLOR. `script` copies
+/// what reaches the terminal to its own stdout.
+fn on_a_terminal(command_line: &str) -> std::process::Output {
+    std::process::Command::new("/usr/bin/script")
+        .args(["-qec", command_line, "/dev/null"])
+        .current_dir(root())
+        .env_remove("NO_COLOR")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("run script")
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_vaultform");
+
+/// Regression: colour was decided from stderr alone, so `plan > file` on a terminal wrote
+/// escape codes into the file. Offline (`--refresh=false`, a state that does not exist): no
+/// AWS call.
+#[test]
+fn plan_to_a_file_from_a_terminal_has_no_colour_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, file) = (dir.path().join("none.json"), dir.path().join("plan.txt"));
+    let plan = format!(
+        "'{BIN}' plan topologies/local.kdl --refresh=false --state '{}'",
+        state.display()
+    );
+    let out = on_a_terminal(&format!("{plan} > '{}'", file.display()));
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("  + region.eu-west-1.key.unseal"), "{text}");
+    assert!(
+        !text.contains("\x1b["),
+        "escape codes in a redirected stdout"
+    );
+
+    let out = on_a_terminal(&format!("{plan} --color always > '{}'", file.display()));
+    assert!(out.status.success(), "{}", stdout(&out));
+    let colored = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        colored.contains("\x1b[32m  + region.eu-west-1.key.unseal"),
+        "{colored}"
+    );
+    assert_eq!(
+        vaultform::ui::strip_ansi(&colored),
+        text,
+        "colour is all it adds"
+    );
+
+    let out = on_a_terminal(&plan);
+    assert!(
+        stdout(&out).contains("\x1b[32m  + region.eu-west-1.key.unseal"),
+        "a plan on a terminal is coloured: {}",
+        stdout(&out)
+    );
+    let out = on_a_terminal(&format!("NO_COLOR=1 {plan}"));
+    assert!(
+        !stdout(&out).contains("\x1b["),
+        "NO_COLOR: {}",
+        stdout(&out)
+    );
+    assert!(!state.exists());
+}
+
+/// Diagnostics follow stderr: coloured on a terminal even when stdout is redirected, plain in
+/// a file even when stdout is a terminal.
+#[test]
+fn diagnostics_are_coloured_only_when_stderr_is_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_file, err_file) = (dir.path().join("out.txt"), dir.path().join("err.txt"));
+    let validate = format!("'{BIN}' validate tests/fixtures/warnings/even-members-one-region.kdl");
+
+    let out = on_a_terminal(&format!("{validate} > '{}'", out_file.display()));
+    assert!(out.status.success(), "{}", stdout(&out));
+    let terminal = stdout(&out);
+    assert!(terminal.contains("warning"), "{terminal}");
+    assert!(
+        terminal.contains("\x1b["),
+        "stderr is a terminal: {terminal}"
+    );
+
+    let out = on_a_terminal(&format!("{validate} 2> '{}'", err_file.display()));
+    assert!(out.status.success(), "{}", stdout(&out));
+    let file = std::fs::read_to_string(&err_file).unwrap();
+    assert!(file.contains("valid, with 3 warnings"), "{file}");
+    assert!(
+        !file.contains("\x1b["),
+        "escape codes in a redirected stderr: {file}"
+    );
+    assert_eq!(
+        file.replace("\r\n", "\n"),
+        vaultform::ui::strip_ansi(&terminal).replace("\r\n", "\n"),
+        "the same diagnostics, without colour"
     );
 }

@@ -11,6 +11,8 @@ mod diagnostics;
 mod engine;
 mod fuzz;
 mod graph;
+mod help;
+mod log;
 mod modules;
 mod network;
 mod runtime;

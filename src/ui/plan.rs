@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use super::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan};
 
 const SENSITIVE: &[&str] = &[
     "root_token",
