@@ -239,6 +239,42 @@ impl Aws {
             .cloned()
     }
 
+    /// Checks, before any planning, that each region's endpoint answers and the credentials
+    /// work (STS GetCallerIdentity, as Terraform's AWS provider does when it is configured):
+    /// one attempt per region, at most 10 s, all regions at once.
+    pub async fn check(&self, regions: &[String]) -> Result<(), crate::aws_error::AwsError> {
+        let checks = regions.iter().map(|region| async move {
+            let conf = aws_sdk_sts::config::Builder::from(&self.config)
+                .region(Region::new(region.clone()))
+                .retry_config(RetryConfig::standard().with_max_attempts(1))
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(std::time::Duration::from_secs(3))
+                        .operation_timeout(std::time::Duration::from_secs(10))
+                        .build(),
+                )
+                .interceptor(self.observe("sts", region))
+                .build();
+            aws_sdk_sts::Client::from_conf(conf)
+                .get_caller_identity()
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    crate::aws_error::AwsError::from_sdk(
+                        "check the AWS endpoint and credentials",
+                        e,
+                    )
+                    .at(self.endpoint(), region)
+                })
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(drop)
+    }
+
     fn observe(&self, service: &'static str, region: &str) -> ObserveCalls {
         ObserveCalls {
             service,

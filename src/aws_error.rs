@@ -154,7 +154,10 @@ impl fmt::Display for AwsError {
         write!(f, "{}: ", self.what)?;
         let head = match (self.kind, &self.code, self.status) {
             (AwsErrorKind::Unreachable, ..) => Some(match (&self.endpoint, &self.region) {
-                (Some(endpoint), _) => format!("cannot reach the AWS endpoint {endpoint}"),
+                (Some(endpoint), Some(region)) => {
+                    format!("cannot reach the AWS endpoint {endpoint} (region {region})")
+                }
+                (Some(endpoint), None) => format!("cannot reach the AWS endpoint {endpoint}"),
                 (None, Some(region)) => format!("cannot reach the AWS endpoint for {region}"),
                 (None, None) => "cannot reach the AWS endpoint".to_string(),
             }),
@@ -331,7 +334,7 @@ mod tests {
         let e = AwsError::from_sdk("x", refused()).at(Some("http://127.0.0.1:1"), "eu-west-1");
         assert_eq!(
             e.to_string(),
-            "x: cannot reach the AWS endpoint http://127.0.0.1:1: connection refused"
+            "x: cannot reach the AWS endpoint http://127.0.0.1:1 (region eu-west-1): connection refused"
         );
         let e = AwsError::from_sdk("x", refused()).at(None, "eu-west-1");
         assert_eq!(

@@ -47,6 +47,14 @@ pub enum Error {
     )]
     Refresh { message: String },
     #[error("{message}")]
+    #[diagnostic(
+        code(vaultform::aws::unreachable),
+        help(
+            "check the endpoint (AWS_ENDPOINT_URL or the topology's `aws endpoint=`), the network, and the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); nothing was changed"
+        )
+    )]
+    AwsCheck { message: String },
+    #[error("{message}")]
     #[diagnostic(code(vaultform::vault), help("{help}"))]
     Vault { message: String, help: String },
     #[error("refusing to {what} without confirmation: standard input is not a terminal")]

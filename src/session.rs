@@ -125,6 +125,22 @@ impl Session {
         Aws::connect(&self.aws).await
     }
 
+    /// Connects and checks that every region of the topology answers with working
+    /// credentials: a dead endpoint fails here in seconds, not after minutes of retries.
+    pub async fn connect_checked(&self) -> Result<Aws, Error> {
+        let aws = self.connect().await;
+        let regions: Vec<String> = self
+            .topology()
+            .regions
+            .iter()
+            .map(|r| r.name.value.clone())
+            .collect();
+        aws.check(&regions).await.map_err(|e| Error::AwsCheck {
+            message: e.to_string(),
+        })?;
+        Ok(aws)
+    }
+
     /// The recorded state, or a new one; a state of another stack is refused.
     pub async fn load_state(&self) -> Result<State, Error> {
         match self.backend.load().await? {

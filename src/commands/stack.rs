@@ -68,8 +68,13 @@ pub async fn plan(
     let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
         return Ok(Outcome::Failure);
     };
-    let aws = session.connect().await;
     let state = session.load_state().await?;
+    // Only a refresh of recorded resources calls AWS: then check it answers first.
+    let aws = if args.refresh && !state.resources.is_empty() {
+        session.connect_checked().await?
+    } else {
+        session.connect().await
+    };
     let plan = session
         .plan(&aws, &state, &request(args, output.destroy))
         .await?;
@@ -169,7 +174,7 @@ pub async fn apply(
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&session, if destroy { "destroy" } else { "apply" }, printer).await?;
-    let aws = session.connect().await;
+    let aws = session.connect_checked().await?;
     let state = session.load_state().await?;
     let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
     if !run.json {
@@ -213,7 +218,7 @@ async fn apply_saved(
             current: format!("{current_lineage:?}/{current_serial:?}"),
         });
     }
-    let aws = session.connect().await;
+    let aws = session.connect_checked().await?;
     if !run.json {
         printer.data(&render::human(&saved.plan, printer.color_out));
     }

@@ -205,6 +205,40 @@ async fn require_admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<(Client, Secret), O
     })
 }
 
+/// How long a new KV v2 mount may take to finish its upgrade on every member.
+const KV_UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Waits until a KV v2 mount answers through every load balancer and every member: a new one
+/// upgrades itself first, and until a standby has followed, reads through it answer 400
+/// "Waiting for the primary to upgrade". A pipeline that applies and then reads its secrets
+/// must not meet that.
+async fn kv_serves_everywhere(v: &VaultSpec, token: &Secret, mount: &str) -> Result<(), OpError> {
+    let urls: Vec<String> = v
+        .proxies
+        .keys()
+        .filter_map(|lb| v.proxy_url(lb))
+        .chain(v.members.iter().map(|m| m.api_url()))
+        .collect();
+    let probe = format!("{mount}/data/vaultform-probe");
+    for url in urls {
+        let Ok(c) = Client::new(&url, &super::TlsSettings::default()) else {
+            continue;
+        };
+        super::cluster::poll(
+            &format!("{mount} to serve through {url}"),
+            KV_UPGRADE_TIMEOUT,
+            || async {
+                match c.read(token, &probe).await {
+                    Ok(_) | Err(VaultError::Api { status: 404, .. }) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// A read that answers `None` for 404 (and PKI's empty CA).
 async fn read_opt(c: &Client, token: &Secret, path: &str) -> Result<Option<Value>, OpError> {
     match c.read(token, path).await {
@@ -448,6 +482,11 @@ impl Provider for Config {
         let (c, token) = require_admin(cx, v).await?;
         let exists = current(&c, &token, &item, &d.attrs).await?.is_some();
         write(&c, &token, &item, &d.attrs, exists).await?;
+        if let Item::Engine(s) = &item
+            && d.attrs.get("version").and_then(Value::as_str) == Some("2")
+        {
+            kv_serves_everywhere(v, &token, &s.path.value).await?;
+        }
         Ok(Recorded {
             ids: BTreeMap::from([("path".to_string(), api_path(&item))]),
             outputs: BTreeMap::new(),

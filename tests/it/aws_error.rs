@@ -74,7 +74,7 @@ async fn a_closed_port_is_unreachable_said_plainly_and_not_retried() {
     assert_eq!((e.code.as_deref(), e.status), (None, None));
     let text = e.to_string();
     assert!(
-        text.starts_with("get caller identity: cannot reach the AWS endpoint http://127.0.0.1:1: "),
+        text.starts_with("get caller identity: cannot reach the AWS endpoint http://127.0.0.1:1 (region us-east-1): "),
         "{text}"
     );
     assert!(text.to_lowercase().contains("connection refused"), "{text}");
@@ -95,7 +95,7 @@ async fn an_unknown_host_is_unreachable() {
     let text = e.to_string();
     assert!(
         text.starts_with(
-            "get caller identity: cannot reach the AWS endpoint http://vaultform-test.invalid: "
+            "get caller identity: cannot reach the AWS endpoint http://vaultform-test.invalid (region us-east-1): "
         ),
         "{text}"
     );

@@ -377,3 +377,46 @@ fn diagnostics_are_coloured_only_when_stderr_is_a_terminal() {
         "the same diagnostics, without colour"
     );
 }
+
+/// An unreachable AWS endpoint: apply checks it before planning and fails in seconds with one
+/// message naming the endpoint and a region, with no SDK internals (regression: 268 s of
+/// retries, then seven `Debug` dumps).
+#[test]
+fn apply_against_an_unreachable_endpoint_fails_at_once_and_says_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vaultform"))
+        .args([
+            "apply",
+            "topologies/local.kdl",
+            "--auto-approve",
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .current_dir(crate::support::root())
+        .env("NO_COLOR", "1")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    // A sanity bound for a loaded machine; the check itself makes one attempt per region.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    // The diagnostic wraps long lines: compare its words.
+    let err = stderr(&out).replace('│', " ");
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        err.contains("cannot reach the AWS endpoint http://127.0.0.1:1 (region eu-"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    for internal in ["DispatchFailure", "ConnectorError", "hyper", "SdkError"] {
+        assert!(!err.contains(internal), "{internal} in {err}");
+    }
+    assert_eq!(err.matches("cannot reach").count(), 1, "{err}");
+    assert!(!state.exists(), "nothing recorded");
+}
