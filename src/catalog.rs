@@ -10,7 +10,7 @@ use petgraph::graph::NodeIndex;
 use crate::graph::{Builder, Graph, Kind, Resource};
 use crate::provider::{Desired, Provider, Providers};
 use crate::resources::{eks, elb, iam_role, kms_key, network, s3_bucket};
-use crate::runtime::local::{LocalProxy, VaultMember};
+use crate::runtime::local::{LocalData, LocalProxy, VaultMember};
 use crate::topology::{Problem, Runtime, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
 use crate::vault::config::{self, Config};
@@ -53,7 +53,10 @@ impl Catalog {
         Catalog {
             proxy: LocalProxy(v()),
             member: VaultMember(v()),
-            init: VaultInit(v()),
+            init: VaultInit {
+                vaults: v(),
+                data: Arc::new(LocalData),
+            },
             keys: UnsealKeys(v()),
             unseal: VaultUnseal(v()),
             join: RaftJoin(v()),

@@ -25,7 +25,63 @@ use crate::state::ResourceState;
 use crate::topology::{Runtime, Topology};
 
 /// `sys/init` of the primary, its secrets stored in every bucket.
-pub struct VaultInit(pub Arc<Vaults>);
+pub struct VaultInit {
+    pub vaults: Arc<Vaults>,
+    /// The members' data on their runtime, for an init that must start again.
+    pub data: Arc<dyn MemberData>,
+}
+
+/// What the bootstrap needs of the runtime the members run on; the catalog registers it.
+#[async_trait::async_trait]
+pub trait MemberData: Send + Sync {
+    /// Stops every member of `v`, removes the raft data vaultform made for it, and starts it
+    /// again empty.
+    async fn wipe(&self, v: &VaultSpec) -> Result<(), OpError>;
+}
+
+impl VaultInit {
+    /// Whether an initialised cluster whose keys cannot be read is one this stack's own
+    /// interrupted init made: the state holds the intent of an init that did not finish, every
+    /// bucket answers and holds none of the keys, and every member is sealed. Then nobody can
+    /// ever have unsealed it (the keys went with the killed run), so it has held no data.
+    async fn lost_in_interrupted_init(
+        &self,
+        cx: &Cx<'_>,
+        d: &Desired,
+        v: &VaultSpec,
+        store: &UnsealStore,
+    ) -> bool {
+        if !d.resumed || !matches!(store.holds_nothing(cx.aws).await, Ok(true)) {
+            return false;
+        }
+        for m in &v.members {
+            let Ok(c) = client(&m.api_url()) else {
+                return false;
+            };
+            if c.seal_status().await.is_ok_and(|s| !s.sealed) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The seal status once an initialisation in progress (shares 0, threshold 0: the server
+/// is still making them) has finished.
+async fn settled(c: &Client) -> Result<super::SealStatus, OpError> {
+    poll(
+        &format!("waiting for the initialisation of {} to finish", c.addr()),
+        STEP_TIMEOUT,
+        || async {
+            match c.seal_status().await {
+                Ok(s) if s.initialized && s.n == 0 => Err("initialising".to_string()),
+                Ok(s) => Ok(s),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+}
 /// Every bucket of the unseal store holds the keys.
 pub struct UnsealKeys(pub Arc<Vaults>);
 /// A member is unsealed.
@@ -272,7 +328,7 @@ impl Provider for VaultInit {
     }
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let (v, _) = self.0.part(&rs.address)?;
+        let (v, _) = self.vaults.part(&rs.address)?;
         let c = client(&v.primary().api_url())?;
         Ok(match c.seal_status().await {
             Ok(s) if s.initialized => Observed::Present {
@@ -292,7 +348,7 @@ impl Provider for VaultInit {
     }
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
-        let (v, _) = self.0.part(&d.address)?;
+        let (v, _) = self.vaults.part(&d.address)?;
         let count = |key: &str| {
             d.attrs
                 .get(key)
@@ -305,22 +361,32 @@ impl Provider for VaultInit {
         let c = client(&primary.api_url())?;
         answering(&c).await?;
         let store = v.unseal_store(cx.outputs)?;
-        let status = c.seal_status().await.map_err(OpError::from)?;
+        let status = settled(&c).await?;
         if status.initialized {
-            if status.n != shares || status.t != threshold {
-                return Err(OpError::fatal(format!(
-                    "the cluster has {} shares with threshold {}, the topology asks for {} and {}; vaultform does not rekey (run `{} operator rekey`)",
-                    status.n, status.t, shares, threshold, v.binary
-                )));
+            match store.load(cx.aws).await {
+                // Adopt an initialised cluster only when its keys are where vaultform looks.
+                Ok(_) if status.n != shares || status.t != threshold => {
+                    return Err(OpError::fatal(format!(
+                        "the cluster has {} shares with threshold {}, the topology asks for {} and {}; vaultform does not rekey (run `{} operator rekey`)",
+                        status.n, status.t, shares, threshold, v.binary
+                    )));
+                }
+                Ok(_) => return Ok(Recorded::default()),
+                Err(e) if !self.lost_in_interrupted_init(cx, d, v, &store).await => {
+                    return Err(OpError::fatal(format!(
+                        "{} is initialised, but {e}; vaultform will not touch a cluster whose keys it cannot read",
+                        primary.name
+                    )));
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "{}: the init of an interrupted apply finished after it was killed, and its keys are nowhere; the cluster is sealed and has held no data: wiping the members' raft data and initialising again",
+                        d.address
+                    );
+                    self.data.wipe(v).await?;
+                    answering(&c).await?;
+                }
             }
-            // Adopt an initialised cluster only when its keys are where vaultform looks.
-            store.load(cx.aws).await.map_err(|e| {
-                OpError::fatal(format!(
-                    "{} is initialised, but {e}; vaultform will not touch a cluster whose keys it cannot read",
-                    primary.name
-                ))
-            })?;
-            return Ok(Recorded::default());
         }
         for b in &store.buckets {
             if store.has_keys(cx.aws, b).await {
@@ -330,6 +396,13 @@ impl Provider for VaultInit {
                 )));
             }
         }
+        // The secrets `sys/init` makes exist nowhere else until stored: check first that every
+        // bucket takes an object through its key.
+        store.probe(cx.aws).await.map_err(|e| {
+            OpError::fatal(format!(
+                "the unseal store cannot take the keys ({e}); nothing was initialised"
+            ))
+        })?;
         // From here on the secrets exist only in memory until stored: nothing is retried
         // blindly, and every bucket that can take them does.
         let resp = c

@@ -325,6 +325,85 @@ impl UnsealStore {
         Ok(())
     }
 
+    /// Checks, before `sys/init` makes secrets that exist nowhere else, that every bucket takes
+    /// an object through its KMS key with the store's encryption context: a probe is
+    /// encrypted, written, and its version deleted again (nothing stays behind).
+    pub async fn probe(&self, aws: &Aws) -> Result<(), StoreError> {
+        for b in &self.buckets {
+            let fail = |message: String| StoreError::Bucket {
+                region: b.region.clone(),
+                bucket: b.bucket.clone(),
+                message,
+            };
+            let blob = aws
+                .kms(&b.region)
+                .encrypt()
+                .key_id(&b.key)
+                .plaintext(Blob::new(uuid::Uuid::new_v4().to_string().into_bytes()))
+                .set_encryption_context(Some(self.context.clone()))
+                .send()
+                .await
+                .map_err(|e| fail(format!("KMS encrypt: {}", crate::aws::describe_error(&e).1)))?
+                .ciphertext_blob
+                .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
+            let s3 = aws.s3(&b.region);
+            let object = format!("{}vaultform-probe", self.prefix);
+            let put = s3
+                .put_object()
+                .bucket(&b.bucket)
+                .key(&object)
+                .body(ByteStream::from(blob.into_inner()))
+                .send()
+                .await
+                .map_err(|e| {
+                    fail(format!(
+                        "S3 put {object}: {}",
+                        crate::aws::describe_error(&e).1
+                    ))
+                })?;
+            s3.delete_object()
+                .bucket(&b.bucket)
+                .key(&object)
+                .set_version_id(put.version_id().map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| {
+                    fail(format!(
+                        "S3 delete {object}: {}",
+                        crate::aws::describe_error(&e).1
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Whether every bucket answered and none holds any of the secret objects: the keys are
+    /// nowhere. An error means it cannot be told.
+    pub async fn holds_nothing(&self, aws: &Aws) -> Result<bool, StoreError> {
+        for b in &self.buckets {
+            let listed = aws
+                .s3(&b.region)
+                .list_objects_v2()
+                .bucket(&b.bucket)
+                .prefix(&self.prefix)
+                .send()
+                .await
+                .map_err(|e| StoreError::Bucket {
+                    region: b.region.clone(),
+                    bucket: b.bucket.clone(),
+                    message: format!("S3 list: {}", crate::aws::describe_error(&e).1),
+                })?;
+            let ours = |key: &str| {
+                key.strip_prefix(&self.prefix)
+                    .is_some_and(|rest| rest == "vault-root" || rest.starts_with("vault-unseal-"))
+            };
+            if listed.contents().iter().any(|o| o.key().is_some_and(ours)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether a bucket holds the root token object (cheap check for repair and status).
     pub async fn has_keys(&self, aws: &Aws, b: &StoreBucket) -> bool {
         aws.s3(&b.region)

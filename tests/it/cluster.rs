@@ -11,31 +11,13 @@ use std::time::Duration;
 
 use crate::support::aws::Api;
 use crate::support::testbed::{Moto, bin_dir};
-use crate::support::{aws_command, root, stderr, stdout};
+use crate::support::{aws_command, recorded_processes, root, stderr, stdout};
 use vaultform::runtime::process::{self, ProcessRecord};
 use vaultform::vault::store::{StoreBucket, UnsealStore};
 use vaultform::vault::{Client, Secret, TlsSettings};
 
 /// This test's loopback network: nothing else in the suite uses 127.0.77.x.
 const NET: &str = "127.0.77.";
-
-/// Every process the stack's working directory records, by its own PID.
-fn recorded_processes(work: &Path) -> Vec<ProcessRecord> {
-    let mut out = Vec::new();
-    for kind in ["members", "proxies"] {
-        let Ok(dirs) = std::fs::read_dir(work.join(kind)) else {
-            continue;
-        };
-        for d in dirs.flatten() {
-            if let Ok(text) = std::fs::read(d.path().join("process.json"))
-                && let Ok(rec) = serde_json::from_slice(&text)
-            {
-                out.push(rec);
-            }
-        }
-    }
-    out
-}
 
 /// Kills what the stack started if the test ends early (panics included).
 struct Cleanup {

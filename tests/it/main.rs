@@ -12,6 +12,7 @@ mod engine;
 mod fuzz;
 mod graph;
 mod help;
+mod interrupted_init;
 mod log;
 mod modules;
 mod network;

@@ -66,3 +66,21 @@ pub fn aws_command(dir: &Path, endpoint: &str, args: &[&str]) -> std::process::C
         .env_remove("AWS_PROFILE");
     cmd
 }
+
+/// Every process the stack's working directory records, by its own PID.
+pub fn recorded_processes(work: &Path) -> Vec<vaultform::runtime::process::ProcessRecord> {
+    let mut out = Vec::new();
+    for kind in ["members", "proxies"] {
+        let Ok(dirs) = std::fs::read_dir(work.join(kind)) else {
+            continue;
+        };
+        for d in dirs.flatten() {
+            if let Ok(text) = std::fs::read(d.path().join("process.json"))
+                && let Ok(rec) = serde_json::from_slice(&text)
+            {
+                out.push(rec);
+            }
+        }
+    }
+    out
+}
