@@ -241,12 +241,17 @@ impl Aws {
 
     /// Checks, before any planning, that each region's endpoint answers and the credentials
     /// work (STS GetCallerIdentity, as Terraform's AWS provider does when it is configured):
-    /// one attempt per region, at most 10 s, all regions at once.
+    /// all regions at once, each request at most 10 s, throttling and server errors tried again
+    /// a few times, an unreachable endpoint or bad credentials not at all.
     pub async fn check(&self, regions: &[String]) -> Result<(), crate::aws_error::AwsError> {
         let checks = regions.iter().map(|region| async move {
             let conf = aws_sdk_sts::config::Builder::from(&self.config)
                 .region(Region::new(region.clone()))
-                .retry_config(RetryConfig::standard().with_max_attempts(1))
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(std::time::Duration::from_millis(100)),
+                )
                 .timeout_config(
                     aws_config::timeout::TimeoutConfig::builder()
                         .connect_timeout(std::time::Duration::from_secs(3))
@@ -255,18 +260,23 @@ impl Aws {
                 )
                 .interceptor(self.observe("sts", region))
                 .build();
-            aws_sdk_sts::Client::from_conf(conf)
-                .get_caller_identity()
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| {
-                    crate::aws_error::AwsError::from_sdk(
-                        "check the AWS endpoint and credentials",
-                        e,
-                    )
-                    .at(self.endpoint(), region)
-                })
+            let sts = aws_sdk_sts::Client::from_conf(conf);
+            // Throttling and 5xx are tried again; a dead endpoint or bad credentials are not.
+            let policy = crate::retry::Backoff::OPERATION.attempts(4);
+            crate::retry::retry(policy, || async {
+                sts.get_caller_identity()
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| {
+                        crate::aws_error::AwsError::from_sdk(
+                            "check the AWS endpoint and credentials",
+                            e,
+                        )
+                        .at(self.endpoint(), region)
+                    })
+            })
+            .await
         });
         futures::future::join_all(checks)
             .await

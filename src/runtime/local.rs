@@ -253,12 +253,17 @@ where
         if ready().await {
             Ok(Some(()))
         } else if !process::is_running(rec) {
+            let tail = log_tail(&rec.log);
+            let log = if tail.trim().is_empty() {
+                format!("its log {} is empty", rec.log.display())
+            } else {
+                format!("the end of {}:\n{tail}", rec.log.display())
+            };
             Err(OpError::fatal(format!(
-                "{} (PID {}) exited; the end of {}:\n{}",
+                "{} (PID {}) {}; {log}",
                 rec.command.first().map(String::as_str).unwrap_or("process"),
                 rec.pid,
-                rec.log.display(),
-                log_tail(&rec.log)
+                process::exit_of(rec.pid),
             )))
         } else {
             Ok(None)

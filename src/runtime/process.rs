@@ -105,6 +105,20 @@ pub fn spawn_detached(
     })
 }
 
+/// How a process this CLI started ended: its exit status or the signal that killed it, read
+/// by reaping it (it is our child while the CLI runs); "exited" when that cannot be told.
+pub fn exit_of(pid: u32) -> String {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    match waitpid(
+        nix::unistd::Pid::from_raw(pid as i32),
+        Some(WaitPidFlag::WNOHANG),
+    ) {
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("was killed by {signal}"),
+        _ => "exited".to_string(),
+    }
+}
+
 /// The command line of a live process, from `/proc/<pid>/cmdline`.
 fn cmdline(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use super::Printer;
@@ -22,14 +23,18 @@ pub fn confirm(what: &str, printer: &Printer) -> Result<bool, Error> {
     Ok(line.trim() == "yes")
 }
 
-/// Ctrl-C once: stop starting work; twice: exit now.
+/// Ctrl-C once: stop starting work; twice: exit now. The handler is in place when this
+/// returns (a signal that comes before any work starts is not lost to the default action).
 pub fn watch_interrupts(printer: Printer) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    let Ok(mut interrupts) = signal(SignalKind::interrupt()) else {
+        return rx;
+    };
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupts.recv().await.is_some() {
             let _ = tx.send(true);
             printer.message("Interrupted: starting nothing new, letting running operations finish and saving state. Press Ctrl-C again to exit now.");
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupts.recv().await.is_some() {
                 printer.message("Exiting now; the next apply adopts what was in flight.");
                 std::process::exit(130);
             }

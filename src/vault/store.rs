@@ -79,6 +79,12 @@ impl UnsealStore {
         format!("{}vault-unseal-{i}", self.prefix)
     }
 
+    /// Whether `key` is one of the store's secret objects (a share or the root token).
+    fn is_secret_object(&self, key: &str) -> bool {
+        key.strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest == "vault-root" || rest.starts_with("vault-unseal-"))
+    }
+
     fn root_key(&self) -> String {
         format!("{}vault-root", self.prefix)
     }
@@ -293,10 +299,7 @@ impl UnsealStore {
                     )));
                 }
             };
-            let ours = |key: &str| {
-                key.strip_prefix(&self.prefix)
-                    .is_some_and(|rest| rest == "vault-root" || rest.starts_with("vault-unseal-"))
-            };
+            let ours = |key: &str| self.is_secret_object(key);
             let versions = listed
                 .versions()
                 .iter()
@@ -393,10 +396,7 @@ impl UnsealStore {
                     bucket: b.bucket.clone(),
                     message: format!("S3 list: {}", crate::aws::describe_error(&e).1),
                 })?;
-            let ours = |key: &str| {
-                key.strip_prefix(&self.prefix)
-                    .is_some_and(|rest| rest == "vault-root" || rest.starts_with("vault-unseal-"))
-            };
+            let ours = |key: &str| self.is_secret_object(key);
             if listed.contents().iter().any(|o| o.key().is_some_and(ours)) {
                 return Ok(false);
             }

@@ -198,3 +198,29 @@ fn haproxy_stats_give_each_api_server_up_or_down() {
         ]
     );
 }
+
+/// A process that dies at start says how: its exit status or the signal, read by reaping it
+/// (regression: "exited; the end of .../server.log:" followed by nothing).
+#[test]
+fn a_process_that_dies_says_how() {
+    let dir = tempfile::tempdir().unwrap();
+    for (script, expected) in [
+        ("exit 3", "exited with status 3"),
+        ("kill -9 $$", "was killed by SIGKILL"),
+    ] {
+        let r = process::spawn_detached(
+            Path::new("/bin/sh"),
+            &["-c".to_string(), script.to_string()],
+            &dir.path().join("dies.log"),
+            dir.path(),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // A zombie keeps its start time; its command line is gone.
+        while process::is_running(&r) {
+            assert!(Instant::now() < deadline, "{script} still runs");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(process::exit_of(r.pid), expected, "{script}");
+    }
+}
