@@ -480,7 +480,18 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
                 process::kill(&r);
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // Until each is gone (no fixed sleep): its address is free for the restart.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while recorded_processes(&work)
+            .iter()
+            .any(|r| r.command.iter().any(|a| a == "server") && process::is_running(r))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a killed server still runs"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     };
     kill_servers();
     rt.block_on(async {
@@ -652,7 +663,83 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // A secret written after the snapshot is gone once the snapshot is restored.
+    let front = Client::new(&format!("http://{NET}10:8200"), &TlsSettings::default()).unwrap();
+    rt.block_on(async {
+        front
+            .write(
+                &token,
+                "kv/data/after-snapshot",
+                serde_json::json!({"data": {"v": "1"}}),
+            )
+            .await
+            .expect("write after the snapshot");
+    });
     run.ok(&["snapshot", "restore", "local.kdl", snap.to_str().unwrap()]);
+    rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match front.read(&token, "kv/data/after-snapshot").await {
+                Err(vaultform::vault::VaultError::Api { status: 404, .. }) => break,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "after the restore: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_healthy(&run.status());
+
+    // A clean shutdown of the leader. (`--method step-down` is not drilled here: OpenBao can
+    // elect the node that stepped down again, and the drill then waits for another leader
+    // that never comes; the drill needs a fix first.)
+    let drill = run.ok(&[
+        "drill",
+        "failover",
+        "local.kdl",
+        "--method",
+        "stop",
+        "--json",
+    ]);
+    cleanup.remember();
+    let report: serde_json::Value = serde_json::from_str(drill.trim()).expect("drill JSON");
+    eprintln!("drill failover --method stop: {report}");
+    assert_eq!(report["method"], "stop");
+    assert_ne!(report["old_leader"], report["new_leader"]);
+    assert_healthy(&run.status());
+
+    // The state commands with data: a member's record and the outputs.
+    let shown: serde_json::Value =
+        serde_json::from_str(&run.ok(&["state", "show", "local.kdl", "vault.bv.member.vault-0"]))
+            .unwrap();
+    assert_eq!(shown["kind"], "vault-member");
+    assert!(shown["ids"]["process"].as_str().is_some(), "{shown}");
+    let outputs: serde_json::Value =
+        serde_json::from_str(&run.ok(&["output", "local.kdl"])).unwrap();
+    assert_eq!(
+        outputs["vault.bv.member.vault-0"]["api_addr"],
+        format!("http://{NET}11:8200")
+    );
+
+    // `--replace` replaces exactly what it names; `plan --destroy` plans every delete and
+    // changes nothing.
+    let out = run.cmd(&[
+        "apply",
+        "local.kdl",
+        "--auto-approve",
+        "--replace",
+        "vault.bv.policy.reader",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0 created, 0 updated, 1 replaced, 0 deleted"));
+    let destroy_plan: serde_json::Value =
+        serde_json::from_str(&run.ok(&["plan", "local.kdl", "--destroy", "--json"])).unwrap();
+    let changes = destroy_plan["changes"].as_array().unwrap();
+    assert!(changes.len() > 30, "{} changes", changes.len());
+    assert!(changes.iter().all(|c| c["action"] == "delete"));
+    let out = run.cmd(&["plan", "local.kdl", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "no change after plan --destroy");
 
     // No secret in output, plans, state, logs or any file of the stack.
     let plan_json = run.ok(&["plan", "local.kdl", "--json"]);
@@ -672,10 +759,13 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         assert!(api.stack_buckets("bv-local").await.is_empty());
         for region in ["eu-central-1", "eu-west-1"] {
             let keys = api.stack_keys(region, "bv-local").await;
-            assert!(
-                keys.keys().all(|s| s == "PendingDeletion"),
+            // An empty map would pass `all`: one key, pending deletion.
+            assert_eq!(
+                keys.get("PendingDeletion").map(Vec::len),
+                Some(1),
                 "{region}: {keys:?}"
             );
+            assert_eq!(keys.len(), 1, "{region}: {keys:?}");
         }
         for region in ["eu-central-1", "eu-west-1", "eu-north-1"] {
             let lbs = api
