@@ -77,7 +77,9 @@ fn front_of(v: &VaultSpec) -> Result<(String, Client), OpsError> {
             "add `front \"LOAD-BALANCER\"` (a load balancer with health=\"active\") to the cluster",
         )
     })?;
-    let c = client(&url)?;
+    // A new connection per probe: a kept-alive one would stay with the old leader.
+    let c = Client::unpooled(&url, &crate::vault::TlsSettings::default())
+        .map_err(|e| fail(e.to_string(), ""))?;
     Ok((url, c))
 }
 

@@ -132,9 +132,24 @@ pub struct Client {
 impl Client {
     /// A client for `addr` (`http://127.0.10.11:8200` or `https://...`).
     pub fn new(addr: &str, tls: &TlsSettings) -> Result<Self, VaultError> {
+        Self::build(addr, tls, true)
+    }
+
+    /// A client that opens a new connection for every request. Through a TCP load balancer a
+    /// kept-alive connection stays with the server it was opened to: a watcher of "who is
+    /// active behind this endpoint" must not reuse one (after a step-down it would keep
+    /// asking the old leader).
+    pub fn unpooled(addr: &str, tls: &TlsSettings) -> Result<Self, VaultError> {
+        Self::build(addr, tls, false)
+    }
+
+    fn build(addr: &str, tls: &TlsSettings, pooled: bool) -> Result<Self, VaultError> {
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(60));
+        if !pooled {
+            b = b.pool_max_idle_per_host(0);
+        }
         if let Some(pem) = &tls.ca_pem {
             let ca = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| VaultError::Settings(e.to_string()))?;
