@@ -478,31 +478,26 @@ pub struct LocalData;
 
 #[async_trait::async_trait]
 impl crate::vault::bootstrap::MemberData for LocalData {
-    async fn wipe(&self, v: &VaultSpec) -> Result<(), OpError> {
+    async fn wipe(&self, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
         if !v.local {
             return Err(OpError::fatal(format!(
-                "{}: wiping members is built for the local runtime only",
+                "{}: wiping a member is built for the local runtime only",
                 v.name
             )));
         }
-        for m in &v.members {
-            let dir = v.member_dir(&m.name);
-            if let Some(rec) = read_pidfile(&dir) {
-                process::stop(&rec, Duration::from_secs(15))
-                    .await
-                    .map_err(|e| OpError::fatal(e.to_string()))?;
-            }
-            let data = dir.join("data");
-            match std::fs::remove_dir_all(&data) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("removing", &data, e)),
-            }
+        let dir = v.member_dir(&m.name);
+        if let Some(rec) = read_pidfile(&dir) {
+            process::stop(&rec, Duration::from_secs(15))
+                .await
+                .map_err(|e| OpError::fatal(e.to_string()))?;
         }
-        for m in &v.members {
-            start_member(v, m, &v.binary).await?;
+        let data = dir.join("data");
+        match std::fs::remove_dir_all(&data) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing", &data, e)),
         }
-        Ok(())
+        start_member(v, m, &v.binary).await.map(drop)
     }
 }
 

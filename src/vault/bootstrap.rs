@@ -34,9 +34,9 @@ pub struct VaultInit {
 /// What the bootstrap needs of the runtime the members run on; the catalog registers it.
 #[async_trait::async_trait]
 pub trait MemberData: Send + Sync {
-    /// Stops every member of `v`, removes the raft data vaultform made for it, and starts it
+    /// Stops member `m` of `v`, removes the raft data vaultform made for it, and starts it
     /// again empty.
-    async fn wipe(&self, v: &VaultSpec) -> Result<(), OpError>;
+    async fn wipe(&self, v: &VaultSpec, m: &super::spec::MemberSpec) -> Result<(), OpError>;
 }
 
 impl VaultInit {
@@ -380,10 +380,13 @@ impl Provider for VaultInit {
                 }
                 Err(_) => {
                     tracing::warn!(
-                        "{}: the init of an interrupted apply finished after it was killed, and its keys are nowhere; the cluster is sealed and has held no data: wiping the members' raft data and initialising again",
-                        d.address
+                        "{}: the init of an interrupted apply finished after it was killed, and its keys are nowhere; the cluster is sealed and has held no data: wiping {}'s raft data and initialising again",
+                        d.address,
+                        primary.name
                     );
-                    self.data.wipe(v).await?;
+                    // Only the primary holds that cluster: no member can have joined it, since
+                    // joining needs an unsealed leader.
+                    self.data.wipe(v, primary).await?;
                     answering(&c).await?;
                 }
             }

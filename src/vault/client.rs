@@ -308,16 +308,54 @@ impl Client {
             .unwrap_or(false))
     }
 
+    /// Initialises the server. The response body, which holds every share and the root token,
+    /// is zeroed once the secrets are taken out of it.
     pub async fn init(&self, shares: u32, threshold: u32) -> Result<InitResponse, VaultError> {
         let body = json!({"secret_shares": shares, "secret_threshold": threshold});
-        self.call("init", self.http.put(self.url("sys/init")).json(&body))
+        let resp = self
+            .send(self.http.put(self.url("sys/init")).json(&body))
+            .await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
             .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let parsed = if (200..300).contains(&status) {
+            serde_json::from_slice(&bytes).map_err(|e| VaultError::Decode {
+                addr: self.addr.clone(),
+                what: "init".into(),
+                detail: e.to_string(),
+            })
+        } else {
+            Err(VaultError::Api {
+                addr: self.addr.clone(),
+                what: "init".into(),
+                status,
+                errors: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            })
+        };
+        zero(bytes);
+        parsed
     }
 
+    /// Submits one unseal share; the request body holding it is zeroed when sent.
     pub async fn unseal(&self, key: &Secret) -> Result<SealStatus, VaultError> {
-        let body = json!({"key": key.expose()});
-        self.call("unseal", self.http.put(self.url("sys/unseal")).json(&body))
-            .await
+        #[derive(serde::Serialize)]
+        struct Share<'a> {
+            key: &'a str,
+        }
+        let mut body = Zeroing(Vec::new());
+        serde_json::to_writer(&mut body.0, &Share { key: key.expose() })
+            .map_err(|e| VaultError::Settings(format!("encoding the unseal request: {e}")))?;
+        let req = self
+            .http
+            .put(self.url("sys/unseal"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(reqwest::Body::from(bytes::Bytes::from_owner(body)));
+        self.call("unseal", req).await
     }
 
     /// Discards the shares submitted so far.
@@ -561,6 +599,29 @@ pub fn proxy_allowed(addr: &str) -> bool {
         Err(_) => host == "localhost" || host.ends_with(".localhost"),
     };
     url.scheme() == "https" && !loopback
+}
+
+/// Bytes that are zeroed when dropped: the body of a request that carries a secret, owned by
+/// the request until it is sent.
+struct Zeroing(Vec<u8>);
+
+impl AsRef<[u8]> for Zeroing {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Zeroing {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// Zeroes a response body that held secrets, when nothing else shares its buffer.
+fn zero(bytes: bytes::Bytes) {
+    if let Ok(mut owned) = bytes.try_into_mut() {
+        zeroize::Zeroize::zeroize(owned.as_mut());
+    }
 }
 
 #[cfg(test)]

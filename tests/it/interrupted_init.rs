@@ -1,7 +1,7 @@
 //! `apply` killed (SIGKILL) inside `vault.<v>.init`, where the server finishes initialising
 //! after its client died and the keys exist nowhere: the next `apply` recognises its own
 //! interrupted init (the intent in state, every bucket empty, every member sealed), wipes the
-//! members' raft data, initialises again and converges. One trial makes that moment for sure
+//! primary's raft data, initialises again and converges. One trial makes that moment for sure
 //! (the test initialises the server itself and throws the keys away); the others kill at a
 //! random moment inside the init. Every trial ends with a healthy cluster, one key and one
 //! bucket per declaration (counted through the API), and a complete destroy.
@@ -144,7 +144,7 @@ fn an_apply_killed_inside_the_first_init_converges_on_the_next() {
         assert_eq!(out.status.code(), Some(0), "trial {trial}: {err}");
         if trial == 0 {
             assert!(
-                err.contains("wiping the members' raft data and initialising again"),
+                err.contains("wiping vault-0's raft data and initialising again"),
                 "{err}"
             );
         }

@@ -205,8 +205,9 @@ fn haproxy_stats_give_each_api_server_up_or_down() {
 fn a_process_that_dies_says_how() {
     let dir = tempfile::tempdir().unwrap();
     for (script, expected) in [
-        ("exit 3", "exited with status 3"),
-        ("kill -9 $$", "was killed by SIGKILL"),
+        // A moment alive first: the record is made of a running process.
+        ("sleep 0.2; exit 3", "exited with status 3"),
+        ("sleep 0.2; kill -9 $$", "was killed by SIGKILL"),
     ] {
         let r = process::spawn_detached(
             Path::new("/bin/sh"),
