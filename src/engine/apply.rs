@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::walk::{Limits, OpResult, Operation, Walk, WalkEvent, WalkReport, boxed};
 use crate::address::Address;
 use crate::aws::Aws;
+use crate::plan::estimate;
 use crate::plan::{Action, Change, Plan};
 use crate::provider::{Cx, Desired, OpError, Provider, Providers, Recorded};
 use crate::retry::{Backoff, retry};
@@ -129,7 +131,16 @@ fn desired_of(c: &Change) -> Desired {
     }
 }
 
+/// Notes how long an operation of `kind` took, for the next plans' estimates.
+fn note_duration(s: &mut State, kind: crate::graph::Kind, operation: &str, started: Instant) {
+    let key = estimate::key(kind, operation);
+    let now = started.elapsed().as_secs_f64();
+    let blended = estimate::blend(s.durations.get(&key).copied(), now);
+    s.durations.insert(key, (blended * 1000.0).round() / 1000.0);
+}
+
 async fn create(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    let started = Instant::now();
     let provider = provider(shared, c.kind)?;
     let mut d = desired_of(c);
     d.resumed = matches!(
@@ -163,13 +174,20 @@ async fn create(shared: &Shared, c: &Change) -> Result<(), OpError> {
     let outputs = shared.outputs().await;
     let cx = shared.cx(&outputs);
     let rec = with_retries(shared.cx.attempts, || provider.create(&cx, &d)).await?;
-    record(shared, c, rec).await
+    record(shared, c, rec, "create", started).await
 }
 
-async fn record(shared: &Shared, c: &Change, rec: Recorded) -> Result<(), OpError> {
+async fn record(
+    shared: &Shared,
+    c: &Change,
+    rec: Recorded,
+    operation: &str,
+    started: Instant,
+) -> Result<(), OpError> {
     let attrs = c.after.clone().unwrap_or_default();
     shared
         .save(|s| {
+            note_duration(s, c.kind, operation, started);
             if let Some(rs) = s.resources.get_mut(&c.address) {
                 rs.status = Status::Ready;
                 rs.ids = rec.ids;
@@ -182,6 +200,7 @@ async fn record(shared: &Shared, c: &Change, rec: Recorded) -> Result<(), OpErro
 }
 
 async fn update(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    let started = Instant::now();
     let provider = provider(shared, c.kind)?;
     let rs = shared
         .recorded(&c.address)
@@ -191,10 +210,11 @@ async fn update(shared: &Shared, c: &Change) -> Result<(), OpError> {
     let outputs = shared.outputs().await;
     let cx = shared.cx(&outputs);
     let rec = with_retries(shared.cx.attempts, || provider.update(&cx, &rs, &d)).await?;
-    record(shared, c, rec).await
+    record(shared, c, rec, "update", started).await
 }
 
 async fn delete(shared: &Shared, c: &Change) -> Result<(), OpError> {
+    let started = Instant::now();
     let Some(rs) = shared.recorded(&c.address).await else {
         return Ok(());
     };
@@ -211,6 +231,7 @@ async fn delete(shared: &Shared, c: &Change) -> Result<(), OpError> {
     with_retries(shared.cx.attempts, || provider.delete(&cx, &rs)).await?;
     shared
         .save(|s| {
+            note_duration(s, rs.kind, "delete", started);
             s.resources.remove(&c.address);
         })
         .await

@@ -1,6 +1,7 @@
 //! (desired, recorded, observed) -> [`Plan`]: pure and synchronous; no cloud call here.
 //! Refresh happens before, execution after.
 
+pub mod estimate;
 pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -88,6 +89,9 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     /// In execution order (dependencies first; dependents first for deletes).
     pub changes: Vec<Change>,
+    /// How long it is expected to take, and the changes that decide it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Estimate>,
 }
 
 impl Plan {
@@ -338,6 +342,7 @@ pub fn plan(
         c.after_changes.retain(|a| in_plan.contains(a));
     }
     let (lineage, serial) = state.identity();
+    let estimate = estimate::estimate(&changes, &state.durations);
     Ok(Plan {
         format_version: PLAN_FORMAT,
         stack: state.stack.clone(),
@@ -346,6 +351,7 @@ pub fn plan(
         destroy: opts.destroy,
         drift,
         changes,
+        estimate: Some(estimate),
     })
 }
 

@@ -23,6 +23,10 @@ pub struct State {
     /// By address.
     #[serde(default)]
     pub resources: BTreeMap<Address, ResourceState>,
+    /// Seconds each kind's operations took in this stack's past runs (`kind/operation`,
+    /// blended run over run): the plan's estimate uses them instead of typical figures.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub durations: BTreeMap<String, f64>,
 }
 
 impl State {
@@ -53,6 +57,7 @@ impl State {
             lineage: uuid::Uuid::new_v4().to_string(),
             stack: stack.to_string(),
             resources: BTreeMap::new(),
+            durations: BTreeMap::new(),
         }
     }
 }

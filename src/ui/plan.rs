@@ -189,7 +189,24 @@ pub fn human(plan: &Plan, color: bool) -> String {
         attribute_lines(c, &mut out);
     }
     let _ = writeln!(out, "\n{}", summary_line(plan));
+    if let Some(e) = &plan.estimate {
+        out.push_str(&estimate_line(e));
+    }
     out
+}
+
+/// `Expected duration: about 12m 03s, decided by a -> b -> c.`
+pub fn estimate_line(e: &crate::plan::estimate::Estimate) -> String {
+    let path: Vec<&str> = e.critical_path.iter().map(|a| a.as_str()).collect();
+    let source = match e.measured {
+        0 => "typical AWS durations".to_string(),
+        n => format!("typical AWS durations and {n} measured in this stack's past runs"),
+    };
+    format!(
+        "Expected duration: about {} ({source}), decided by:\n  {}\n",
+        crate::plan::estimate::human(e.seconds),
+        path.join("\n  -> ")
+    )
 }
 
 pub fn summary_line(plan: &Plan) -> String {
@@ -229,6 +246,7 @@ pub fn json(plan: &Plan) -> Value {
         "destroy": plan.destroy,
         "drift": plan.drift,
         "changes": changes,
+        "estimate": plan.estimate,
         "summary": {
             "create": plan.count(Action::Create),
             "update": plan.count(Action::Update),

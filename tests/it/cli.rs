@@ -252,6 +252,7 @@ fn a_changed_policy_shows_which_lines_change() {
         serial: None,
         destroy: false,
         drift: Vec::new(),
+        estimate: None,
         changes: vec![Change {
             address: "vault.v.policy.reader".parse().unwrap(),
             kind: vaultform::graph::Kind::VaultPolicy,

@@ -293,6 +293,15 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         "3 servers, 4 HAProxies"
     );
     assert_healthy(&run.status());
+    // Each kind's durations are recorded for the next plans' estimates.
+    let durations = run.state()["durations"].clone();
+    for key in [
+        "eks-cluster/create",
+        "vault-member/create",
+        "raft-verify/create",
+    ] {
+        assert!(durations[key].as_f64().is_some(), "{key}: {durations}");
+    }
     // The servers and proxies run with a cleared environment: no AWS credentials, no
     // VAULT_*/BAO_* variables of the caller.
     for rec in recorded_processes(&work) {
@@ -739,6 +748,18 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     let changes = destroy_plan["changes"].as_array().unwrap();
     assert!(changes.len() > 30, "{} changes", changes.len());
     assert!(changes.iter().all(|c| c["action"] == "delete"));
+    // The plan's estimate uses what this stack's runs took (the replace recorded a delete).
+    assert!(
+        destroy_plan["estimate"]["measured"].as_u64().unwrap() >= 1,
+        "{}",
+        destroy_plan["estimate"]
+    );
+    assert!(
+        !destroy_plan["estimate"]["critical_path"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let out = run.cmd(&["plan", "local.kdl", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "no change after plan --destroy");
 
