@@ -407,21 +407,16 @@ struct DevBao {
 
 impl DevBao {
     fn start(token: &str) -> DevBao {
-        // Dev mode listens on PORT and PORT + 1 (cluster): find two free in a row.
-        let port = loop {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = l.local_addr().unwrap().port();
-            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                break port;
-            }
-        };
+        // This test's own loopback address and fixed ports (dev mode also binds PORT + 1):
+        // nothing else in the suite uses 127.0.84.x, so no port is picked and lost to another.
+        let (host, port) = ("127.0.84.1", 8200);
         let child = std::process::Command::new(bin_dir().join("bao"))
             .args([
                 "server",
                 "-dev",
                 "-dev-no-store-token",
                 &format!("-dev-root-token-id={token}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                &format!("-dev-listen-address={host}:{port}"),
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -429,10 +424,10 @@ impl DevBao {
             .expect("start bao");
         let bao = DevBao {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("http://{host}:{port}"),
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((host, port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "bao did not start");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

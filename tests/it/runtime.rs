@@ -19,12 +19,12 @@ impl Drop for Stopped {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// This file's loopback network, with fixed ports: nothing else in the suite uses 127.0.82.x,
+/// so no port is picked, released and taken by another test in between.
+const NET: [u8; 3] = [127, 0, 82];
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(NET[0], NET[1], NET[2], last)
 }
 
 fn which(name: &str) -> std::path::PathBuf {
@@ -77,13 +77,14 @@ async fn haproxy_forwards_to_a_member_whose_health_check_passes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A real OpenBao server in dev mode: initialised, unsealed, active (health 200).
-    let api = free_port();
+    // `-dev` listens on the address given and on its port + 1 for the cluster.
+    let api = 8200;
     let bao = process::spawn_detached(
         &which("bao"),
         &[
             "server".into(),
             "-dev".into(),
-            format!("-dev-listen-address=127.0.0.1:{api}"),
+            format!("-dev-listen-address={}:{api}", ip(1)),
             "-dev-no-store-token".into(),
         ],
         &d.join("bao.log"),
@@ -91,18 +92,18 @@ async fn haproxy_forwards_to_a_member_whose_health_check_passes() {
     )
     .unwrap();
     let _bao_guard = Stopped(bao.clone());
-    let (front_api, front_cluster) = (free_port(), free_port());
+    let (front_api, front_cluster) = (8200, 8201);
     let config = ProxyConfig {
         name: "lb1".into(),
-        address: Ipv4Addr::LOCALHOST,
+        address: ip(2),
         api_port: front_api,
         cluster_port: front_cluster,
         health: HealthMode::Active,
         backends: vec![Backend {
             name: "m0".into(),
-            address: Ipv4Addr::LOCALHOST,
+            address: ip(1),
             api_port: api,
-            cluster_port: free_port(),
+            cluster_port: api + 1,
         }],
     };
     let text = haproxy::render(&config);
@@ -130,7 +131,7 @@ async fn haproxy_forwards_to_a_member_whose_health_check_passes() {
 
     // Through the proxy, once the health check marks the member up: poll with backoff.
     let client = vaultform::vault::Client::new(
-        &format!("http://127.0.0.1:{front_api}"),
+        &format!("http://{}:{front_api}", ip(2)),
         &Default::default(),
     )
     .unwrap();

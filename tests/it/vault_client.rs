@@ -19,23 +19,18 @@ impl Drop for Bao {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// This file's loopback address, with fixed ports: nothing else in the suite uses 127.0.83.x.
+const ADDR: &str = "127.0.83.1";
 
 fn start_bao() -> Bao {
     let dir = tempfile::tempdir().unwrap();
-    let (api, cluster) = (free_port(), free_port());
+    let (api, cluster) = (8200, 8201);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let config = format!(
         "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n  performance_multiplier = 1\n}}\n\
-         listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
-         api_addr = \"http://127.0.0.1:{api}\"\ncluster_addr = \"http://127.0.0.1:{cluster}\"\ndisable_mlock = true\n",
+         listener \"tcp\" {{\n  address = \"{ADDR}:{api}\"\n  cluster_address = \"{ADDR}:{cluster}\"\n  tls_disable = true\n}}\n\
+         api_addr = \"http://{ADDR}:{api}\"\ncluster_addr = \"http://{ADDR}:{cluster}\"\ndisable_mlock = true\n",
         data.display()
     );
     std::fs::write(dir.path().join("bao.hcl"), config).unwrap();
@@ -51,12 +46,12 @@ fn start_bao() -> Bao {
         .expect("start bao");
     let bao = Bao {
         child,
-        addr: format!("http://127.0.0.1:{api}"),
+        addr: format!("http://{ADDR}:{api}"),
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut delay = Duration::from_millis(20);
-    while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
+    while std::net::TcpStream::connect((ADDR, api)).is_err() {
         assert!(Instant::now() < deadline, "bao did not start");
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(250));

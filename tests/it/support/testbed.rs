@@ -11,11 +11,6 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| super::root().join(".venv/bin"))
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// A moto server owned by one test; stopped (by its own PID) when dropped.
 pub struct Moto {
     child: Child,
@@ -23,22 +18,45 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts moto on a port it picks itself (`-p 0`) and reads the port from what it prints,
+    /// so that no other test can take the port between a pick and the bind.
     pub fn start() -> Moto {
+        use std::io::BufRead;
         let exe = bin_dir().join("moto_server");
         assert!(
             exe.exists(),
             "{} is missing: run scripts/testbed setup (scripts/test does)",
             exe.display()
         );
-        let port = free_port();
-        let child = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(exe)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             // Real AWS has its managed IAM policies; moto loads them on request.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start moto");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
+                port = rest
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .ok();
+                break;
+            }
+        }
+        let Some(port) = port else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("moto exited before it listened: {status:?}");
+        };
+        // Its request log must be read, or moto blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
         let moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut delay = Duration::from_millis(20);
