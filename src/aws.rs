@@ -172,6 +172,9 @@ pub struct AwsSettings {
     pub endpoint: Option<String>,
     /// Attempts per request, throttling and transient errors included.
     pub max_attempts: u32,
+    /// Fixed credentials (access key ID, secret) instead of the standard chain: for tests
+    /// against an emulator, which must not set process-wide variables.
+    pub static_credentials: Option<(String, String)>,
 }
 
 impl AwsSettings {
@@ -183,6 +186,7 @@ impl AwsSettings {
         AwsSettings {
             endpoint,
             max_attempts: 10,
+            static_credentials: None,
         }
     }
 }
@@ -210,6 +214,11 @@ impl Aws {
             .region(Region::new("us-east-1"));
         if let Some(ep) = &settings.endpoint {
             loader = loader.endpoint_url(ep);
+        }
+        if let Some((id, secret)) = &settings.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_sts::config::Credentials::new(
+                id, secret, None, None, "static",
+            ));
         }
         Aws {
             config: loader.load().await,

@@ -143,13 +143,10 @@ async fn the_store_keeps_only_ciphertext_falls_back_and_never_overwrites() {
 }
 
 pub(crate) async fn aws_for(endpoint: &str) -> Aws {
-    // The library reads credentials from the environment like the CLI does. Every test of
-    // this binary that talks to moto uses these same values, so setting them races with nothing.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    }
+    // Fixed credentials in the settings: no process-wide variable is set while other threads
+    // of this test binary start processes.
     let mut settings = AwsSettings::resolve(Some(endpoint));
     settings.endpoint = Some(endpoint.to_string());
+    settings.static_credentials = Some(("test".into(), "test".into()));
     Aws::connect(&settings).await
 }
