@@ -213,7 +213,7 @@ where
 }
 
 /// Deletes that run into lingering dependencies (ENIs of a deleted load balancer) are worth
-/// retrying; the engine's retries bound how long.
+/// retrying; [`until_deletable`] bounds how long.
 fn delete_error<E>(what: &str, e: SdkError<E, aws_smithy_runtime_api::http::Response>) -> OpError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata

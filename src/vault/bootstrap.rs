@@ -420,15 +420,6 @@ impl Provider for VaultInit {
         Ok(Recorded::default())
     }
 
-    async fn update(
-        &self,
-        cx: &Cx<'_>,
-        _rs: &ResourceState,
-        d: &Desired,
-    ) -> Result<Recorded, OpError> {
-        self.create(cx, d).await
-    }
-
     async fn delete(&self, _cx: &Cx<'_>, _rs: &ResourceState) -> Result<(), OpError> {
         // The data goes with the members; the keys with `unseal-keys`.
         Ok(())

@@ -79,6 +79,24 @@ impl UnsealStore {
         format!("{}vault-unseal-{i}", self.prefix)
     }
 
+    /// `plaintext` encrypted with bucket `b`'s key and the store's encryption context.
+    async fn encrypt(
+        &self,
+        kms: &aws_sdk_kms::Client,
+        b: &StoreBucket,
+        plaintext: &[u8],
+    ) -> Result<Blob, String> {
+        kms.encrypt()
+            .key_id(&b.key)
+            .plaintext(Blob::new(plaintext))
+            .set_encryption_context(Some(self.context.clone()))
+            .send()
+            .await
+            .map_err(|e| format!("KMS encrypt: {}", crate::aws::describe_error(&e).1))?
+            .ciphertext_blob
+            .ok_or_else(|| "KMS returned no ciphertext".to_string())
+    }
+
     /// Whether `key` is one of the store's secret objects (a share or the root token).
     fn is_secret_object(&self, key: &str) -> bool {
         key.strip_prefix(&self.prefix)
@@ -124,16 +142,10 @@ impl UnsealStore {
         let kms = aws.kms(&b.region);
         let s3 = aws.s3(&b.region);
         for (object, secret) in self.objects(keys) {
-            let blob = kms
-                .encrypt()
-                .key_id(&b.key)
-                .plaintext(Blob::new(secret.expose().as_bytes()))
-                .set_encryption_context(Some(self.context.clone()))
-                .send()
+            let blob = self
+                .encrypt(&kms, b, secret.expose().as_bytes())
                 .await
-                .map_err(|e| fail(format!("KMS encrypt: {}", crate::aws::describe_error(&e).1)))?
-                .ciphertext_blob
-                .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
+                .map_err(fail)?;
             let put = s3
                 .put_object()
                 .bucket(&b.bucket)
@@ -311,18 +323,9 @@ impl UnsealStore {
                         .filter_map(|m| Some((m.key()?, m.version_id()))),
                 );
             for (key, version) in versions.filter(|(k, _)| ours(k)) {
-                s3.delete_object()
-                    .bucket(&b.bucket)
-                    .key(key)
-                    .set_version_id(version.map(str::to_owned))
-                    .send()
+                delete_version(&s3, &b.bucket, key, version)
                     .await
-                    .map_err(|e| {
-                        fail(format!(
-                            "S3 delete {key}: {}",
-                            crate::aws::describe_error(&e).1
-                        ))
-                    })?;
+                    .map_err(fail)?;
             }
         }
         Ok(())
@@ -338,17 +341,11 @@ impl UnsealStore {
                 bucket: b.bucket.clone(),
                 message,
             };
-            let blob = aws
-                .kms(&b.region)
-                .encrypt()
-                .key_id(&b.key)
-                .plaintext(Blob::new(uuid::Uuid::new_v4().to_string().into_bytes()))
-                .set_encryption_context(Some(self.context.clone()))
-                .send()
+            let probe = uuid::Uuid::new_v4().to_string();
+            let blob = self
+                .encrypt(&aws.kms(&b.region), b, probe.as_bytes())
                 .await
-                .map_err(|e| fail(format!("KMS encrypt: {}", crate::aws::describe_error(&e).1)))?
-                .ciphertext_blob
-                .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
+                .map_err(fail)?;
             let s3 = aws.s3(&b.region);
             let object = format!("{}vaultform-probe", self.prefix);
             let put = s3
@@ -364,18 +361,9 @@ impl UnsealStore {
                         crate::aws::describe_error(&e).1
                     ))
                 })?;
-            s3.delete_object()
-                .bucket(&b.bucket)
-                .key(&object)
-                .set_version_id(put.version_id().map(str::to_owned))
-                .send()
+            delete_version(&s3, &b.bucket, &object, put.version_id())
                 .await
-                .map_err(|e| {
-                    fail(format!(
-                        "S3 delete {object}: {}",
-                        crate::aws::describe_error(&e).1
-                    ))
-                })?;
+                .map_err(fail)?;
         }
         Ok(())
     }
@@ -414,4 +402,21 @@ impl UnsealStore {
             .await
             .is_ok()
     }
+}
+
+/// Deletes one version of an object (the object itself when `version` is `None`).
+async fn delete_version(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<(), String> {
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| format!("S3 delete {key}: {}", crate::aws::describe_error(&e).1))
 }
