@@ -684,6 +684,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
             None
         }
     };
+    let tls = decode_tls(r.child("tls"), head, problems);
     let secrets: Vec<SecretsEngine> = r
         .children("secrets")
         .into_iter()
@@ -719,10 +720,86 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         members,
         front,
         unseal_store: store?,
+        tls,
         secrets,
         auth,
         policies,
     })
+}
+
+/// Member certificates last a year by default and are replaced 30 days before they expire.
+const CERT_VALIDITY: u64 = 365 * 86400;
+const CERT_RENEW_BEFORE: u64 = 30 * 86400;
+
+/// `tls`: absent (on, generated CA), `tls #false` (plain HTTP, with a warning), or settings:
+/// `tls ca-cert="ca.pem" ca-key="ca.key" validity="365d" renew-before="30d"`.
+fn decode_tls(node: Option<&KdlNode>, vault_head: SourceSpan, problems: &mut Vec<Problem>) -> Tls {
+    let Some(node) = node else {
+        return Tls {
+            span: vault_head,
+            enabled: true,
+            ca: None,
+            validity: Spanned::new(CERT_VALIDITY, vault_head),
+            renew_before: Spanned::new(CERT_RENEW_BEFORE, vault_head),
+        };
+    };
+    let mut r = NodeReader::node("tls", node);
+    let head = r.head();
+    let on = r.arg_bool();
+    let cert = r.string("ca-cert");
+    let key = r.string("ca-key");
+    let seconds = |r: &mut NodeReader, name, default| {
+        duration(r, name)
+            .map(|d| Spanned::new(duration_seconds(&d.value).unwrap_or(default), d.span))
+            .unwrap_or(Spanned::new(default, head))
+    };
+    let validity = seconds(&mut r, "validity", CERT_VALIDITY);
+    let renew_before = seconds(&mut r, "renew-before", CERT_RENEW_BEFORE);
+    let enabled = on.as_ref().is_none_or(|b| b.value);
+    if let Some(off) = on.as_ref().filter(|b| !b.value) {
+        r.push(
+            Problem::warning(
+                Code::PlainHttp,
+                "TLS is off: tokens and unseal keys cross the network in clear",
+            )
+            .label(off.span, "plain HTTP on every listener and load balancer")
+            .help("remove `tls #false` to have vaultform make a CA and a certificate per member"),
+        );
+    }
+    let ca = match (cert, key) {
+        (Some(cert), Some(key)) => Some(UserCa { cert, key }),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            r.push(
+                Problem::error(Code::MissingValue, "a CA of your own needs both `ca-cert` and `ca-key`")
+                    .label(one.span, "only one of the two is given")
+                    .help("name the CA certificate and its private key (PEM files): `tls ca-cert=\"ca.pem\" ca-key=\"ca.key\"`"),
+            );
+            None
+        }
+    };
+    if renew_before.value >= validity.value {
+        r.push(
+            Problem::error(
+                Code::InvalidValue,
+                "`renew-before` must be shorter than `validity`",
+            )
+            .label(
+                renew_before.span,
+                "every certificate would be due for renewal at once",
+            )
+            .label(validity.span, "certificates last this long")
+            .help("the defaults are validity=\"365d\" renew-before=\"30d\""),
+        );
+    }
+    r.finish(problems);
+    Tls {
+        span: head,
+        enabled,
+        ca,
+        validity,
+        renew_before,
+    }
 }
 
 const ENGINES: &[(&str, EngineKind)] = &[

@@ -97,6 +97,25 @@ impl<'a> NodeReader<'a> {
         self.problems.push(problem);
     }
 
+    /// An optional positional boolean (`tls #false`): `None` when the next argument is absent
+    /// or not a boolean (then `finish` reports it).
+    pub fn arg_bool(&mut self) -> Option<Spanned<bool>> {
+        let idx = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name().is_none())
+            .nth(self.args_used)
+            .map(|(i, _)| i)?;
+        let entry = &self.entries[idx];
+        let KdlValue::Bool(b) = entry.value() else {
+            return None;
+        };
+        self.args_used += 1;
+        self.used_entries[idx] = true;
+        Some(Spanned::new(*b, entry.span()))
+    }
+
     /// The next positional argument, which must be a string (a name or a kind).
     pub fn arg_string(&mut self, what: &str) -> Option<Spanned<String>> {
         let idx = self

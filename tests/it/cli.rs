@@ -386,7 +386,7 @@ fn diagnostics_are_coloured_only_when_stderr_is_a_terminal() {
     let out = on_a_terminal(&format!("{validate} 2> '{}'", err_file.display()));
     assert!(out.status.success(), "{}", stdout(&out));
     let file = std::fs::read_to_string(&err_file).unwrap();
-    assert!(file.contains("valid, with 3 warnings"), "{file}");
+    assert!(file.contains("valid, with 4 warnings"), "{file}");
     assert!(
         !file.contains("\x1b["),
         "escape codes in a redirected stderr: {file}"
