@@ -328,6 +328,16 @@ pub struct RunArgs {
     /// Operations at once per AWS service and region.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub parallelism: usize,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LockArgs {
+    /// Wait up to DURATION (`30s`, `5m`) for a state lock another run holds, instead of
+    /// failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = crate::state::lease::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// Output format of `graph`.
