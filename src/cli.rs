@@ -174,6 +174,12 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Create the topology's S3 state bucket (versioning, SSE-KMS, public access blocked,
+    /// TLS-only policy) and its KMS key, when missing. Idempotent.
+    Init {
+        /// The topology file (KDL).
+        file: PathBuf,
+    },
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
         /// The topology file (KDL).
@@ -267,6 +273,44 @@ pub enum StateCommand {
         file: PathBuf,
         /// The resource's address, as `state list` prints it.
         address: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print the whole current state as JSON (decrypted).
+    Pull {
+        /// The topology file (KDL).
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the stored versions of the state, newest first (S3 bucket versioning).
+    Versions {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Bring back an earlier version of the state as the newest one (same lineage only).
+    Restore {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// The version ID, as `state versions` lists it.
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Copy the state to the backend another topology file names (local <-> S3), holding
+    /// both locks.
+    Migrate {
+        /// The topology file (KDL) whose state is copied.
+        file: PathBuf,
+        /// The topology file naming the target backend (same stack).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
         #[command(flatten)]
         state: StateArgs,
     },

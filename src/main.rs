@@ -101,7 +101,22 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
                 address,
                 state,
             } => commands::state::state_show(file, address, state, printer).await,
+            StateCommand::Pull { file, state } => {
+                commands::remote::pull(file, state, printer).await
+            }
+            StateCommand::Versions { file, json, state } => {
+                commands::remote::versions(file, state, *json, printer).await
+            }
+            StateCommand::Restore {
+                file,
+                version_id,
+                state,
+            } => commands::remote::restore(file, version_id, state, printer).await,
+            StateCommand::Migrate { file, to, state } => {
+                commands::remote::migrate(file, to, state, printer).await
+            }
         },
+        Command::Init { file } => commands::remote::init(file, printer).await,
         Command::Output { file, state } => commands::state::output(file, state, printer).await,
         Command::ForceUnlock {
             file,

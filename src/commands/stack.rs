@@ -55,7 +55,10 @@ pub(super) async fn lock(
         } else {
             "its process is gone"
         };
-        printer.message(&format!("Took over a stale lock: {} ({why}).", old.describe()));
+        printer.message(&format!(
+            "Took over a stale lock: {} ({why}).",
+            old.describe()
+        ));
     }
     Ok(guard)
 }

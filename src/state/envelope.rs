@@ -19,8 +19,6 @@ const FORMAT: &str = "vaultform-envelope-1";
 #[derive(Debug, Serialize, Deserialize)]
 struct Sealed {
     format: String,
-    /// The KMS key (ARN) the data key was made with.
-    kms_key: String,
     /// The data key, encrypted by KMS.
     data_key: String,
     nonce: String,
@@ -31,7 +29,8 @@ struct Sealed {
 pub struct DataKey {
     plaintext: Zeroizing<Vec<u8>>,
     encrypted: Vec<u8>,
-    kms_key: String,
+    /// The KMS key (ARN) that made it.
+    pub kms_key: String,
 }
 
 /// Why an envelope could not be made or opened.
@@ -41,7 +40,9 @@ pub enum EnvelopeError {
     Kms(String),
     #[error("the object is not an encrypted vaultform state")]
     NotSealed,
-    #[error("the object does not decrypt with its data key (altered, or bound to another stack or key)")]
+    #[error(
+        "the object does not decrypt with its data key (altered, or bound to another stack or key)"
+    )]
     Tampered,
 }
 
@@ -122,7 +123,6 @@ impl DataKey {
             .map_err(|_| EnvelopeError::Tampered)?;
         let sealed = Sealed {
             format: FORMAT.into(),
-            kms_key: self.kms_key.clone(),
             data_key: B64.encode(&self.encrypted),
             nonce: B64.encode(nonce),
             ciphertext: B64.encode(&buf),
@@ -165,7 +165,7 @@ pub async fn open(
                 .into_inner(),
         ),
         encrypted,
-        kms_key: out.key_id.unwrap_or(sealed.kms_key),
+        kms_key: out.key_id.unwrap_or_else(|| kms_key.to_string()),
     };
     let n = key
         .cipher()?

@@ -6,6 +6,7 @@ pub mod local;
 pub mod lock;
 pub mod model;
 pub mod s3;
+pub mod s3_init;
 
 pub use lock::{LockGuard, LockInfo};
 pub use model::{ResourceState, State, Status};
@@ -68,35 +69,51 @@ pub enum StateError {
     #[error("state {location}: {message}")]
     #[diagnostic(
         code(vaultform::state::remote),
-        help("check the bucket, its region and the credentials; `vaultform init FILE` creates the bucket")
+        help(
+            "check the bucket, its region and the credentials; `vaultform init FILE` creates the bucket"
+        )
     )]
     Remote { location: String, message: String },
-    #[error("state {location} was changed by {writer} since this run read it; nothing was overwritten")]
+    #[error(
+        "state {location} was changed by {writer} since this run read it; nothing was overwritten"
+    )]
     #[diagnostic(
         code(vaultform::state::conflict),
-        help("another run wrote the state behind this one's back; run the command again to plan against the new state")
+        help(
+            "another run wrote the state behind this one's back; run the command again to plan against the new state"
+        )
     )]
     Conflict { location: String, writer: String },
-    #[error("this run no longer holds the lock on {location}: {holder} holds it now; refusing to save")]
+    #[error(
+        "this run no longer holds the lock on {location}: {holder} holds it now; refusing to save"
+    )]
     #[diagnostic(
         code(vaultform::state::fenced),
-        help("this run was paused past its lease and another run took the lock over; let that run finish, then plan again")
+        help(
+            "this run was paused past its lease and another run took the lock over; let that run finish, then plan again"
+        )
     )]
     Fenced { location: String, holder: String },
     #[error("cannot decrypt state {location} with KMS key {key}: {message}")]
     #[diagnostic(
         code(vaultform::state::decrypt),
-        help("the state is encrypted client-side with the topology's `kms-key`; check that the key exists in the state's region, that these credentials may use it, and that it is the key the state was written with")
+        help(
+            "the state is encrypted client-side with the topology's `kms-key`; check that the key exists in the state's region, that these credentials may use it, and that it is the key the state was written with"
+        )
     )]
     Decrypt {
         location: String,
         key: String,
         message: String,
     },
-    #[error("the store behind {location} ignored a conditional write ({what}); vaultform cannot lock or save safely there")]
+    #[error(
+        "the store behind {location} ignored a conditional write ({what}); vaultform cannot lock or save safely there"
+    )]
     #[diagnostic(
         code(vaultform::state::unconditional),
-        help("use AWS S3 or a store that honours If-None-Match and If-Match on PutObject; nothing was changed")
+        help(
+            "use AWS S3 or a store that honours If-None-Match and If-Match on PutObject; nothing was changed"
+        )
     )]
     Unconditional { location: String, what: String },
     #[error("saving state {location} without holding its lock")]
@@ -105,10 +122,14 @@ pub enum StateError {
     #[error("state {location} keeps no versions")]
     #[diagnostic(
         code(vaultform::state::versions),
-        help("versions are kept by the S3 backend (bucket versioning); a local state keeps one backup beside it")
+        help(
+            "versions are kept by the S3 backend (bucket versioning); a local state keeps one backup beside it"
+        )
     )]
     NoVersions { location: String },
-    #[error("version {version} of {location} has lineage {found}; the current state has {expected}")]
+    #[error(
+        "version {version} of {location} has lineage {found}; the current state has {expected}"
+    )]
     #[diagnostic(
         code(vaultform::state::lineage),
         help("a version of another state cannot be restored over this one")

@@ -120,6 +120,12 @@ impl S3Backend {
         }
     }
 
+    /// The same backend with another lease (tests).
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
+        self
+    }
+
     pub fn location(&self) -> &S3Location {
         &self.loc
     }
@@ -166,10 +172,11 @@ impl S3Backend {
                 other => decrypt(other.to_string()),
             })?;
         *self.data_key.lock().expect("data key") = Some(Arc::new(key));
-        let state: State = serde_json::from_slice(&plain).map_err(|source| StateError::Corrupt {
-            path: self.loc.url(),
-            source,
-        })?;
+        let state: State =
+            serde_json::from_slice(&plain).map_err(|source| StateError::Corrupt {
+                path: self.loc.url(),
+                source,
+            })?;
         if state.version != FORMAT_VERSION {
             return Err(StateError::Version {
                 path: self.loc.url(),
@@ -304,7 +311,11 @@ async fn read_lock(
     match serde_json::from_slice::<LockObject>(&body) {
         Ok(o) => Ok(Some((o, etag))),
         Err(_) => Err(StateError::Locked {
-            holder: format!("an unreadable lock object s3://{}/{}", loc.bucket, loc.lock_key()),
+            holder: format!(
+                "an unreadable lock object s3://{}/{}",
+                loc.bucket,
+                loc.lock_key()
+            ),
             id: "?".into(),
         }),
     }
@@ -390,7 +401,9 @@ async fn heartbeat(s3: aws_sdk_s3::Client, loc: Arc<S3Location>, held: SharedHel
                 );
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "could not renew the state lock's lease; trying again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the state lock's lease; trying again")
+            }
         }
     }
 }

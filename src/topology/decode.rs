@@ -266,8 +266,7 @@ pub fn is_kms_key_reference(s: &str) -> bool {
         !n.is_empty()
             && n.len() <= 250
             && !n.starts_with("aws/")
-            && n
-                .chars()
+            && n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
     };
     let key_id = |n: &str| {
