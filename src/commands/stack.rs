@@ -166,6 +166,14 @@ async fn execute(
     } else {
         printer.message(&report::summary(&summary));
     }
+    // What a remote state cost this run so far (its lock's release is one request more).
+    let state_calls = session.backend.api_calls();
+    if !state_calls.is_empty() && !run.json {
+        printer.message(&format!(
+            "State backend API calls: {}.",
+            report::api_calls(&state_calls)
+        ));
+    }
     if outcome.ok() {
         Outcome::Success
     } else {

@@ -1112,3 +1112,31 @@ fn decode_store(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<UnsealSto
         context,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_kms_key_reference;
+
+    #[test]
+    fn kms_key_references() {
+        for ok in [
+            "alias/vaultform-state",
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:alias/state",
+        ] {
+            assert!(is_kms_key_reference(ok), "{ok}");
+        }
+        for bad in [
+            "my state key",
+            "alias/",
+            "alias/aws/s3",
+            "state",
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:eu-west-1:1111:key/x",
+        ] {
+            assert!(!is_kms_key_reference(bad), "{bad}");
+        }
+    }
+}

@@ -591,3 +591,71 @@ fn versions_restore_and_migration_local_s3_local() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("has lineage"), "{}", stderr(&out));
 }
+
+/// `topologies/aws-eu.kdl` keeps its state in S3: `init` makes the bucket and key, and its AWS
+/// part plans against that state (the Kubernetes runtime is refused on its own).
+#[test]
+fn the_shipped_s3_topology_plans_against_its_remote_state() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let root = crate::support::root();
+    let out = vaultform_aws(&root, &ep, &["init", "topologies/aws-eu.kdl"]);
+    ok(&out);
+    let out = vaultform_aws(
+        &root,
+        &ep,
+        &[
+            "plan",
+            "topologies/aws-eu.kdl",
+            "--target",
+            "region.eu-central-1.key.unseal",
+        ],
+    );
+    ok(&out);
+    assert!(
+        stdout(&out).contains("region.eu-central-1.key.unseal"),
+        "{}",
+        stdout(&out)
+    );
+    let out = vaultform_aws(&root, &ep, &["plan", "topologies/aws-eu.kdl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot create these resource kinds yet"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The figures of docs/pipelines.md: what the S3 backend costs one apply, in API calls.
+#[test]
+fn an_apply_reports_what_the_state_backend_cost() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d, &ep, "rsn");
+    let out = run(d, &ep, &["apply", "stack.kdl", "--auto-approve"], "60s");
+    ok(&out);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("State backend API calls:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let state = pulled(d, &ep, "stack.kdl");
+    eprintln!(
+        "MEASURE {line} for {} saves (serial), one apply creating 4 resources",
+        state["serial"]
+    );
+    let count = |service: &str| -> u64 {
+        line.split(&format!("{service} "))
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let saves = state["serial"].as_u64().unwrap();
+    // Lock: read + write + 2 probes; state: 1 read; per save: the fence check + the write.
+    assert_eq!(count("s3"), 4 + 1 + 2 * saves, "{line}");
+    // One data key per run; the first apply has nothing to decrypt.
+    assert_eq!(count("kms"), 1, "{line}");
+}
