@@ -659,3 +659,31 @@ fn an_apply_reports_what_the_state_backend_cost() {
     // One data key per run; the first apply has nothing to decrypt.
     assert_eq!(count("kms"), 1, "{line}");
 }
+
+/// A store that ignores conditional writes (lxc/incus#3651) is found out before anything is
+/// changed, and named.
+#[test]
+fn a_store_that_ignores_conditional_writes_is_refused() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stack = "rsu";
+    setup(d, &ep, stack);
+    let proxy = crate::support::testbed::FaultProxy::start_with(
+        &ep,
+        &["--fail-rate", "0", "--drop-conditions"],
+    );
+    let out = vaultform_aws(
+        d,
+        &proxy.endpoint(),
+        &["apply", "stack.kdl", "--auto-approve"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ignored a conditional write"), "{err}");
+    assert!(err.contains(&proxy.endpoint()), "{err}");
+    let rt = runtime();
+    let api = rt.block_on(Api::new(&ep));
+    assert_eq!(created(&rt, &api, stack), (0, 0), "nothing was created");
+}
