@@ -51,6 +51,17 @@ pub struct Cli {
     )]
     pub log_file: Option<PathBuf>,
 
+    /// Set the topology variable NAME (`${NAME}` in the topology) to VALUE; repeatable. Wins
+    /// over the environment's VAULTFORM_VAR_NAME.
+    #[arg(
+        long = "var",
+        global = true,
+        value_name = "NAME=VALUE",
+        value_parser = crate::topology::vars::parse_assignment,
+        help_heading = "Global options"
+    )]
+    pub vars: Vec<(String, String)>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let printer = Printer::new(forced_color(cli.color));
+    vaultform::topology::vars::set(cli.vars.iter().cloned().collect());
     if let Err(err) = log::init(&log_settings(&cli), &printer) {
         printer.message(&format!("{:?}", miette::Report::new(err)));
         return ExitCode::from(1);

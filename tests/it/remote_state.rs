@@ -687,3 +687,156 @@ fn a_store_that_ignores_conditional_writes_is_refused() {
     let api = rt.block_on(Api::new(&ep));
     assert_eq!(created(&rt, &api, stack), (0, 0), "nothing was created");
 }
+
+/// A YAML file as JSON, read by PyYAML from the test bed's Python.
+fn yaml(path: &Path) -> serde_json::Value {
+    let python = crate::support::testbed::bin_dir().join("python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Runs every `vaultform` command of a pipeline job as written, with bash, in `dir`.
+fn play(dir: &Path, ep: &str, env: &[(String, String)], commands: &[String]) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_vaultform")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in commands {
+        let out = std::process::Command::new("bash")
+            .args(["-eo", "pipefail", "-c", command])
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PATH", &path)
+            .env("NO_COLOR", "1")
+            .env("AWS_ENDPOINT_URL", ep)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{command}` failed:\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+/// The plain (expression-free) variables of a pipeline, plus the environment's name.
+fn pipeline_env(vars: &serde_json::Value, name: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vars
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .filter(|(_, v)| !v.contains('$'))
+        .collect();
+    env.push(("VAULTFORM_VAR_env".into(), name.into()));
+    env
+}
+
+fn vaultform_lines(commands: impl IntoIterator<Item = String>) -> Vec<String> {
+    commands
+        .into_iter()
+        .filter(|c| c.trim_start().starts_with("vaultform "))
+        .collect()
+}
+
+/// The example pipelines are valid YAML, assume roles by OIDC (no static keys), and their
+/// vaultform commands, played as written against moto, create a branch's environment from a
+/// plan file and destroy it; a missing variable is a diagnostic pointing at its use.
+#[test]
+fn the_example_pipelines_run_as_written() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let root = crate::support::root();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("examples/pipelines")).unwrap();
+    std::fs::copy(
+        root.join("examples/pipelines/env.kdl"),
+        d.join("examples/pipelines/env.kdl"),
+    )
+    .unwrap();
+    let rt = runtime();
+    let api = rt.block_on(Api::new(&ep));
+
+    // GitHub Actions.
+    let gh = yaml(&root.join("examples/pipelines/github-actions.yml"));
+    let text = std::fs::read_to_string(root.join("examples/pipelines/github-actions.yml")).unwrap();
+    assert!(!text.contains("aws-access-key-id"), "no static keys");
+    assert_eq!(gh["permissions"]["id-token"], "write");
+    let env = pipeline_env(&gh["env"], "br-feature-x");
+    for job in ["plan", "apply", "destroy"] {
+        let steps = gh["jobs"][job]["steps"].as_array().unwrap();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["with"]["role-to-assume"].is_string()),
+            "{job} assumes a role"
+        );
+        let commands = vaultform_lines(
+            steps
+                .iter()
+                .filter_map(|s| s["run"].as_str().map(str::to_owned)),
+        );
+        assert!(!commands.is_empty(), "{job}");
+        play(d, &ep, &env, &commands);
+        let buckets = rt.block_on(api.stack_buckets("vf-br-feature-x")).len();
+        match job {
+            "plan" => {
+                assert_eq!(buckets, 0, "a plan changes nothing");
+                let plan = std::fs::read_to_string(d.join("plan.txt")).unwrap();
+                assert!(plan.contains("region.eu-west-1.bucket.vf-br-feature-x-unseal-euw1"));
+            }
+            "apply" => assert_eq!(buckets, 2, "the environment exists"),
+            _ => assert_eq!(buckets, 0, "the environment is gone"),
+        }
+    }
+
+    // GitLab CI.
+    let gl = yaml(&root.join("examples/pipelines/gitlab-ci.yml"));
+    assert_eq!(
+        gl["default"]["id_tokens"]["AWS_OIDC_TOKEN"]["aud"],
+        "https://gitlab.com"
+    );
+    let env = pipeline_env(&gl["variables"], "br-other");
+    for job in ["plan", "apply", "destroy"] {
+        let script = gl[job]["script"].as_array().unwrap();
+        let commands = vaultform_lines(script.iter().filter_map(|s| s.as_str().map(str::to_owned)));
+        assert!(!commands.is_empty(), "{job}");
+        play(d, &ep, &env, &commands);
+        let buckets = rt.block_on(api.stack_buckets("vf-br-other")).len();
+        assert_eq!(buckets, if job == "apply" { 2 } else { 0 }, "{job}");
+    }
+
+    // Without the variable: a diagnostic at its use, and how to give it.
+    let out = vaultform_aws(d, &ep, &["plan", "examples/pipelines/env.kdl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the variable `env` has no value"), "{err}");
+    assert!(err.contains("env.kdl:5:7"), "{err}");
+    assert!(err.contains("--var env=VALUE"), "{err}");
+    let out = vaultform_aws(
+        d,
+        &ep,
+        &[
+            "validate",
+            "examples/pipelines/env.kdl",
+            "--var",
+            "env=pr-1",
+        ],
+    );
+    ok(&out);
+}
