@@ -98,6 +98,29 @@ async fn lock_object(api: &Api) -> Option<serde_json::Value> {
     serde_json::from_slice(&body).ok()
 }
 
+/// Waits until a run other than `pid` holds the lock; returns the lock object.
+fn wait_for_holder_other_than(
+    rt: &tokio::runtime::Runtime,
+    api: &Api,
+    child: &mut Child,
+    pid: u64,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(o) = rt.block_on(lock_object(api))
+            && o["pid"].as_u64() != Some(pid)
+        {
+            return o;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended without the lock"
+        );
+        assert!(Instant::now() < deadline, "no run took the lock over");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits until a run holds the lock (not released); returns the lock object.
 fn wait_for_holder(
     rt: &tokio::runtime::Runtime,
@@ -271,17 +294,26 @@ fn a_holder_killed_inside_its_lease_is_named_then_taken_over() {
     .unwrap();
     let wait = expires - time::OffsetDateTime::now_utc();
     if wait.is_positive() {
-        std::thread::sleep(wait.unsigned_abs() + Duration::from_millis(100));
+        std::thread::sleep(wait.unsigned_abs() + Duration::from_millis(50));
     }
-    let out = run(d, &ep, &["apply", "stack.kdl", "--auto-approve"], lease);
+    let expired = Instant::now();
+    let mut taker = spawn(d, &ep, &["apply", "stack.kdl", "--auto-approve"], lease);
+    let new_holder = wait_for_holder_other_than(&rt, &api, &mut taker, u64::from(pid));
+    let taken_in = expired.elapsed();
+    let since_kill = killed.elapsed();
+    assert_eq!(
+        new_holder["fence"].as_u64(),
+        holder["fence"].as_u64().map(|f| f + 1)
+    );
+    let out = taker.wait_with_output().unwrap();
     ok(&out);
     let err = stderr(&out);
     assert!(err.contains("Took over a stale lock"), "{err}");
     assert!(err.contains(&format!("(PID {pid})")), "{err}");
     assert!(err.contains("its lease expired"), "{err}");
     eprintln!(
-        "MEASURE expired lease taken over {:?} after the SIGKILL (lease {lease})",
-        killed.elapsed()
+        "MEASURE an expired lease taken over {taken_in:?} after it expired (process start to the new lock written); {:?} from the SIGKILL (lease {lease})",
+        since_kill
     );
     let out = run(d, &ep, &["plan", "stack.kdl", "--detailed-exitcode"], lease);
     assert_eq!(
