@@ -207,13 +207,11 @@ impl<'a> NodeReader<'a> {
 
     /// A string with its `${NAME}` variables replaced (see `vars`).
     fn expanded(&mut self, s: &str, span: SourceSpan) -> Option<Spanned<String>> {
-        match super::vars::expand(s, span) {
-            Ok(v) => Some(Spanned::new(v, span)),
-            Err(problem) => {
-                self.push(problem);
-                None
-            }
+        let (value, problem) = super::vars::expand(s, span);
+        if let Some(problem) = problem {
+            self.push(problem);
         }
+        Some(Spanned::new(value, span))
     }
 
     pub fn string(&mut self, name: &'static str) -> Option<Spanned<String>> {

@@ -51,12 +51,14 @@ fn lookup(name: &str) -> Option<String> {
 }
 
 /// `value` with every `${NAME}` replaced; a problem at `span` for a reference that has no
-/// value or is malformed. `$$` stands for a literal `$`.
-pub fn expand(value: &str, span: SourceSpan) -> Result<String, Problem> {
+/// value or is malformed. `$$` stands for a literal `$`. With a problem, the value is still
+/// returned (a missing variable stands for its own name) so that no "missing setting" follows.
+pub fn expand(value: &str, span: SourceSpan) -> (String, Option<Problem>) {
     if !value.contains('$') {
-        return Ok(value.to_string());
+        return (value.to_string(), None);
     }
     let mut out = String::with_capacity(value.len());
+    let mut problem = None;
     let mut rest = value;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
@@ -72,40 +74,51 @@ pub fn expand(value: &str, span: SourceSpan) -> Result<String, Problem> {
             continue;
         };
         let Some(end) = inner.find('}') else {
-            return Err(Problem::error(
-                Code::InvalidValue,
-                "a variable reference `${` is not closed",
-            )
-            .label(span, "`${` without `}`")
-            .help("write `${NAME}`, or `$$` for a literal `$`"));
+            problem.get_or_insert(
+                Problem::error(
+                    Code::InvalidValue,
+                    "a variable reference `${` is not closed",
+                )
+                .label(span, "`${` without `}`")
+                .help("write `${NAME}`, or `$$` for a literal `$`"),
+            );
+            out.push_str(&rest[at..]);
+            return (out, problem);
         };
         let name = &inner[..end];
+        rest = &inner[end + 1..];
         if !valid_name(name) {
-            return Err(Problem::error(
-                Code::InvalidValue,
-                format!("`${{{name}}}` is not a variable name"),
-            )
-            .label(span, "malformed reference")
-            .help("a name of letters, digits, `_` and `-`, e.g. `${env}`"));
+            problem.get_or_insert(
+                Problem::error(
+                    Code::InvalidValue,
+                    format!("`${{{name}}}` is not a variable name"),
+                )
+                .label(span, "malformed reference")
+                .help("a name of letters, digits, `_` and `-`, e.g. `${env}`"),
+            );
+            out.push_str(name);
+            continue;
         }
         match lookup(name) {
             Some(v) => out.push_str(&v),
             None => {
-                return Err(Problem::error(
-                    Code::MissingValue,
-                    format!("the variable `{name}` has no value"),
-                )
-                .label(span, format!("`${{{name}}}` is used here"))
-                .help(format!(
-                    "pass `--var {name}=VALUE`, or set {ENV_PREFIX}{}",
-                    name.replace('-', "_")
-                )));
+                problem.get_or_insert(
+                    Problem::error(
+                        Code::MissingValue,
+                        format!("the variable `{name}` has no value"),
+                    )
+                    .label(span, format!("`${{{name}}}` is used here"))
+                    .help(format!(
+                        "pass `--var {name}=VALUE`, or set {ENV_PREFIX}{}",
+                        name.replace('-', "_")
+                    )),
+                );
+                out.push_str(name);
             }
         }
-        rest = &inner[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    (out, problem)
 }
 
 #[cfg(test)]
@@ -116,17 +129,21 @@ mod tests {
     fn references_expand_and_missing_ones_are_problems() {
         set(BTreeMap::from([("env".to_string(), "pr-123".to_string())]));
         let span = SourceSpan::from((0, 1));
-        assert_eq!(expand("bv-${env}", span).unwrap(), "bv-pr-123");
-        assert_eq!(expand("a$$b", span).unwrap(), "a$b");
-        assert_eq!(expand("cost $5", span).unwrap(), "cost $5");
-        let p = expand("bv-${nope-not-set}", span).unwrap_err();
+        let (v, p) = expand("bv-${env}", span);
+        assert_eq!(v, "bv-pr-123");
+        assert!(p.is_none());
+        assert_eq!(expand("a$$b", span).0, "a$b");
+        assert_eq!(expand("cost $5", span).0, "cost $5");
+        let (v, p) = expand("bv-${nope-not-set}", span);
+        assert_eq!(v, "bv-nope-not-set");
+        let p = p.expect("a problem");
         assert!(
             p.message.contains("`nope-not-set` has no value"),
             "{}",
             p.message
         );
-        assert!(expand("bv-${env", span).is_err());
-        assert!(expand("bv-${1x}", span).is_err());
+        assert!(expand("bv-${env", span).1.is_some());
+        assert!(expand("bv-${1x}", span).1.is_some());
         assert_eq!(
             parse_assignment("env=pr-1"),
             Ok(("env".to_string(), "pr-1".to_string()))
