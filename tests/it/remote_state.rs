@@ -208,8 +208,28 @@ fn two_applies_at_once_one_runs_the_other_fails_fast_or_waits() {
     );
     eprintln!("MEASURE second run refused in {refused_in:?} (process start to exit)");
 
-    // With --lock-timeout: waits for the first, then runs (and has a bucket to add).
-    let second = spawn(
+    // The same apply started with it at once ends cleanly too: nothing to do, or it waited.
+    let again = spawn(
+        d,
+        &ep,
+        &[
+            "apply",
+            "stack.kdl",
+            "--auto-approve",
+            "--lock-timeout",
+            "2m",
+        ],
+        "60s",
+    );
+    let first = first.wait_with_output().unwrap();
+    ok(&first);
+    ok(&again.wait_with_output().unwrap());
+
+    // With --lock-timeout: waits while the lock is held (here by this test), then runs and
+    // has a bucket to add.
+    let held = backend(&ep, stack, KMS_ALIAS, None);
+    let guard = rt.block_on(held.lock("test")).unwrap();
+    let mut second = spawn(
         d,
         &ep,
         &[
@@ -221,18 +241,17 @@ fn two_applies_at_once_one_runs_the_other_fails_fast_or_waits() {
         ],
         "60s",
     );
-    let first = first.wait_with_output().unwrap();
-    ok(&first);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "it waits for the lock"
+    );
+    rt.block_on(async move { drop(guard) });
     let second = second.wait_with_output().unwrap();
     ok(&second);
-    if holder["released"] == false && rt.block_on(lock_object(&api)).is_some() {
-        // The second may have found the lock free already; when it waited, it said so.
-        let err = stderr(&second);
-        assert!(
-            err.contains("waiting up to 120s") || !err.contains("locked"),
-            "{err}"
-        );
-    }
+    let err = stderr(&second);
+    assert!(err.contains("The state is locked by test"), "{err}");
+    assert!(err.contains("waiting up to 120s"), "{err}");
 
     // Nothing created twice: 3 buckets (2 + the extra one) and 2 keys.
     assert_eq!(created(&rt, &api, stack), (3, 2));
@@ -247,10 +266,10 @@ fn two_applies_at_once_one_runs_the_other_fails_fast_or_waits() {
         "{versions:#?}"
     );
     assert_eq!(state["resources"].as_object().unwrap().len(), 5);
-    // The lock was released, with the fencing token of the second run.
+    // The lock was released; its fencing token counts the four locks taken.
     let lock = rt.block_on(lock_object(&api)).unwrap();
     assert_eq!(lock["released"], true);
-    assert_eq!(lock["fence"], 2);
+    assert_eq!(lock["fence"], 4);
 }
 
 #[test]
