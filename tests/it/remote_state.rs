@@ -410,6 +410,53 @@ fn a_save_racing_a_foreign_write_fails_and_a_fenced_holder_cannot_save() {
             "{err}"
         );
         assert!(lock["fence"].as_u64().unwrap() > 1);
+        drop(b_guard);
+
+        // A live holder renews its lease (heartbeat) and is never taken over, however long it
+        // runs; its saves go on.
+        let quick = Lease {
+            length: Duration::from_millis(900),
+            heartbeat: Duration::from_millis(300),
+        };
+        let live = backend(&ep, stack, KMS_ALIAS, Some(quick));
+        let live_guard = live.lock("apply").await.unwrap();
+        let first_lease = lock_object(&api).await.unwrap()["lease_expires"].clone();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let other = backend(&ep, stack, KMS_ALIAS, Some(quick));
+        let err = other.lock("apply").await.unwrap_err();
+        assert!(matches!(err, StateError::Locked { .. }), "{err:?}");
+        let renewed = lock_object(&api).await.unwrap();
+        assert_ne!(
+            renewed["lease_expires"], first_lease,
+            "the lease was renewed"
+        );
+        // (The foreign bytes are not a state: reading them is an error, never an empty state.)
+        assert!(matches!(live.load().await, Err(StateError::Decrypt { .. })));
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(STATE_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(live.load().await.unwrap().is_none());
+        live.save(&State::new(stack)).await.unwrap();
+        // force-unlock from the command line removes it by its ID (a blocking call: the other
+        // worker thread keeps the heartbeat going)...
+        let out = vaultform_aws(
+            dir.path(),
+            &ep,
+            &["force-unlock", "stack.kdl", &live_guard.info.id],
+        );
+        ok(&out);
+        assert!(
+            stderr(&out).contains("Removed the lock held by apply"),
+            "{}",
+            stderr(&out)
+        );
+        // ...and the holder's next save is refused.
+        let err = live.save(&State::new(stack)).await.unwrap_err();
+        assert!(matches!(err, StateError::Fenced { .. }), "{err:?}");
+        drop(live_guard);
     });
 }
 
