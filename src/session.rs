@@ -14,6 +14,7 @@ use crate::loaded::{Loaded, Stack};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::Providers;
 use crate::state::local::LocalBackend;
+use crate::state::s3::{S3Backend, S3Location};
 use crate::state::{Backend, LockGuard, State, StateError};
 use crate::topology::{StateBackend, Topology};
 use crate::vault::spec::{self, Vaults};
@@ -80,15 +81,6 @@ pub fn open(
             kinds: kinds.join(", "),
         });
     }
-    let path = match (state_path, &stack.topology.state) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, StateBackend::Local { path }) => parent.unwrap_or(Path::new("")).join(path),
-        (None, StateBackend::S3 { bucket, key, .. }) => {
-            return Err(Error::S3Backend {
-                location: format!("s3://{bucket}/{key}"),
-            });
-        }
-    };
     let aws = AwsSettings::resolve(
         stack
             .topology
@@ -97,14 +89,48 @@ pub fn open(
             .as_ref()
             .map(|e| e.value.as_str()),
     );
+    let backend = backend(&stack.topology, parent, state_path, &aws);
     Ok(Some(Session {
         stack,
-        backend: Arc::new(LocalBackend::new(path)),
+        backend,
         base_dir,
         aws,
         catalog: Arc::new(catalog),
         attempts: ATTEMPTS,
     }))
+}
+
+/// The topology's state backend; `--state PATH` chooses a local file instead.
+pub fn backend(
+    topology: &Topology,
+    dir: Option<&Path>,
+    state_path: Option<&Path>,
+    aws: &AwsSettings,
+) -> Arc<dyn Backend> {
+    match (state_path, &topology.state) {
+        (Some(p), _) => Arc::new(LocalBackend::new(p)),
+        (None, StateBackend::Local { path }) => {
+            Arc::new(LocalBackend::new(dir.unwrap_or(Path::new("")).join(path)))
+        }
+        (
+            None,
+            StateBackend::S3 {
+                bucket,
+                key,
+                region,
+                kms_key,
+            },
+        ) => Arc::new(S3Backend::new(
+            S3Location {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                region: region.clone(),
+                kms_key: kms_key.clone(),
+                stack: topology.stack.value.clone(),
+            },
+            aws.clone(),
+        )),
+    }
 }
 
 impl Session {
@@ -158,6 +184,34 @@ impl Session {
     /// Takes the state lock; the guard says whether it took over a stale one.
     pub async fn lock(&self, operation: &str) -> Result<LockGuard, Error> {
         Ok(self.backend.lock(operation).await?)
+    }
+
+    /// Takes the state lock, waiting up to `timeout` (with backoff) while another run holds it.
+    pub async fn lock_waiting(
+        &self,
+        operation: &str,
+        timeout: std::time::Duration,
+    ) -> Result<LockGuard, Error> {
+        let policy = crate::retry::Backoff::exponential(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(10),
+        )
+        .jitter(crate::retry::Jitter::between(0.5, 1.0))
+        .deadline(timeout);
+        let waited = crate::retry::try_poll(policy, "the state lock", || async {
+            match self.backend.lock(operation).await {
+                Ok(guard) => Ok(Some(guard)),
+                Err(StateError::Locked { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        match waited {
+            Ok(guard) => Ok(guard),
+            Err(crate::retry::TryPollError::Failed(e)) => Err(e.into()),
+            // Once more, for the error that names the holder now.
+            Err(crate::retry::TryPollError::GaveUp(_)) => self.lock(operation).await,
+        }
     }
 
     /// Refreshes (when asked) and plans: pure diff of desired, recorded and observed.

@@ -196,6 +196,21 @@ fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBack
             let bucket = r.string("bucket");
             let key = r.string("key");
             let region = r.string("region");
+            let kms_key = r.string("kms-key");
+            if let Some(k) = &kms_key
+                && !is_kms_key_reference(&k.value)
+            {
+                r.push(
+                    Problem::error(
+                        Code::InvalidValue,
+                        format!("\"{}\" is not a KMS key alias, key ID or key ARN", k.value),
+                    )
+                    .label(k.span, "not a KMS key")
+                    .help(
+                        "write `kms-key=\"alias/NAME\"`, a key ID (`1234abcd-...`) or a key ARN (`arn:aws:kms:REGION:ACCOUNT:key/...`)",
+                    ),
+                );
+            }
             let head = r.head();
             for (name, v) in [("bucket", &bucket), ("key", &key), ("region", &region)] {
                 if v.is_none() {
@@ -216,6 +231,9 @@ fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBack
                     bucket: b.value,
                     key: k.value,
                     region: g.value,
+                    kms_key: kms_key
+                        .map(|k| k.value)
+                        .unwrap_or_else(|| DEFAULT_STATE_KMS_KEY.to_string()),
                 }),
                 _ => None,
             }
@@ -236,6 +254,52 @@ fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBack
     };
     r.finish(problems);
     out
+}
+
+/// The KMS key of an S3 state without `kms-key`: `vaultform init` creates it when missing.
+pub const DEFAULT_STATE_KMS_KEY: &str = "alias/vaultform-state";
+
+/// Whether `s` names a KMS key the way the KMS API takes it: `alias/NAME`, a key ID (a UUID,
+/// or `mrk-` and hex for a multi-Region key) or a key or alias ARN.
+pub fn is_kms_key_reference(s: &str) -> bool {
+    let alias_name = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 250
+            && !n.starts_with("aws/")
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
+    };
+    let key_id = |n: &str| {
+        let hex = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit());
+        match n.strip_prefix("mrk-") {
+            Some(rest) => rest.len() == 32 && hex(rest),
+            None => {
+                let parts: Vec<&str> = n.split('-').collect();
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+                    && parts.iter().all(|p| hex(p))
+            }
+        }
+    };
+    if let Some(name) = s.strip_prefix("alias/") {
+        return alias_name(name);
+    }
+    if let Some(rest) = s.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let [partition, service, region, account, resource] = parts[..] else {
+            return false;
+        };
+        return partition.starts_with("aws")
+            && service == "kms"
+            && !region.is_empty()
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && match resource.split_once('/') {
+                Some(("key", id)) => key_id(id),
+                Some(("alias", name)) => alias_name(name),
+                _ => false,
+            };
+    }
+    key_id(s)
 }
 
 fn decode_defaults<'a>(node: Option<&'a KdlNode>, problems: &mut Vec<Problem>) -> Defaults<'a> {
@@ -1124,4 +1188,32 @@ fn decode_store(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<UnsealSto
         buckets,
         context,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_kms_key_reference;
+
+    #[test]
+    fn kms_key_references() {
+        for ok in [
+            "alias/vaultform-state",
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:alias/state",
+        ] {
+            assert!(is_kms_key_reference(ok), "{ok}");
+        }
+        for bad in [
+            "my state key",
+            "alias/",
+            "alias/aws/s3",
+            "state",
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:eu-west-1:1111:key/x",
+        ] {
+            assert!(!is_kms_key_reference(bad), "{bad}");
+        }
+    }
 }

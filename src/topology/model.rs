@@ -52,6 +52,8 @@ pub enum StateBackend {
         bucket: String,
         key: String,
         region: String,
+        /// The KMS key (alias, key ID or ARN) that encrypts the state object client-side.
+        kms_key: String,
     },
 }
 

@@ -16,6 +16,7 @@ mod interrupted_init;
 mod log;
 mod modules;
 mod network;
+mod remote_state;
 mod runtime;
 mod state;
 mod testbed;
