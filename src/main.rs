@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         Command::Validate { file } => commands::topology::validate(file, &printer),
         Command::Graph { file, format } => commands::topology::graph(file, *format, &printer),
         Command::Fmt { files, check } => commands::topology::fmt(files, *check, &printer),
+        Command::Completions { shell } => commands::manual::completions(*shell, &printer),
+        Command::Man { command } => commands::manual::man(command, &printer),
         other => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -191,7 +193,41 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
                 .await
             }
         },
-        Command::Validate { .. } | Command::Graph { .. } | Command::Fmt { .. } => {
+        Command::Env {
+            file,
+            json,
+            vault,
+            state,
+        } => commands::access::env(file, state, *json, vault.name.as_deref(), printer).await,
+        Command::Login {
+            file,
+            ttl,
+            policies,
+            token_helper,
+            json,
+            vault,
+            state,
+        } => {
+            let output = commands::access::LoginOutput {
+                token_helper: *token_helper,
+                json: *json,
+            };
+            commands::access::login(
+                file,
+                state,
+                ttl,
+                policies,
+                output,
+                vault.name.as_deref(),
+                printer,
+            )
+            .await
+        }
+        Command::Validate { .. }
+        | Command::Graph { .. }
+        | Command::Fmt { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             unreachable!("handled without a runtime")
         }
     }

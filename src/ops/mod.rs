@@ -3,6 +3,8 @@
 //! Each operation returns a typed report for `ui` to render; none prints.
 
 pub mod drill;
+pub mod endpoint;
+pub mod login;
 pub mod snapshot;
 pub mod status;
 pub mod unseal;

@@ -114,6 +114,35 @@ pub struct Leader {
     pub raft_committed_index: Option<u64>,
 }
 
+/// What `auth/token/create` is asked for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenRequest {
+    pub policies: Vec<String>,
+    /// Seconds, as `"3600s"`.
+    pub ttl: String,
+    /// The token cannot be renewed past this (seconds, as `"3600s"`).
+    pub explicit_max_ttl: String,
+    pub renewable: bool,
+    /// An orphan: it outlives the token that created it.
+    pub no_parent: bool,
+    pub display_name: String,
+    pub meta: std::collections::BTreeMap<String, String>,
+}
+
+/// The `auth` part of `auth/token/create`'s answer.
+#[derive(Debug, Deserialize)]
+pub struct CreatedToken {
+    pub client_token: Secret,
+    #[serde(default)]
+    pub accessor: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub lease_duration: u64,
+    #[serde(default)]
+    pub renewable: bool,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct RaftServer {
     pub node_id: String,
@@ -582,6 +611,69 @@ impl Client {
         self.call(
             &format!("read {path}"),
             self.authed(reqwest::Method::GET, path, token),
+        )
+        .await
+    }
+
+    /// `auth/token/create` with `token`: a new token, whose answer (it holds the new token)
+    /// is zeroed once the token is taken out of it.
+    pub async fn create_token(
+        &self,
+        token: &Secret,
+        request: &TokenRequest,
+    ) -> Result<CreatedToken, VaultError> {
+        let resp = self
+            .send(
+                self.authed(reqwest::Method::POST, "auth/token/create", token)
+                    .json(request),
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        #[derive(Deserialize)]
+        struct Answer {
+            auth: CreatedToken,
+        }
+        let parsed = if (200..300).contains(&status) {
+            serde_json::from_slice::<Answer>(&bytes)
+                .map(|a| a.auth)
+                .map_err(|e| VaultError::Decode {
+                    addr: self.addr.clone(),
+                    what: "token create".into(),
+                    detail: e.to_string(),
+                })
+        } else {
+            Err(VaultError::Api {
+                addr: self.addr.clone(),
+                what: "token create".into(),
+                status,
+                errors: serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("errors").cloned())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            })
+        };
+        zero(bytes);
+        parsed
+    }
+
+    /// `auth/token/lookup-self`: what the server knows of `token` (a 403 when it is invalid).
+    pub async fn lookup_self(&self, token: &Secret) -> Result<Value, VaultError> {
+        self.read(token, "auth/token/lookup-self").await
+    }
+
+    /// `auth/token/revoke-self`: `token` (and its children) stop working.
+    pub async fn revoke_self(&self, token: &Secret) -> Result<(), VaultError> {
+        self.call_unit(
+            "token revoke-self",
+            self.authed(reqwest::Method::POST, "auth/token/revoke-self", token),
         )
         .await
     }

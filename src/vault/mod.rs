@@ -9,5 +9,7 @@ pub mod secret;
 pub mod spec;
 pub mod store;
 
-pub use client::{Client, Health, RaftServer, SealStatus, TlsSettings, VaultError};
+pub use client::{
+    Client, CreatedToken, Health, RaftServer, SealStatus, TlsSettings, TokenRequest, VaultError,
+};
 pub use secret::Secret;

@@ -14,6 +14,8 @@ mod graph;
 mod help;
 mod interrupted_init;
 mod log;
+mod login;
+mod manual;
 mod modules;
 mod network;
 mod runtime;
