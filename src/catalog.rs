@@ -14,6 +14,7 @@ use crate::runtime::local::{LocalData, LocalProxy, VaultMember};
 use crate::topology::{Problem, Runtime, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
 use crate::vault::config::{self, Config};
+use crate::vault::revoke_root::{self, RevokeRoot};
 use crate::vault::spec::Vaults;
 
 /// Builds the graph of a decoded topology, area by area in a fixed order (so that addresses,
@@ -44,6 +45,7 @@ pub struct Catalog {
     join: RaftJoin,
     verify: RaftVerify,
     config: [Config; 6],
+    revoke_root: RevokeRoot,
 }
 
 impl Catalog {
@@ -69,6 +71,7 @@ impl Catalog {
                 config(Kind::AuthRole),
                 config(Kind::VaultPolicy),
             ],
+            revoke_root: RevokeRoot(v()),
             vaults,
         }
     }
@@ -181,7 +184,8 @@ impl Catalog {
             | Kind::PkiRole
             | Kind::AuthMethod
             | Kind::AuthRole
-            | Kind::VaultPolicy => self.vault_desired(&r.address),
+            | Kind::VaultPolicy
+            | Kind::RevokeRoot => self.vault_desired(&r.address),
         }
     }
 
@@ -198,6 +202,7 @@ impl Catalog {
             V::Init | V::UnsealKeys | V::Unseal(_) | V::Join(_) | V::Raft => {
                 bootstrap::desired(v, what)
             }
+            V::RevokeRoot => revoke_root::desired(v),
             _ => config::desired(v, what),
         }
     }
@@ -233,6 +238,7 @@ impl Providers for Catalog {
             Kind::AuthMethod => &self.config[3],
             Kind::AuthRole => &self.config[4],
             Kind::VaultPolicy => &self.config[5],
+            Kind::RevokeRoot => &self.revoke_root,
         })
     }
 }

@@ -46,6 +46,7 @@ pub enum Kind {
     AuthMethod,
     AuthRole,
     VaultPolicy,
+    RevokeRoot,
 }
 
 impl Kind {
@@ -83,6 +84,7 @@ impl Kind {
             Kind::AuthMethod => "auth-method",
             Kind::AuthRole => "auth-role",
             Kind::VaultPolicy => "vault-policy",
+            Kind::RevokeRoot => "revoke-root",
         }
     }
 }

@@ -31,7 +31,12 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(run(other, &printer)),
+            Ok(rt) => rt.block_on(async {
+                let outcome = run(other, &printer).await;
+                // Root tokens generated for this command (`revoke-root`) end with it.
+                vaultform::vault::root::revoke_generated().await;
+                outcome
+            }),
             Err(source) => Err(commands::Error::Write {
                 path: "the async runtime".into(),
                 source,

@@ -5,11 +5,14 @@ pub mod bootstrap;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod revoke_root;
+pub mod root;
 pub mod secret;
 pub mod spec;
 pub mod store;
 
 pub use client::{
-    Client, CreatedToken, Health, RaftServer, SealStatus, TlsSettings, TokenRequest, VaultError,
+    Client, CreatedToken, GenerateRoot, Health, RaftServer, SealStatus, TlsSettings, TokenRequest,
+    VaultError,
 };
 pub use secret::Secret;

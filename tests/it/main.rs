@@ -18,6 +18,7 @@ mod login;
 mod manual;
 mod modules;
 mod network;
+mod revoke_root;
 mod runtime;
 mod state;
 mod testbed;
