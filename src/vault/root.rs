@@ -18,6 +18,7 @@ use super::{Client, Secret, TlsSettings, TokenRequest, VaultError};
 use crate::address::{Address, VaultItem};
 use crate::aws::Aws;
 use crate::provider::OpError;
+use crate::retry::{self, Backoff};
 pub use crate::topology::REVOKE_ROOT_MOUNT as MOUNT;
 
 /// The AppRole role whose tokens may only run a root token generation.
@@ -104,7 +105,9 @@ pub async fn token(
         .load(aws)
         .await
         .map_err(|e| OpError::fatal(e.to_string()))?;
-    let fresh = generate(v, &keys).await?;
+    // A leader elected a moment ago may answer 5xx: the whole generation is tried again
+    // (the next attempt cancels what this one left).
+    let fresh = retry::retry(Backoff::OPERATION.attempts(5), || generate(v, &keys)).await?;
     if let Some(old) = generated.insert(key, fresh.clone()) {
         revoke(&old).await;
     }
@@ -160,7 +163,7 @@ async fn serving(v: &VaultSpec) -> Result<Client, OpError> {
         .await
         .is_none()
     {
-        return Err(OpError::retryable(format!(
+        return Err(OpError::fatal(format!(
             "no member of {} is unsealed: a root token cannot be generated",
             v.name
         )));
@@ -200,7 +203,12 @@ pub fn decode_token(encoded: &str, otp: &str) -> Result<Secret, String> {
 /// then exchanged for an orphan root token with a TTL, the generated one and the login
 /// token revoked.
 async fn generate(v: &VaultSpec, keys: &Keys) -> Result<Generated, OpError> {
-    let fatal = |what: &str, e: VaultError| OpError::fatal(format!("{what}: {e}"));
+    // Unreachable servers and 5xx answers are worth another try; the rest is not.
+    let fatal = |what: &str, e: VaultError| {
+        let mut err = OpError::from(e);
+        err.message = format!("{what}: {}", err.message);
+        err
+    };
     let c = serving(v).await?;
     let threshold = v.threshold as usize;
     let login = c

@@ -135,6 +135,9 @@ fn a_revoked_root_token_is_generated_again_whenever_vaultform_needs_one() {
     eprintln!("drill failover with revoke-root: {report}");
     assert_ne!(report["old_leader"], report["new_leader"]);
     healthy(&stack);
+    let snap = stack.path().join("rr.snap");
+    stack.ok(&["snapshot", "save", FILE, snap.to_str().unwrap()]);
+    assert!(std::fs::metadata(&snap).unwrap().len() > 0);
 
     // Every server killed: `unseal` brings the cluster back and waits for it with a
     // generated root token.
@@ -215,6 +218,22 @@ fn a_revoked_root_token_is_generated_again_whenever_vaultform_needs_one() {
             "revoked at the end"
         );
     });
+
+    // `revoke-root` removed: the step leaves the state, the stored token stays refused, and
+    // root tokens are still generated (the server's 403 says so).
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("    revoke-root #true\n", "");
+    std::fs::write(&path, text).unwrap();
+    let out = stack.run(&["apply", FILE, "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("- vault.rr.revoke-root"),
+        "{}",
+        stdout(&out)
+    );
+    healthy(&stack);
+    stack.ok(&["login", FILE, "--policy", "kv-reader", "--ttl", "1m"]);
 
     let left = root_tokens(&stack, &rt);
     assert!(left.is_empty(), "root tokens left: {left:#?}");
