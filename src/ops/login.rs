@@ -28,7 +28,8 @@ impl LoginRequest {
             )
         })?;
         let mut policies: Vec<String> = policies.iter().map(|p| p.trim().to_string()).collect();
-        if policies.iter().any(|p| p == "root") {
+        // The server lowercases policy names: `Root` is `root`.
+        if policies.iter().any(|p| p.eq_ignore_ascii_case("root")) {
             return Err(fail(
                 "--policy root would make another root token",
                 "login makes short-lived tokens with the policies you name; declare a policy in the topology (`policy \"NAME\" { path ... }`) and pass --policy NAME",
@@ -169,8 +170,10 @@ mod tests {
             LoginRequest::resolve("90", &[]).unwrap().policies,
             ["default"]
         );
-        let root = LoginRequest::resolve("1h", &["kv".into(), "root".into()]).unwrap_err();
-        assert!(root.message.contains("root"), "{root}");
+        for root in ["root", "Root", " ROOT "] {
+            let refused = LoginRequest::resolve("1h", &["kv".into(), root.into()]).unwrap_err();
+            assert!(refused.message.contains("--policy root"), "{refused}");
+        }
         for bad in ["", "0", "1y", "h", "-1h"] {
             assert!(LoginRequest::resolve(bad, &[]).is_err(), "{bad}");
         }
