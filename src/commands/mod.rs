@@ -1,5 +1,7 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
+pub mod access;
+pub mod manual;
 pub mod remote;
 pub mod stack;
 pub mod state;

@@ -239,6 +239,7 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
             b.g.edge(unseal, verify);
         }
         super::config::graph(b, v, verify);
+        super::revoke_root::graph(b, v, verify);
         if let Some(front) = &v.front {
             // The front endpoint serves clients once the cluster is whole.
             if let Some(nodes) = entry.get(front.value.as_str()) {
@@ -640,8 +641,7 @@ impl Provider for RaftJoin {
             },
         )
         .await?;
-        let store = v.unseal_store(cx.outputs)?;
-        let token = store.load_root(cx.aws).await.map_err(store_err)?;
+        let token = super::root::token(cx.aws, cx.outputs, v).await?;
         poll("setting autopilot", STEP_TIMEOUT, || async {
             leader
                 .autopilot_stabilization(&token, 1)
@@ -678,11 +678,8 @@ impl Provider for RaftJoin {
         let Ok((v, VaultItem::Join(name))) = self.0.part(&rs.address) else {
             return Ok(());
         };
-        let Ok(store) = v.unseal_store(cx.outputs) else {
-            return Ok(());
-        };
         let attempt = async {
-            let token = store.load_root(cx.aws).await.ok()?;
+            let token = super::root::token(cx.aws, cx.outputs, v).await.ok()?;
             for url in cluster_urls(v) {
                 let Ok(c) = v.client(&url) else {
                     continue;
@@ -706,13 +703,10 @@ impl Provider for RaftVerify {
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, _) = self.0.part(&rs.address)?;
-        let voters = match v.unseal_store(cx.outputs) {
-            Ok(store) => match store.load_root(cx.aws).await {
-                Ok(token) => match raft_view(&v.client_tls(), &cluster_urls(v), &token).await {
-                    Ok((voters, 1)) => voters,
-                    _ => Vec::new(),
-                },
-                Err(_) => Vec::new(),
+        let voters = match super::root::token(cx.aws, cx.outputs, v).await {
+            Ok(token) => match raft_view(&v.client_tls(), &cluster_urls(v), &token).await {
+                Ok((voters, 1)) => voters,
+                _ => Vec::new(),
             },
             Err(_) => Vec::new(),
         };
@@ -724,8 +718,7 @@ impl Provider for RaftVerify {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, _) = self.0.part(&d.address)?;
-        let store = v.unseal_store(cx.outputs)?;
-        let token = store.load_root(cx.aws).await.map_err(store_err)?;
+        let token = super::root::token(cx.aws, cx.outputs, v).await?;
         wait_until_whole(v, &token).await?;
         Ok(Recorded::default())
     }
