@@ -42,7 +42,8 @@ pub trait MemberData: Send + Sync {
 impl VaultInit {
     /// Whether an initialised cluster whose keys cannot be read is one this stack's own
     /// interrupted init made: the state holds the intent of an init that did not finish, every
-    /// bucket answers and holds none of the keys, and every member is sealed. Then nobody can
+    /// bucket answers and none holds enough shares to unseal (the killed run stored nothing,
+    /// or only the root token and some shares), and every member is sealed. Then nobody can
     /// ever have unsealed it (the keys went with the killed run), so it has held no data.
     async fn lost_in_interrupted_init(
         &self,
@@ -51,7 +52,7 @@ impl VaultInit {
         v: &VaultSpec,
         store: &UnsealStore,
     ) -> bool {
-        if !d.resumed || !matches!(store.holds_nothing(cx.aws).await, Ok(true)) {
+        if !d.resumed || !matches!(store.cannot_unseal(cx.aws).await, Ok(true)) {
             return false;
         }
         for m in &v.members {
@@ -398,6 +399,12 @@ impl Provider for VaultInit {
                         d.address,
                         primary.name
                     );
+                    // What the killed run stored of its keys is of no use: removed, so that
+                    // the new keys can be stored.
+                    store
+                        .delete_all(cx.aws)
+                        .await
+                        .map_err(|e| OpError::retryable(e.to_string()))?;
                     // Only the primary holds that cluster: no member can have joined it, since
                     // joining needs an unsealed leader.
                     self.data.wipe(v, primary).await?;
