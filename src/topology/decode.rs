@@ -750,6 +750,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         }
     };
     let tls = decode_tls(r.child("tls"), head, problems);
+    let seal = super::seal::decode(r.child("seal"), head, problems);
     let secrets: Vec<SecretsEngine> = r
         .children("secrets")
         .into_iter()
@@ -786,6 +787,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         front,
         unseal_store: store?,
         tls,
+        seal,
         secrets,
         auth,
         policies,

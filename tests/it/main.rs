@@ -21,6 +21,7 @@ mod network;
 mod remote_state;
 mod revoke_root;
 mod runtime;
+mod seal;
 mod state;
 mod testbed;
 mod unseal_store;
