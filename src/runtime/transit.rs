@@ -449,6 +449,24 @@ impl Provider for LocalTransit {
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        // Members still sealed through it (a topology that dropped or changed the seal) would
+        // never unseal again: they go first (destroy deletes them before their seal).
+        if let Ok((v, _)) = self.0.part(&rs.address) {
+            for m in &v.members {
+                let Ok(c) = v.client(&m.api_url()) else {
+                    continue;
+                };
+                if let Ok(s) = c.seal_status().await
+                    && s.initialized
+                    && s.seal_type == "transit"
+                {
+                    return Err(OpError::fatal(format!(
+                        "{} still unseals through this transit server; vaultform does not migrate seals: migrate by hand (`{} operator unseal -migrate`, docs/operations.md \"Seals\") or put the `seal \"transit\"` back",
+                        m.name, v.binary
+                    )));
+                }
+            }
+        }
         remove_process(&self.0, rs).await?;
         recorded_store(cx.stack, rs)
             .delete_objects(cx.aws, &[TRANSIT_SHARE, TRANSIT_ROOT, TRANSIT_TOKEN])

@@ -171,6 +171,27 @@ fn members_unseal_themselves_through_the_transit_server_vaultform_runs() {
     let plan = stack.ok(&["plan", FILE, "--detailed-exitcode"]);
     assert!(!plan.contains("vault.sl."), "{plan}");
 
+    // Dropping the seal from the topology is refused, and the transit server stays.
+    let file = stack.path().join(FILE);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("seal \"transit\"", "// no seal")).unwrap();
+    let out = stack.run(&["apply", FILE, "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is initialised with a transit seal, the topology asks for shamir; vaultform does not migrate seals"),
+        "{err}"
+    );
+    assert!(process::is_running(&record(&stack, "seal-transit")));
+    std::fs::write(&file, text).unwrap();
+    let (code, _, err) = status(&stack);
+    assert_eq!(code, Some(0), "{err}");
+
+    // `unseal` brings a stopped member back: started again, it unseals itself.
+    process::kill(&record(&stack, "members/vault-2"));
+    stack.ok(&["unseal", FILE]);
+    wait_unsealed_voter(&stack, "vault-2", Duration::from_secs(30));
+
     for secret in [&transit_root, &transit_share, &member_token] {
         stack.assert_absent(secret, &[]);
     }
@@ -179,8 +200,25 @@ fn members_unseal_themselves_through_the_transit_server_vaultform_runs() {
     }
     stack.assert_absent(keys.root_token.expose(), &[]);
 
-    // Destroy: no process, no directory, no bucket.
+    // Destroying the transit server (and so the cluster on it) removes its secrets from the
+    // store; then the rest goes: no process, no directory, no bucket.
     let all = crate::support::recorded_processes(&stack.work);
+    stack.ok(&[
+        "destroy",
+        FILE,
+        "--target",
+        "vault.sl.seal.transit",
+        "--auto-approve",
+    ]);
+    rt.block_on(async {
+        let aws = crate::unseal_store::aws_for(&stack.moto.endpoint()).await;
+        for name in [TRANSIT_ROOT, TRANSIT_SHARE, TRANSIT_TOKEN] {
+            assert!(
+                store.load_object(&aws, name).await.unwrap().is_none(),
+                "{name} is still in the store"
+            );
+        }
+    });
     stack.ok(&["destroy", FILE, "--auto-approve"]);
     for r in &all {
         assert!(!process::is_running(r), "{:?} still runs", r.command);
