@@ -105,10 +105,10 @@ fn store_err(e: crate::vault::store::StoreError) -> OpError {
 }
 
 /// A certificate for the transit server's address from the cluster's CA, unless the one on
-/// disk is one and lasts a while yet.
-async fn ensure_cert(cx: &Cx<'_>, v: &VaultSpec, t: &TransitSpec) -> Result<(), OpError> {
+/// disk is one and lasts a while yet; whether a new one was written.
+async fn ensure_cert(cx: &Cx<'_>, v: &VaultSpec, t: &TransitSpec) -> Result<bool, OpError> {
     let Some(settings) = &v.tls else {
-        return Ok(());
+        return Ok(false);
     };
     let dir = v.transit_dir();
     let (crt, key) = (dir.join("transit.crt"), dir.join("transit.key"));
@@ -125,7 +125,7 @@ async fn ensure_cert(cx: &Cx<'_>, v: &VaultSpec, t: &TransitSpec) -> Result<(), 
                 && left.whole_seconds() > settings.renew_before as i64
         });
     if current {
-        return Ok(());
+        return Ok(false);
     }
     let authority = ca::authority(cx, v).await?.ok_or_else(|| {
         OpError::fatal(format!(
@@ -145,7 +145,7 @@ async fn ensure_cert(cx: &Cx<'_>, v: &VaultSpec, t: &TransitSpec) -> Result<(), 
     crate::private::write(&key, issued.key_pem.expose().as_bytes())
         .map_err(|e| io("writing", &key, e))?;
     crate::private::write(&crt, issued.cert_pem.as_bytes()).map_err(|e| io("writing", &crt, e))?;
-    Ok(())
+    Ok(true)
 }
 
 /// Initialises the transit server when it is not, keeping its share and root token in the
@@ -417,7 +417,7 @@ impl Provider for LocalTransit {
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, t) = self.spec(&d.address)?;
         let store = v.unseal_store(cx.outputs)?;
-        ensure_cert(cx, v, t).await?;
+        let new_cert = ensure_cert(cx, v, t).await?;
         let dir = v.transit_dir();
         let data = dir.join("data");
         crate::private::create_dir_all(&data).map_err(|e| io("creating", &data, e))?;
@@ -437,6 +437,13 @@ impl Provider for LocalTransit {
             || async { c.health().await.is_ok() },
         )
         .await?;
+        // A server that was running already reads a new certificate on SIGHUP.
+        if new_cert {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(rec.pid as i32),
+                nix::sys::signal::Signal::SIGHUP,
+            );
+        }
         ensure_initialised(cx, &c, &store, v).await?;
         ensure_unsealed(cx, &c, &store).await?;
         ensure_key_and_token(cx, &c, &store, t).await?;
