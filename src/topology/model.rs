@@ -130,6 +130,9 @@ pub struct Key {
     pub name: Spanned<String>,
     pub alias: Spanned<String>,
     pub rotation: bool,
+    /// `multi-region=#true`: a multi-Region primary key, replicated into the regions of the
+    /// members of an `awskms` seal that names it.
+    pub multi_region: Option<Spanned<bool>>,
     pub deletion_window: Spanned<u32>,
     pub depends_on: Vec<Spanned<String>>,
 }

@@ -157,6 +157,32 @@ fn transit(r: &mut NodeReader, head: SourceSpan) -> Option<TransitSeal> {
     }
 }
 
+/// The regions a multi-Region key is replicated into: those of the members of every `awskms`
+/// seal naming it from its region (the bootstrap member's), its own region left out.
+pub fn replica_regions(t: &Topology, region: &str, key: &str) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for v in &t.vaults {
+        let SealKind::Awskms { key: k } = &v.seal.kind else {
+            continue;
+        };
+        let home = v
+            .bootstrap_member()
+            .and_then(|m| t.cluster(&m.cluster.value))
+            .map(|(r, _)| r.name.value.as_str());
+        if k.value != key || home != Some(region) {
+            continue;
+        }
+        for m in &v.members {
+            if let Some((r, _)) = t.cluster(&m.cluster.value)
+                && r.name.value != region
+            {
+                out.insert(r.name.value.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// What the seal asks of the cluster's runtime and regions.
 pub fn validate(t: &Topology, v: &VaultCluster, problems: &mut Vec<Problem>) {
     let local = matches!(v.runtime.value, Runtime::Local { .. });
@@ -195,6 +221,29 @@ pub fn validate(t: &Topology, v: &VaultCluster, problems: &mut Vec<Problem>) {
                 .bootstrap_member()
                 .and_then(|m| t.cluster(&m.cluster.value))
                 .map(|(r, _)| r);
+            let other_regions: std::collections::BTreeSet<&str> = v
+                .members
+                .iter()
+                .filter_map(|m| t.cluster(&m.cluster.value))
+                .map(|(r, _)| r.name.value.as_str())
+                .filter(|name| region.is_some_and(|r| r.name.value != *name))
+                .collect();
+            if let Some(r) = region
+                && let Some(k) = r.key(&key.value)
+                && !other_regions.is_empty()
+                && !k.multi_region.as_ref().is_some_and(|m| m.value)
+            {
+                let regions: Vec<&str> = other_regions.iter().copied().collect();
+                problems.push(
+                    Problem::error(
+                        Code::Seal,
+                        format!("key \"{}\" must be a multi-Region key", key.value),
+                    )
+                    .label(k.name.span, "a key of one region")
+                    .label(key.span, format!("members in {} unseal with its replicas", regions.join(", ")))
+                    .help(format!("add `multi-region=#true` to `key \"{}\"`: vaultform replicates it into each member's region", key.value)),
+                );
+            }
             if let Some(r) = region
                 && r.key(&key.value).is_none()
             {

@@ -5,6 +5,7 @@ mod support;
 mod apply;
 mod aws_error;
 mod aws_part;
+mod awskms;
 mod cli;
 mod cluster;
 mod diagnostics;
