@@ -112,7 +112,7 @@ fn member_of(planned: &MemberSpec, attrs: &Map<String, Value>) -> Result<MemberS
 
 /// The server configuration of a member: raft storage with the fastest timing, HTTPS with
 /// its certificate on its own loopback address (plain HTTP where the topology says
-/// `tls #false`), and the seal stanza of an auto-unseal seal (`vault::seal::member_stanza`).
+/// `tls #false`), and the seal stanza of an auto-unseal seal (`VaultSpec::seal_stanza`).
 pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path, seal: Option<&str>) -> String {
     let listener_tls = if v.tls.is_some() {
         let (crt, key) = v.cert_files(&m.name);
@@ -467,7 +467,7 @@ impl Provider for VaultMember {
         {
             crate::vault::bootstrap::refuse_seal_change(v, &status)?;
         }
-        let seal = crate::vault::seal::member_stanza(cx.aws, cx.outputs, v, &m).await?;
+        let seal = v.seal_stanza(cx.aws, cx.outputs, &m).await?;
         let rec = start_member(v, &m, binary, seal.as_deref()).await?;
         Ok(Recorded {
             ids: ids(&v.member_dir(&m.name), &rec),
@@ -530,7 +530,7 @@ impl crate::vault::bootstrap::MemberData for LocalData {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("removing", &data, e)),
         }
-        let seal = crate::vault::seal::member_stanza(cx.aws, cx.outputs, v, m).await?;
+        let seal = v.seal_stanza(cx.aws, cx.outputs, m).await?;
         start_member(v, m, &v.binary, seal.as_deref())
             .await
             .map(drop)

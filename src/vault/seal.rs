@@ -3,17 +3,13 @@
 //! `transit` with the members' limited token from the unseal store, `awskms` with the replica
 //! of the multi-Region key in the member's own region.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::address::{Address, RegionItem};
-use crate::aws::Aws;
-use crate::provider::OpError;
 use crate::topology::{SealKind, Topology, TransitSeal, VaultCluster};
 
 use super::secret::Secret;
-use super::spec::{MemberSpec, VaultSpec};
 
 /// Store objects (after the store's prefix) of the transit seal: the managed transit server's
 /// own unseal share and root token, and the token the members unseal with (for an existing
@@ -151,49 +147,6 @@ pub fn replica_arn(arn: &str, region: &str) -> String {
         parts.join(":")
     } else {
         arn.to_string()
-    }
-}
-
-/// The seal stanza of member `m`'s configuration: `None` for `shamir`. The transit token comes
-/// from the unseal store; the KMS key's ARN from the recorded outputs.
-pub async fn member_stanza(
-    aws: &Aws,
-    outputs: &BTreeMap<String, BTreeMap<String, String>>,
-    v: &VaultSpec,
-    m: &MemberSpec,
-) -> Result<Option<String>, OpError> {
-    match &v.seal {
-        SealSpec::Shamir => Ok(None),
-        SealSpec::Transit(t) => {
-            let store = v.unseal_store(outputs)?;
-            let token = store
-                .load_object(aws, TRANSIT_TOKEN)
-                .await
-                .map_err(|e| OpError::retryable(e.to_string()))?
-                .ok_or_else(|| {
-                    OpError::fatal(format!(
-                        "the transit seal's token is not in the unseal store (object {}{TRANSIT_TOKEN}); {}",
-                        v.prefix,
-                        if t.managed.is_some() {
-                            format!("apply vault.{}.seal.transit first", v.name)
-                        } else {
-                            "put a token allowed to encrypt and decrypt with the transit key there (docs/operations.md, Seals)".to_string()
-                        }
-                    ))
-                })?;
-            Ok(Some(transit_stanza(t, &token)))
-        }
-        SealSpec::Awskms { key_address } => {
-            let arn = outputs
-                .get(key_address.as_str())
-                .and_then(|o| o.get("arn"))
-                .ok_or_else(|| {
-                    OpError::fatal(format!(
-                        "{key_address} has no recorded ARN: apply the key before the Vault cluster"
-                    ))
-                })?;
-            Ok(Some(awskms_stanza(&m.region, arn)))
-        }
     }
 }
 

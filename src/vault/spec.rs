@@ -209,6 +209,51 @@ impl VaultSpec {
         self.work_dir.join("proxies").join(lb)
     }
 
+    /// The seal stanza of member `m`'s configuration: `None` for `shamir`. The transit token comes
+    /// from the unseal store; the KMS key's ARN from the recorded outputs.
+    pub async fn seal_stanza(
+        &self,
+        aws: &crate::aws::Aws,
+        outputs: &BTreeMap<String, BTreeMap<String, String>>,
+        m: &MemberSpec,
+    ) -> Result<Option<String>, OpError> {
+        let v = self;
+        match &v.seal {
+            crate::vault::seal::SealSpec::Shamir => Ok(None),
+            crate::vault::seal::SealSpec::Transit(t) => {
+                let store = v.unseal_store(outputs)?;
+                let token = store
+                    .load_object(aws, crate::vault::seal::TRANSIT_TOKEN)
+                    .await
+                    .map_err(|e| OpError::retryable(e.to_string()))?
+                    .ok_or_else(|| {
+                        OpError::fatal(format!(
+                            "the transit seal's token is not in the unseal store (object {}{}); {}",
+                            v.prefix,
+                            crate::vault::seal::TRANSIT_TOKEN,
+                            if t.managed.is_some() {
+                                format!("apply vault.{}.seal.transit first", v.name)
+                            } else {
+                                "put a token allowed to encrypt and decrypt with the transit key there (docs/operations.md, Seals)".to_string()
+                            }
+                        ))
+                    })?;
+                Ok(Some(crate::vault::seal::transit_stanza(t, &token)))
+            }
+            crate::vault::seal::SealSpec::Awskms { key_address } => {
+                let arn = outputs
+                    .get(key_address.as_str())
+                    .and_then(|o| o.get("arn"))
+                    .ok_or_else(|| {
+                        OpError::fatal(format!(
+                            "{key_address} has no recorded ARN: apply the key before the Vault cluster"
+                        ))
+                    })?;
+                Ok(Some(crate::vault::seal::awskms_stanza(&m.region, arn)))
+            }
+        }
+    }
+
     /// The unseal store, with each bucket's KMS key ARN from the recorded outputs.
     pub fn unseal_store(
         &self,
