@@ -174,6 +174,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Find what carries the stack's tags (or runs under its work-dir) in every region of the
+    /// topology but the state does not record; `--delete` removes it.
+    Sweep(SweepArgs),
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
         /// The topology file (KDL).
@@ -346,4 +349,30 @@ pub enum DrillMethod {
     Stop,
     /// `sys/step-down`: the leader stays up as a standby.
     StepDown,
+}
+
+/// `sweep`: a topology file, or a stack name and its regions.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// The topology file (KDL); or give `--stack` and `--regions`.
+    #[arg(required_unless_present = "stack", conflicts_with = "stack")]
+    pub file: Option<PathBuf>,
+    /// The stack's name, without a topology file (then nothing is recorded but what `--state`
+    /// holds).
+    #[arg(long, value_name = "NAME", requires = "regions")]
+    pub stack: Option<String>,
+    /// The regions to search (default: the topology's), comma-separated.
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Delete what was found, in dependency order, after confirmation.
+    #[arg(long)]
+    pub delete: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, requires = "delete")]
+    pub auto_approve: bool,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }

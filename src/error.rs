@@ -81,6 +81,14 @@ pub enum Error {
         help("`vaultform state list FILE` shows the recorded addresses")
     )]
     NotInState { address: String },
+    #[error("sweep failed: {message}")]
+    #[diagnostic(
+        code(vaultform::sweep),
+        help(
+            "check AWS credentials and the endpoint; the credentials need the List/Describe permissions of every service vaultform uses (EC2, EKS, ELB, KMS, S3, IAM)"
+        )
+    )]
+    Sweep { message: String },
 }
 
 impl From<crate::ops::OpsError> for Error {

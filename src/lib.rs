@@ -22,6 +22,7 @@ pub mod retry;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod sweep;
 pub mod topology;
 pub mod ui;
 pub mod vault;

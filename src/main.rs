@@ -191,6 +191,7 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
                 .await
             }
         },
+        Command::Sweep(args) => commands::sweep::sweep(args, printer).await,
         Command::Validate { .. } | Command::Graph { .. } | Command::Fmt { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -2,6 +2,7 @@
 
 pub mod stack;
 pub mod state;
+pub mod sweep;
 pub mod topology;
 pub mod vault;
 

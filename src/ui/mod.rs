@@ -7,6 +7,7 @@ pub mod plan;
 pub mod progress;
 pub mod prompt;
 pub mod report;
+pub mod sweep;
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};

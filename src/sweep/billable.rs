@@ -1,0 +1,1 @@
+//! What remains after a destroy.
