@@ -127,7 +127,8 @@ pub fn xml_texts(body: &str, tag: &str) -> Vec<String> {
     out
 }
 
-async fn bucket_tags(
+/// A bucket's tags (none when it has no tag set).
+pub async fn bucket_tags(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<BTreeMap<String, String>, OpError> {

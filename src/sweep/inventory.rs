@@ -655,21 +655,7 @@ async fn s3(aws: &Aws, q: &Query) -> Result<Vec<Found>, OpError> {
         if !q.regions.contains(&region) {
             continue;
         }
-        let tags: BTreeMap<String, String> = match aws
-            .s3(&region)
-            .get_bucket_tagging()
-            .bucket(name)
-            .send()
-            .await
-        {
-            Ok(t) => t
-                .tag_set()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
-            Err(e) if e.code() == Some("NoSuchTagSet") => continue,
-            Err(e) => return Err(OpError::from_sdk("get bucket tags", e)),
-        };
+        let tags = crate::resources::s3_bucket::bucket_tags(&aws.s3(&region), name).await?;
         if ours(&tags, &q.stack) {
             out.push(found(
                 &q.stack,

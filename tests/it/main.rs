@@ -18,6 +18,7 @@ mod modules;
 mod network;
 mod runtime;
 mod state;
+mod sweep;
 mod testbed;
 mod unseal_store;
 mod vault_client;
