@@ -174,8 +174,12 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
-    /// Find what carries the stack's tags (or runs under its work-dir) in every region of the
-    /// topology but the state does not record; `--delete` removes it.
+    /// Find what carries the stack's tags but its state does not record; `--delete` removes it.
+    ///
+    /// Searches every region of the topology (or `--regions`): VPCs and their pieces, network
+    /// interfaces, EBS volumes, EKS clusters and node groups, load balancers, target groups and
+    /// listeners, KMS keys, S3 buckets, IAM roles and OIDC providers, and the local runtime's
+    /// servers and proxies under its work-dir.
     Sweep(SweepArgs),
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {

@@ -180,7 +180,18 @@ pub async fn apply(
     if !run.json {
         printer.data(&render::human(&plan, printer.color_out));
     }
+    // What a destroy was to delete: the billable report looks at these and at what is
+    // unrecorded, not at what `--target` left alone.
+    let planned: std::collections::BTreeSet<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != plan::Action::NoOp)
+        .map(|c| c.address.to_string())
+        .collect();
     if !plan.has_changes() {
+        if destroy {
+            super::sweep::show_remains(&session, &aws, &planned, run.json, printer).await;
+        }
         return Ok(Outcome::Success);
     }
     let what = if destroy {
@@ -192,7 +203,11 @@ pub async fn apply(
         printer.message("Cancelled: nothing was changed.");
         return Ok(Outcome::Failure);
     }
-    Ok(execute(&session, aws, state, &plan, run, printer).await)
+    let outcome = execute(&session, aws.clone(), state, &plan, run, printer).await;
+    if destroy {
+        super::sweep::show_remains(&session, &aws, &planned, run.json, printer).await;
+    }
+    Ok(outcome)
 }
 
 async fn apply_saved(

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::sweep::billable::Remains;
 use crate::sweep::{Removed, Report};
 
 /// `sweep --json`: the findings and, with `--delete`, what each deletion did.
@@ -73,5 +74,51 @@ pub fn removed(removed: &[Removed]) -> String {
         removed.len() - failed.len(),
         failed.len()
     ));
+    out
+}
+
+/// The JSON line after a destroy's summary.
+#[derive(Serialize)]
+pub struct RemainsJson<'a> {
+    pub remains: &'a Remains,
+}
+
+/// What remains after a destroy, then the verdict: "Nothing billable remains" only when the
+/// APIs were asked and said so.
+pub fn remains(r: &Remains) -> String {
+    if !r.checked {
+        return format!(
+            "Could not check what remains through the APIs ({}): not claiming that nothing billable remains; `vaultform sweep FILE` checks again.",
+            r.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    let mut out = String::new();
+    if !r.items.is_empty() {
+        out.push_str("Remains (checked through the AWS APIs):\n");
+        for i in &r.items {
+            let mut line = format!(
+                "  {} {:<18} {:<13} {}",
+                if i.billed { "$" } else { " " },
+                i.thing.as_str(),
+                i.region.as_deref().unwrap_or("global"),
+                i.id
+            );
+            if let Some(a) = &i.address {
+                line.push_str(&format!("  {a}"));
+            }
+            match &i.until {
+                Some(until) => line.push_str(&format!(": deleted by AWS on {until}; {}", i.why)),
+                None => line.push_str(&format!(": {}", i.why)),
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    let billed = r.items.iter().filter(|i| i.billed).count();
+    if billed == 0 {
+        out.push_str("Nothing billable remains (checked through the AWS APIs).");
+    } else {
+        out.push_str(&format!("{billed} billable resource(s) remain (marked $)."));
+    }
     out
 }

@@ -524,3 +524,107 @@ fn sweep_reports_exactly_the_orphans_and_delete_leaves_none() {
     assert_eq!(v["orphans"], serde_json::json!([]), "{v}");
     assert!(v["found"].as_u64().unwrap() >= 50, "{v}");
 }
+
+/// The lines of a `--json` run's stdout that carry `key`.
+fn json_line(out: &str, key: &str) -> serde_json::Value {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get(key).is_some())
+        .unwrap_or_else(|| panic!("no {key} line in {out}"))
+}
+
+#[test]
+fn after_destroy_the_report_lists_what_remains_with_kms_deletion_dates() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(root().join("topologies/local.kdl")).unwrap();
+    std::fs::write(d.join("local.kdl"), &text).unwrap();
+    let targets = aws_targets(&text);
+    let run = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.extend(targets.iter().map(String::as_str));
+        vaultform_aws(d, &ep, &args)
+    };
+    let out = run(&["apply", "local.kdl", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Made by hand with the stack's tag: the destroy does not know it, the report does.
+    let rt = runtime();
+    let api = rt.block_on(Api::new(&ep));
+    let volume = rt.block_on(async {
+        let v = api
+            .ec2("eu-north-1")
+            .create_volume()
+            .availability_zone("eu-north-1a")
+            .size(4)
+            .tag_specifications(ec2_tags(
+                ResourceType::Volume,
+                &[("vaultform:stack", STACK)],
+            ))
+            .send()
+            .await
+            .unwrap();
+        v.volume_id().unwrap().to_string()
+    });
+
+    let out = run(&["destroy", "local.kdl", "--auto-approve", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let remains = json_line(&stdout(&out), "remains")["remains"].clone();
+    assert_eq!(remains["checked"], true, "{remains}");
+    let items = remains["items"].as_array().unwrap();
+    let keys: Vec<&serde_json::Value> = items.iter().filter(|i| i["thing"] == "kms-key").collect();
+    assert_eq!(keys.len(), 2, "{remains}");
+    rt.block_on(async {
+        for k in &keys {
+            let region = k["region"].as_str().unwrap();
+            let meta = api
+                .kms(region)
+                .describe_key()
+                .key_id(k["id"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let meta = meta.key_metadata().unwrap();
+            assert_eq!(meta.key_state(), Some(&KeyState::PendingDeletion));
+            let date = meta
+                .deletion_date()
+                .unwrap()
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap();
+            assert_eq!(k["until"].as_str(), Some(date.as_str()), "{k}");
+            assert_eq!(k["billed"], false, "{k}");
+        }
+    });
+    let vol: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["id"] == volume.as_str())
+        .collect();
+    assert_eq!(vol.len(), 1, "{remains}");
+    assert_eq!(vol[0]["billed"], true);
+    assert_eq!(
+        items.len(),
+        3,
+        "the keys and the volume, nothing else: {remains}"
+    );
+
+    // In words, and the verdict only once the APIs say so.
+    let out = run(&["destroy", "local.kdl", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("deleted by AWS on"), "{err}");
+    assert!(err.contains("1 billable resource(s) remain"), "{err}");
+    assert!(!err.contains("Nothing billable remains"), "{err}");
+    let out = vaultform_aws(
+        d,
+        &ep,
+        &["sweep", "local.kdl", "--delete", "--auto-approve"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&["destroy", "local.kdl", "--auto-approve"]);
+    assert!(
+        stderr(&out).contains("Nothing billable remains (checked through the AWS APIs)."),
+        "{}",
+        stderr(&out)
+    );
+}
