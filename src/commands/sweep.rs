@@ -1,5 +1,6 @@
 //! `sweep`: wiring from flags to the inventory, the state, the deletion and the UI.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +66,17 @@ async fn target(args: &SweepArgs, printer: &Printer) -> Result<Option<Target>, E
     }))
 }
 
+/// Requests per service between two snapshots of the counters.
+fn since(before: &BTreeMap<String, u64>, mut now: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    for (service, n) in before {
+        if let Some(v) = now.get_mut(service) {
+            *v -= n;
+        }
+    }
+    now.retain(|_, n| *n > 0);
+    now
+}
+
 /// Finds the stack's orphans through the APIs; the report counts the calls and the time.
 pub(crate) async fn find(aws: &Aws, query: &Query, state: &State) -> Result<Report, Error> {
     let started = Instant::now();
@@ -72,13 +84,7 @@ pub(crate) async fn find(aws: &Aws, query: &Query, state: &State) -> Result<Repo
     let found = sweep::inventory(aws, query)
         .await
         .map_err(|e| Error::Sweep { message: e.message })?;
-    let mut api_calls = aws.calls.snapshot();
-    for (service, n) in before {
-        if let Some(v) = api_calls.get_mut(&service) {
-            *v -= n;
-        }
-    }
-    api_calls.retain(|_, n| *n > 0);
+    let api_calls = since(&before, aws.calls.snapshot());
     Ok(Report {
         stack: query.stack.clone(),
         regions: query.regions.clone(),
@@ -127,7 +133,10 @@ pub async fn sweep(args: &SweepArgs, printer: &Printer) -> Result<Outcome, Error
         printer.message("Cancelled: nothing was deleted.");
         return Ok(Outcome::Failure);
     }
+    let started = Instant::now();
+    let before = aws.calls.snapshot();
     let removed = sweep::remove(&aws, &report.stack, &*target.catalog, &report.orphans).await;
+    let calls = since(&before, aws.calls.snapshot());
     let failed = removed.iter().any(|r| r.error.is_some());
     if args.json {
         printer.json_line(&render::Json {
@@ -135,7 +144,7 @@ pub async fn sweep(args: &SweepArgs, printer: &Printer) -> Result<Outcome, Error
             removed: Some(&removed),
         });
     } else {
-        printer.message(&render::removed(&removed));
+        printer.message(&render::removed(&removed, started.elapsed(), &calls));
     }
     Ok(if failed {
         Outcome::Failure

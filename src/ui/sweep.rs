@@ -58,7 +58,11 @@ pub fn human(r: &Report) -> String {
 }
 
 /// What `--delete` did: each failure, then the counts.
-pub fn removed(removed: &[Removed]) -> String {
+pub fn removed(
+    removed: &[Removed],
+    took: std::time::Duration,
+    calls: &std::collections::BTreeMap<String, u64>,
+) -> String {
     let mut out = String::new();
     let failed: Vec<&Removed> = removed.iter().filter(|r| r.error.is_some()).collect();
     for r in &failed {
@@ -70,9 +74,11 @@ pub fn removed(removed: &[Removed]) -> String {
         ));
     }
     out.push_str(&format!(
-        "Deleted {} orphan(s), {} failed.",
+        "Deleted {} orphan(s), {} failed, in {:.1}s; AWS API calls: {}.",
         removed.len() - failed.len(),
-        failed.len()
+        failed.len(),
+        took.as_secs_f64(),
+        super::report::api_calls(calls)
     ));
     out
 }

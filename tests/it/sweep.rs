@@ -56,6 +56,7 @@ async fn inventory(api: &Api, stack: &str, clusters: &[&str]) -> BTreeSet<(Strin
     for r in REGIONS {
         let at = |id: &str| (r.to_string(), id.to_string());
         let ec2 = api.ec2(r);
+        let mut vpcs = Vec::new();
         for v in ec2
             .describe_vpcs()
             .filters(tag())
@@ -65,6 +66,18 @@ async fn inventory(api: &Api, stack: &str, clusters: &[&str]) -> BTreeSet<(Strin
             .vpcs()
         {
             out.insert(at(v.vpc_id().unwrap()));
+            vpcs.push(v.vpc_id().unwrap().to_string());
+        }
+        for n in ec2
+            .describe_network_interfaces()
+            .send()
+            .await
+            .unwrap()
+            .network_interfaces()
+        {
+            if vpcs.iter().any(|v| Some(v.as_str()) == n.vpc_id()) {
+                out.insert(at(n.network_interface_id().unwrap()));
+            }
         }
         for s in ec2
             .describe_subnets()
@@ -111,10 +124,11 @@ async fn inventory(api: &Api, stack: &str, clusters: &[&str]) -> BTreeSet<(Strin
             let k8s = clusters
                 .iter()
                 .any(|c| keys.contains(&format!("kubernetes.io/cluster/{c}").as_str()));
-            let tagged = v
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some("vaultform:stack") && t.value() == Some(stack));
+            let tagged = v.tags().iter().any(|t| {
+                (t.key() == Some("vaultform:stack") && t.value() == Some(stack))
+                    || (t.key() == Some("elbv2.k8s.aws/cluster")
+                        && clusters.contains(&t.value().unwrap_or_default()))
+            });
             if tagged || k8s {
                 out.insert(at(v.volume_id().unwrap()));
             }
@@ -184,11 +198,11 @@ async fn inventory(api: &Api, stack: &str, clusters: &[&str]) -> BTreeSet<(Strin
                 .send()
                 .await
                 .unwrap();
-            let tagged = t
-                .tag_descriptions()
-                .iter()
-                .flat_map(|d| d.tags())
-                .any(|t| t.key() == Some("vaultform:stack") && t.value() == Some(stack));
+            let tagged = t.tag_descriptions().iter().flat_map(|d| d.tags()).any(|t| {
+                (t.key() == Some("vaultform:stack") && t.value() == Some(stack))
+                    || (t.key() == Some("elbv2.k8s.aws/cluster")
+                        && clusters.contains(&t.value().unwrap_or_default()))
+            });
             if tagged {
                 out.insert(at(&arn));
             }
@@ -350,10 +364,17 @@ fn sweep_reports_exactly_the_orphans_and_delete_leaves_none() {
             .await
             .unwrap();
         let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-        ec2.create_subnet()
+        let subnet = ec2
+            .create_subnet()
             .vpc_id(&vpc_id)
             .cidr_block("10.99.1.0/24")
             .tag_specifications(ec2_tags(ResourceType::Subnet, &ours))
+            .send()
+            .await
+            .unwrap();
+        // Untagged, but inside the stack's VPC: it would keep the VPC from being deleted.
+        ec2.create_network_interface()
+            .subnet_id(subnet.subnet().unwrap().subnet_id().unwrap())
             .send()
             .await
             .unwrap();
@@ -389,6 +410,29 @@ fn sweep_reports_exactly_the_orphans_and_delete_leaves_none() {
             .send()
             .await
             .unwrap();
+        // A target group the AWS load balancer controller made for one of the stack's
+        // clusters, in a VPC of nobody's.
+        let plain_vpc = central
+            .create_vpc()
+            .cidr_block("10.97.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        api.elbv2("eu-central-1")
+            .create_target_group()
+            .name("k8s-vault-api")
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
+            .port(8200)
+            .vpc_id(plain_vpc.vpc().unwrap().vpc_id().unwrap())
+            .tags(
+                aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                    .key("elbv2.k8s.aws/cluster")
+                    .value("bv-eu-central-1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
         // Another stack's and untagged: never reported, never deleted.
         let other_vpc = ec2
             .create_vpc()
@@ -418,6 +462,7 @@ fn sweep_reports_exactly_the_orphans_and_delete_leaves_none() {
             .await
             .unwrap();
         vec![
+            plain_vpc.vpc().unwrap().vpc_id().unwrap().to_string(),
             other_vpc.vpc().unwrap().vpc_id().unwrap().to_string(),
             untagged.volume_id().unwrap().to_string(),
             other_key.key_metadata().unwrap().key_id().to_string(),
@@ -472,23 +517,30 @@ fn sweep_reports_exactly_the_orphans_and_delete_leaves_none() {
     // Others' and untagged resources are still there.
     rt.block_on(async {
         let vpcs = api
-            .ec2("eu-west-1")
+            .ec2("eu-central-1")
             .describe_vpcs()
             .vpc_ids(&others[0])
+            .send()
+            .await;
+        assert_eq!(vpcs.unwrap().vpcs().len(), 1);
+        let vpcs = api
+            .ec2("eu-west-1")
+            .describe_vpcs()
+            .vpc_ids(&others[1])
             .send()
             .await;
         assert_eq!(vpcs.unwrap().vpcs().len(), 1);
         let vols = api
             .ec2("eu-central-1")
             .describe_volumes()
-            .volume_ids(&others[1])
+            .volume_ids(&others[2])
             .send()
             .await;
         assert_eq!(vols.unwrap().volumes().len(), 1);
         let key = api
             .kms("eu-west-1")
             .describe_key()
-            .key_id(&others[2])
+            .key_id(&others[3])
             .send()
             .await
             .unwrap();
