@@ -274,14 +274,22 @@ async fn ec2(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
             push_eni(x, &mut out);
         }
     }
-    // EBS volumes: tagged with the stack, or by Kubernetes for one of its clusters.
+    // EBS volumes: tagged with the stack, or by Kubernetes for one of its clusters (one call:
+    // the values of a filter are alternatives).
     let mut volumes = vec![tag_filter(s)];
-    volumes.extend(q.clusters.iter().map(|c| {
-        Filter::builder()
-            .name("tag-key")
-            .values(format!("kubernetes.io/cluster/{c}"))
-            .build()
-    }));
+    if !q.clusters.is_empty() {
+        volumes.push(
+            Filter::builder()
+                .name("tag-key")
+                .set_values(Some(
+                    q.clusters
+                        .iter()
+                        .map(|c| format!("kubernetes.io/cluster/{c}"))
+                        .collect(),
+                ))
+                .build(),
+        );
+    }
     let mut vol_seen = std::collections::BTreeSet::new();
     for filter in volumes {
         let vols = ec2
