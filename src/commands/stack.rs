@@ -190,7 +190,7 @@ pub async fn apply(
         .collect();
     if !plan.has_changes() {
         if destroy {
-            super::sweep::show_remains(&session, &aws, &planned, run.json, printer).await;
+            super::remains::show_remains(&session, &aws, &planned, run.json, printer).await;
         }
         return Ok(Outcome::Success);
     }
@@ -205,7 +205,7 @@ pub async fn apply(
     }
     let outcome = execute(&session, aws.clone(), state, &plan, run, printer).await;
     if destroy {
-        super::sweep::show_remains(&session, &aws, &planned, run.json, printer).await;
+        super::remains::show_remains(&session, &aws, &planned, run.json, printer).await;
     }
     Ok(outcome)
 }

@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::cli::SweepArgs;
 use crate::state::State;
 use crate::state::local::LocalBackend;
-use crate::sweep::{self, Query, Report, billable};
+use crate::sweep::{self, Query, Report};
 use crate::ui::{Printer, prompt, sweep as render};
 use crate::vault::spec::Vaults;
 
@@ -151,30 +151,4 @@ pub async fn sweep(args: &SweepArgs, printer: &Printer) -> Result<Outcome, Error
     } else {
         Outcome::Success
     })
-}
-
-/// After a destroy: what remains of the stack, checked through the APIs, shown after the
-/// summary (a JSON line with `--json`). Information only: the exit code stays the destroy's.
-pub(crate) async fn show_remains(
-    session: &crate::session::Session,
-    aws: &Aws,
-    planned: &std::collections::BTreeSet<String>,
-    json: bool,
-    printer: &Printer,
-) {
-    let remains = match session.load_state().await {
-        Ok(state) => {
-            let query = Query::of(session.topology(), session.vaults(), &state, &[]);
-            match sweep::inventory(aws, &query).await {
-                Ok(found) => billable::remains(&found, &state, planned),
-                Err(e) => billable::Remains::unchecked(e.message),
-            }
-        }
-        Err(e) => billable::Remains::unchecked(e.to_string()),
-    };
-    if json {
-        printer.json_line(&render::RemainsJson { remains: &remains });
-    } else {
-        printer.message(&render::remains(&remains));
-    }
 }
