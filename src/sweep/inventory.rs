@@ -652,8 +652,13 @@ async fn s3(aws: &Aws, q: &Query) -> Result<Vec<Found>, OpError> {
                     .get_bucket_location()
                     .bucket(name)
                     .send()
-                    .await
-                    .map_err(|e| OpError::from_sdk("get bucket location", e))?;
+                    .await;
+                let loc = match loc {
+                    Ok(loc) => loc,
+                    // Deleted since the list: nothing to report.
+                    Err(e) if e.code() == Some("NoSuchBucket") => continue,
+                    Err(e) => return Err(OpError::from_sdk("get bucket location", e)),
+                };
                 loc.location_constraint()
                     .map(|c| c.as_str().to_string())
                     .filter(|c| !c.is_empty())
@@ -663,7 +668,11 @@ async fn s3(aws: &Aws, q: &Query) -> Result<Vec<Found>, OpError> {
         if !q.regions.contains(&region) {
             continue;
         }
-        let tags = crate::resources::s3_bucket::bucket_tags(&aws.s3(&region), name).await?;
+        let tags = match crate::resources::s3_bucket::bucket_tags(&aws.s3(&region), name).await {
+            Ok(tags) => tags,
+            Err(e) if e.aws_code() == Some("NoSuchBucket") => continue,
+            Err(e) => return Err(e),
+        };
         if ours(&tags, &q.stack) {
             out.push(found(
                 &q.stack,
