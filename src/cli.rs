@@ -322,6 +322,10 @@ pub struct PlanOutputArgs {
     /// Print the plan as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Price the plan with this price table instead of the shipped one (the format of
+    /// src/cost/prices.json).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -24,6 +24,9 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Prices(#[from] crate::cost::PricesError),
     #[error("this build cannot create these resource kinds yet: {kinds}")]
     #[diagnostic(
         code(vaultform::unsupported),

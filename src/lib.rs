@@ -9,6 +9,7 @@ pub mod aws_error;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod engine;
 pub mod error;
 pub mod graph;

@@ -68,6 +68,7 @@ pub async fn plan(
     let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
         return Ok(Outcome::Failure);
     };
+    let prices = crate::cost::Prices::load(output.prices.as_deref())?;
     let state = session.load_state().await?;
     // Only a refresh of recorded resources calls AWS: then check it answers first.
     let aws = if args.refresh && !state.resources.is_empty() {
@@ -86,10 +87,14 @@ pub async fn plan(
             report::api_calls(&calls)
         ));
     }
+    let cost = crate::cost::of(&plan, &prices);
     if output.json {
-        printer.data(&format!("{}\n", render::json(&plan)));
+        let mut json = render::json(&plan);
+        json["cost"] = serde_json::to_value(&cost).unwrap_or_default();
+        printer.data(&format!("{json}\n"));
     } else {
         printer.data(&render::human(&plan, printer.color_out));
+        printer.data(&crate::ui::cost::human(&cost));
     }
     if let Some(out) = &output.out {
         let saved = SavedPlan {

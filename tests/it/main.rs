@@ -7,6 +7,7 @@ mod aws_error;
 mod aws_part;
 mod cli;
 mod cluster;
+mod cost;
 mod diagnostics;
 mod engine;
 mod fuzz;
