@@ -112,6 +112,10 @@ pub enum Command {
     Apply {
         /// A topology file, or a plan file saved by `plan --out`.
         file: PathBuf,
+        /// Tag every resource to expire this long from now (`8h`, `90m`, `2d`): `vaultform
+        /// expired --destroy` destroys the stack after that. On a live stack, extends it.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
@@ -181,6 +185,13 @@ pub enum Command {
     /// listeners, KMS keys, S3 buckets, IAM roles and OIDC providers, and the local runtime's
     /// servers and proxies under its work-dir.
     Sweep(SweepArgs),
+    /// List the stacks past their expiry, found by their tags alone; `--destroy` destroys them.
+    ///
+    /// No topology file is needed: every resource of an expiring stack carries
+    /// `vaultform:expires-at` and `vaultform:state` (set by `expires-after` in the topology or
+    /// `apply --ttl`). A stack is destroyed through the state file its tag names, then swept of
+    /// whatever that state did not record (everything, when the state is gone).
+    Expired(ExpiredArgs),
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
         /// The topology file (KDL).
@@ -383,4 +394,21 @@ pub struct SweepArgs {
     pub json: bool,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// `expired`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExpiredArgs {
+    /// The regions to search, comma-separated (default: every region enabled for the account).
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Destroy the stacks past their expiry, after confirmation.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, requires = "destroy")]
+    pub auto_approve: bool,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

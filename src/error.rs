@@ -84,6 +84,12 @@ pub enum Error {
         help("`vaultform state list FILE` shows the recorded addresses")
     )]
     NotInState { address: String },
+    #[error("--ttl {message}")]
+    #[diagnostic(
+        code(vaultform::ttl),
+        help("give a number and a unit: s, m, h or d (`--ttl 8h`, `--ttl 1h30m`)")
+    )]
+    Ttl { message: String },
     #[error("sweep failed: {message}")]
     #[diagnostic(
         code(vaultform::sweep),

@@ -25,6 +25,8 @@ pub const ATTEMPTS: u32 = 6;
 pub struct Session {
     pub stack: Stack,
     pub backend: Arc<dyn Backend>,
+    /// The state file, absolute: the `vaultform:state` tag of an expiring stack names it.
+    pub state_path: PathBuf,
     /// The topology file's directory: relative paths in it resolve here.
     pub base_dir: PathBuf,
     pub aws: AwsSettings,
@@ -97,8 +99,10 @@ pub fn open(
             .as_ref()
             .map(|e| e.value.as_str()),
     );
+    let state_path = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
     Ok(Some(Session {
         stack,
+        state_path,
         backend: Arc::new(LocalBackend::new(path)),
         base_dir,
         aws,

@@ -31,6 +31,9 @@ pub struct Query {
 }
 
 impl Query {
+    /// The stack name that matches every stack: `expired` looks for all of them.
+    pub const ANY: &'static str = "*";
+
     /// The query of a topology: its regions (or `regions`), its EKS clusters and local
     /// work-dirs, and the clusters its state records.
     pub fn of(t: &Topology, vaults: &Vaults, state: &State, regions: &[String]) -> Query {
@@ -71,6 +74,9 @@ impl Query {
 }
 
 fn tag_filter(stack: &str) -> Filter {
+    if stack == Query::ANY {
+        return Filter::builder().name("tag-key").values(TAG_STACK).build();
+    }
     Filter::builder()
         .name(format!("tag:{TAG_STACK}"))
         .values(stack)
@@ -84,7 +90,10 @@ fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
 }
 
 fn ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
-    tags.get(TAG_STACK).map(String::as_str) == Some(stack)
+    match tags.get(TAG_STACK) {
+        Some(_) if stack == Query::ANY => true,
+        found => found.map(String::as_str) == Some(stack),
+    }
 }
 
 fn found(
@@ -108,6 +117,7 @@ fn found(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        tags: tags.clone(),
     }
 }
 
@@ -365,7 +375,10 @@ async fn eks(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
                 Some(r),
                 name,
                 &tags,
-                &[("name", name)],
+                &[
+                    ("name", name),
+                    ("arn", c.cluster().and_then(|c| c.arn()).unwrap_or_default()),
+                ],
             ));
             let groups = eks
                 .list_nodegroups()
@@ -393,7 +406,16 @@ async fn eks(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
                         Some(r),
                         g,
                         &tags,
-                        &[("cluster", name), ("name", g)],
+                        &[
+                            ("cluster", name),
+                            ("name", g),
+                            (
+                                "arn",
+                                n.nodegroup()
+                                    .and_then(|n| n.nodegroup_arn())
+                                    .unwrap_or_default(),
+                            ),
+                        ],
                     );
                     f.detail = Some(format!("cluster {name}"));
                     out.push(f);
@@ -789,6 +811,7 @@ fn processes(vault: &str, work_dir: &Path) -> Vec<Found> {
                 belongs_to: None,
                 pending_deletion: None,
                 ids: BTreeMap::from([("dir".to_string(), dir_text)]),
+                tags: BTreeMap::new(),
             });
         }
     }

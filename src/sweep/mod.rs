@@ -3,6 +3,8 @@
 //! found through the APIs and deleted in dependency order through the providers.
 
 pub mod billable;
+pub mod expired;
+pub mod expiry;
 pub mod inventory;
 mod remove;
 
@@ -125,6 +127,9 @@ pub struct Found {
     /// What its provider's delete reads from a state entry.
     #[serde(skip)]
     pub ids: BTreeMap<String, String>,
+    /// All its tags.
+    #[serde(skip)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Whether `state` records `f`: its address with the same cloud identifier, or a create of

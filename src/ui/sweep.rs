@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use crate::sweep::billable::Remains;
+use crate::sweep::expired::Destroyed;
+use crate::sweep::expiry::Expiring;
 use crate::sweep::{Removed, Report};
 
 /// `sweep --json`: the findings and, with `--delete`, what each deletion did.
@@ -127,4 +129,104 @@ pub fn remains(r: &Remains) -> String {
         out.push_str(&format!("{billed} billable resource(s) remain (marked $)."));
     }
     out
+}
+
+/// What an apply's expiry did: when the stack expires, and what could not be tagged.
+pub fn stamped(at: &str, found: usize, failures: &[String]) -> String {
+    let mut out = String::new();
+    for f in failures {
+        out.push_str(&format!("warning: not tagged to expire: {f}\n"));
+    }
+    out.push_str(&format!(
+        "The stack expires at {at}: {} of its {found} resources are tagged vaultform:expires-at; `vaultform expired --destroy` destroys it after that.",
+        found.saturating_sub(failures.len())
+    ));
+    out
+}
+
+/// `expired --json`: the stacks with an expiry and, with `--destroy`, what each destroy did.
+#[derive(Serialize)]
+pub struct ExpiredJson<'a> {
+    pub stacks: &'a [Expiring],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destroyed: Option<&'a [Destroyed]>,
+}
+
+/// One line per stack with an expiry: expired or not, when, where its state is.
+pub fn expiring(stacks: &[Expiring]) -> String {
+    if stacks.is_empty() {
+        return "No stack carries an expiry (vaultform:expires-at) in these regions.\n".into();
+    }
+    let mut out = String::new();
+    for s in stacks {
+        out.push_str(&format!(
+            "{:<8} {}  {}  {} resource(s) in {}{}\n",
+            if s.expired { "EXPIRED" } else { "expires" },
+            s.expires_at,
+            s.stack,
+            s.resources,
+            s.regions.join(", "),
+            s.state
+                .as_deref()
+                .map(|st| format!("; state {st}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// What destroying one expired stack did.
+pub fn destroyed(d: &Destroyed) -> String {
+    let mut out = String::new();
+    for e in &d.errors {
+        out.push_str(&format!("error: {}: {e}\n", d.stack));
+    }
+    if let Some(s) = &d.summary {
+        for (address, error) in &s.failures {
+            out.push_str(&format!("error: {}: {address}: {error}\n", d.stack));
+        }
+    }
+    for r in d.swept.iter().filter(|r| r.error.is_some()) {
+        out.push_str(&format!(
+            "error: {}: {} {}: {}\n",
+            d.stack,
+            r.thing.as_str(),
+            r.id,
+            r.error.as_deref().unwrap_or_default()
+        ));
+    }
+    let through = match (&d.state, &d.summary) {
+        (Some(path), Some(s)) => format!("{} deleted through its state {path}", s.deleted),
+        (Some(path), None) => format!("nothing recorded in its state {path}"),
+        (None, _) => "no state found".to_string(),
+    };
+    out.push_str(&format!(
+        "{} {}: {through}; {} more swept.",
+        if d.ok() {
+            "Destroyed"
+        } else {
+            "Failed to destroy completely"
+        },
+        d.stack,
+        d.swept.iter().filter(|r| r.error.is_none()).count()
+    ));
+    out
+}
+
+/// The stack's expiry as `plan` and `status` show it: when it expires now (the last apply's
+/// tags), and what the topology's `expires-after` makes the next apply do.
+pub fn expiry(current: Option<&str>, after: Option<std::time::Duration>) -> Option<String> {
+    let mut out = String::new();
+    if let Some(at) = current {
+        out.push_str(&format!(
+            "The stack expires at {at}; `vaultform expired --destroy` destroys it after that.\n"
+        ));
+    }
+    if let Some(d) = after {
+        out.push_str(&format!(
+            "expires-after {}: an apply tags every resource to expire that long after it.\n",
+            crate::plan::estimate::human(d.as_secs())
+        ));
+    }
+    (!out.is_empty()).then_some(out)
 }

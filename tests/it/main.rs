@@ -10,6 +10,7 @@ mod cluster;
 mod cost;
 mod diagnostics;
 mod engine;
+mod expired;
 mod fuzz;
 mod graph;
 mod help;
