@@ -40,8 +40,14 @@ pub async fn status(
         return Ok(Outcome::Failure);
     };
     let expires_at = session.load_state().await?.expires_at;
+    let expiry = crate::ui::sweep::expiry(expires_at.as_deref(), None);
+    let vaults = ops.vaults(vault);
+    // A stack without a Vault cluster still has an expiry to show.
+    if let (Err(_), Some(text), false) = (&vaults, &expiry, json) {
+        printer.data(text);
+    }
     let mut clusters = Vec::new();
-    for v in ops.vaults(vault)? {
+    for v in vaults? {
         clusters.push(status::cluster_status(&ops, &v).await);
     }
     if json {
@@ -56,7 +62,7 @@ pub async fn status(
     } else {
         let text: Vec<String> = clusters.iter().map(report::status).collect();
         printer.data(&text.join("\n"));
-        if let Some(text) = crate::ui::sweep::expiry(expires_at.as_deref(), None) {
+        if let Some(text) = expiry {
             printer.data(&format!("\n{text}"));
         }
     }

@@ -18,9 +18,15 @@ const REGIONS: &str = "eu-west-1,eu-north-1";
 
 /// A network, keys and buckets in two regions.
 fn topology(stack: &str, net: u8) -> String {
+    // One of them says it in the topology too (`--ttl` wins over it).
+    let expires = if stack == "keep" {
+        "expires-after \"3h\"\n"
+    } else {
+        ""
+    };
     format!(
         r#"stack "{stack}"
-state "local" path="state/{stack}.json"
+{expires}state "local" path="state/{stack}.json"
 defaults {{
     key deletion-window=7
     bucket versioning=#false force-destroy=#true
@@ -187,6 +193,27 @@ fn expired_stacks_are_destroyed_by_their_tags_alone_and_others_left_alone() {
         "{}",
         stdout(&out)
     );
+    let out = vaultform_aws(exp.path(), &ep, &["plan", "stack.kdl", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(plan["expires_at"], at.as_str());
+    let out = vaultform_aws(exp.path(), &ep, &["status", "stack.kdl"]);
+    assert!(
+        stdout(&out).contains(&format!("The stack expires at {at}")),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = vaultform_aws(keep.path(), &ep, &["plan", "stack.kdl"]);
+    assert!(
+        stdout(&out).contains(
+            "expires-after 3h 00m: an apply tags every resource to expire that long after it."
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let out = vaultform_aws(keep.path(), &ep, &["plan", "stack.kdl", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(plan["expires_after_seconds"], 3 * 3600);
     // The state of `lost` is gone: only the tags are left.
     std::fs::remove_dir_all(lost.path().join("state")).unwrap();
 
@@ -218,6 +245,16 @@ fn expired_stacks_are_destroyed_by_their_tags_alone_and_others_left_alone() {
         ])
     );
 
+    let out = vaultform_aws(nowhere.path(), &ep, &["expired", "--regions", REGIONS]);
+    let listing = stdout(&out);
+    assert!(
+        listing.contains("EXPIRED  ") && listing.contains("  exp  "),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("expires  ") && listing.contains("  keep  "),
+        "{listing}"
+    );
     let keep_before = state(keep.path(), "keep");
     let out = vaultform_aws(
         nowhere.path(),
@@ -290,4 +327,32 @@ fn expired_stacks_are_destroyed_by_their_tags_alone_and_others_left_alone() {
         "the expiry tags are no drift: {}",
         stdout(&out)
     );
+}
+
+/// The example pipeline's command, as written, runs: hourly, and without a topology file.
+#[test]
+fn the_example_pipeline_runs_its_command_every_hour() {
+    let text = std::fs::read_to_string(crate::support::root().join("examples/expired-hourly.yml"))
+        .unwrap();
+    assert!(text.contains("- cron: \"0 * * * *\""), "hourly");
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("run: vaultform expired"))
+        .expect("a step runs vaultform expired");
+    let args: Vec<&str> = std::iter::once("expired")
+        .chain(line.split_whitespace())
+        .collect();
+    assert!(
+        args.contains(&"--destroy") && args.contains(&"--auto-approve"),
+        "{args:?}"
+    );
+    let moto = Moto::start();
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = vaultform_aws(nowhere.path(), &moto.endpoint(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["stacks"], serde_json::json!([]), "{v}");
+    // Without --regions: every region the account has enabled.
+    let out = vaultform_aws(nowhere.path(), &moto.endpoint(), &["expired", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
