@@ -85,6 +85,10 @@ pub enum RegionItem {
 /// The parts of a Vault cluster: runtime pieces, bootstrap steps and declarative config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VaultItem {
+    /// The cluster's certificate authority (`tls.ca`).
+    Ca,
+    /// A member's server certificate (`tls.cert.<member>`).
+    Cert(String),
     /// The local runtime's HAProxy standing for load balancer `lb`.
     Proxy(String),
     Member(String),
@@ -193,6 +197,8 @@ fn render(item: &Item) -> String {
         }
         Item::Vault { vault, what } => {
             let rest = match what {
+                VaultItem::Ca => "tls.ca".into(),
+                VaultItem::Cert(m) => format!("tls.cert.{m}"),
                 VaultItem::Proxy(lb) => format!("proxy.{lb}"),
                 VaultItem::Member(m) => format!("member.{m}"),
                 VaultItem::Init => "init".into(),
@@ -322,12 +328,14 @@ fn parse_vault(rest: &str) -> Option<VaultItem> {
         "init" => VaultItem::Init,
         "unseal-keys" => VaultItem::UnsealKeys,
         "raft" => VaultItem::Raft,
+        "tls.ca" => VaultItem::Ca,
         _ => {
             let (head, tail) = rest.split_once('.')?;
             let tail_s = nonempty(tail)?;
             match head {
                 "proxy" => VaultItem::Proxy(tail_s),
                 "member" => VaultItem::Member(tail_s),
+                "tls" => VaultItem::Cert(nonempty(tail.strip_prefix("cert.")?)?),
                 "unseal" => VaultItem::Unseal(tail_s),
                 "join" => VaultItem::Join(tail_s),
                 "policy" => VaultItem::Policy(tail_s),
@@ -462,6 +470,8 @@ mod tests {
                 lb: s("lb"),
                 port: Port::Cluster,
             }),
+            v(VaultItem::Ca),
+            v(VaultItem::Cert(s("vault-0"))),
             v(VaultItem::Proxy(s("lb"))),
             v(VaultItem::Member(s("vault-0"))),
             v(VaultItem::Init),

@@ -10,9 +10,11 @@ use petgraph::graph::NodeIndex;
 use crate::graph::{Builder, Graph, Kind, Resource};
 use crate::provider::{Desired, Provider, Providers};
 use crate::resources::{eks, elb, iam_role, kms_key, network, s3_bucket};
+use crate::runtime::cert::{self, LocalCert};
 use crate::runtime::local::{LocalData, LocalProxy, VaultMember};
 use crate::topology::{Problem, Runtime, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
+use crate::vault::ca::{self, VaultCa};
 use crate::vault::config::{self, Config};
 use crate::vault::spec::Vaults;
 
@@ -36,6 +38,8 @@ pub fn graph(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
 /// Every provider, the Vault and runtime kinds holding the run's resolved Vault clusters.
 pub struct Catalog {
     vaults: Arc<Vaults>,
+    ca: VaultCa,
+    cert: LocalCert,
     proxy: LocalProxy,
     member: VaultMember,
     init: VaultInit,
@@ -51,6 +55,8 @@ impl Catalog {
         let v = || vaults.clone();
         let config = |kind| Config { kind, vaults: v() };
         Catalog {
+            ca: VaultCa(v()),
+            cert: LocalCert(v()),
             proxy: LocalProxy(v()),
             member: VaultMember(v()),
             init: VaultInit {
@@ -169,7 +175,9 @@ impl Catalog {
             | Kind::RouteTable
             | Kind::SecurityGroup => network::desired(t, r),
             Kind::ExistingNetwork => network::desired_existing(t, r),
-            Kind::LocalProxy
+            Kind::VaultCa
+            | Kind::VaultCert
+            | Kind::LocalProxy
             | Kind::VaultMember
             | Kind::VaultInit
             | Kind::UnsealKeys
@@ -194,6 +202,8 @@ impl Catalog {
         use crate::address::VaultItem as V;
         let (v, what) = self.vaults.part(address).ok()?;
         match what {
+            V::Ca => ca::desired(v),
+            V::Cert(m) => cert::desired(v, v.member(m)?),
             V::Proxy(_) | V::Member(_) => crate::runtime::local::desired(v, what),
             V::Init | V::UnsealKeys | V::Unseal(_) | V::Join(_) | V::Raft => {
                 bootstrap::desired(v, what)
@@ -220,6 +230,8 @@ impl Providers for Catalog {
             Kind::RouteTable => &network::RouteTable,
             Kind::SecurityGroup => &network::SecurityGroup,
             Kind::ExistingNetwork => &network::ExistingNetwork,
+            Kind::VaultCa => &self.ca,
+            Kind::VaultCert => &self.cert,
             Kind::LocalProxy => &self.proxy,
             Kind::VaultMember => &self.member,
             Kind::VaultInit => &self.init,

@@ -51,6 +51,17 @@ pub struct Cli {
     )]
     pub log_file: Option<PathBuf>,
 
+    /// Set the topology variable NAME (`${NAME}` in the topology) to VALUE; repeatable. Wins
+    /// over the environment's VAULTFORM_VAR_NAME.
+    #[arg(
+        long = "var",
+        global = true,
+        value_name = "NAME=VALUE",
+        value_parser = crate::topology::vars::parse_assignment,
+        help_heading = "Global options"
+    )]
+    pub vars: Vec<(String, String)>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -192,6 +203,13 @@ pub enum Command {
     /// `apply --ttl`). A stack is destroyed through the state file its tag names, then swept of
     /// whatever that state did not record (everything, when the state is gone).
     Expired(ExpiredArgs),
+
+    /// Create the topology's S3 state bucket (versioning, SSE-KMS, public access blocked,
+    /// TLS-only policy) and its KMS key, when missing. Idempotent.
+    Init {
+        /// The topology file (KDL).
+        file: PathBuf,
+    },
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
         /// The topology file (KDL).
@@ -288,6 +306,44 @@ pub enum StateCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Print the whole current state as JSON (decrypted).
+    Pull {
+        /// The topology file (KDL).
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the stored versions of the state, newest first (S3 bucket versioning).
+    Versions {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Bring back an earlier version of the state as the newest one (same lineage only).
+    Restore {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// The version ID, as `state versions` lists it.
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Copy the state to the backend another topology file names (local <-> S3), holding
+    /// both locks.
+    Migrate {
+        /// The topology file (KDL) whose state is copied.
+        file: PathBuf,
+        /// The topology file naming the target backend (same stack).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 /// Which Vault cluster a command acts on, when the topology has several.
@@ -350,6 +406,16 @@ pub struct RunArgs {
     /// Operations at once per AWS service and region.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub parallelism: usize,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LockArgs {
+    /// Wait up to DURATION (`30s`, `5m`) for a state lock another run holds, instead of
+    /// failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = crate::state::lease::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// Output format of `graph`.

@@ -35,12 +35,6 @@ pub enum Error {
         )
     )]
     Unsupported { kinds: String },
-    #[error("the S3 state backend ({location}) is not available in this build")]
-    #[diagnostic(
-        code(vaultform::state::s3),
-        help("use `state \"local\" path=...` in the topology, or pass --state PATH")
-    )]
-    S3Backend { location: String },
     #[error("refresh failed: {message}")]
     #[diagnostic(
         code(vaultform::refresh),

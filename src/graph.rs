@@ -33,6 +33,8 @@ pub enum Kind {
     LoadBalancer,
     TargetGroup,
     Listener,
+    VaultCa,
+    VaultCert,
     LocalProxy,
     VaultMember,
     VaultInit,
@@ -54,6 +56,12 @@ impl Kind {
         matches!(self, Kind::VaultMember | Kind::LocalProxy)
     }
 
+    /// Whether a resource of this kind must be made again when a dependency of kind `dep`
+    /// is (a certificate when its CA is new).
+    pub fn reissued_with(self, dep: Kind) -> bool {
+        matches!((self, dep), (Kind::VaultCert, Kind::VaultCa))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Vpc => "vpc",
@@ -70,6 +78,8 @@ impl Kind {
             Kind::LoadBalancer => "load-balancer",
             Kind::TargetGroup => "target-group",
             Kind::Listener => "listener",
+            Kind::VaultCa => "vault-ca",
+            Kind::VaultCert => "vault-cert",
             Kind::LocalProxy => "local-proxy",
             Kind::VaultMember => "vault-member",
             Kind::VaultInit => "vault-init",

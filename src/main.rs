@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let printer = Printer::new(forced_color(cli.color));
+    vaultform::topology::vars::set(cli.vars.iter().cloned().collect());
     if let Err(err) = log::init(&log_settings(&cli), &printer) {
         printer.message(&format!("{:?}", miette::Report::new(err)));
         return ExitCode::from(1);
@@ -102,7 +103,22 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
                 address,
                 state,
             } => commands::state::state_show(file, address, state, printer).await,
+            StateCommand::Pull { file, state } => {
+                commands::remote::pull(file, state, printer).await
+            }
+            StateCommand::Versions { file, json, state } => {
+                commands::remote::versions(file, state, *json, printer).await
+            }
+            StateCommand::Restore {
+                file,
+                version_id,
+                state,
+            } => commands::remote::restore(file, version_id, state, printer).await,
+            StateCommand::Migrate { file, to, state } => {
+                commands::remote::migrate(file, to, state, printer).await
+            }
         },
+        Command::Init { file } => commands::remote::init(file, printer).await,
         Command::Output { file, state } => commands::state::output(file, state, printer).await,
         Command::ForceUnlock {
             file,

@@ -14,6 +14,7 @@ use crate::loaded::{Loaded, Stack};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::Providers;
 use crate::state::local::LocalBackend;
+use crate::state::s3::{S3Backend, S3Location};
 use crate::state::{Backend, LockGuard, State, StateError};
 use crate::topology::{StateBackend, Topology};
 use crate::vault::spec::{self, Vaults};
@@ -25,8 +26,9 @@ pub const ATTEMPTS: u32 = 6;
 pub struct Session {
     pub stack: Stack,
     pub backend: Arc<dyn Backend>,
-    /// The state file, absolute: the `vaultform:state` tag of an expiring stack names it.
-    pub state_path: PathBuf,
+    /// Where the state lives (`local:<absolute path>`, `s3://...`): the `vaultform:state` tag
+    /// of an expiring stack.
+    pub state_location: String,
     /// The topology file's directory: relative paths in it resolve here.
     pub base_dir: PathBuf,
     pub aws: AwsSettings,
@@ -82,15 +84,6 @@ pub fn open(
             kinds: kinds.join(", "),
         });
     }
-    let path = match (state_path, &stack.topology.state) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, StateBackend::Local { path }) => parent.unwrap_or(Path::new("")).join(path),
-        (None, StateBackend::S3 { bucket, key, .. }) => {
-            return Err(Error::S3Backend {
-                location: format!("s3://{bucket}/{key}"),
-            });
-        }
-    };
     let aws = AwsSettings::resolve(
         stack
             .topology
@@ -99,16 +92,66 @@ pub fn open(
             .as_ref()
             .map(|e| e.value.as_str()),
     );
-    let state_path = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    let state_location = state_location(&stack.topology, parent, state_path);
+    let backend = backend(&stack.topology, parent, state_path, &aws);
     Ok(Some(Session {
         stack,
-        state_path,
-        backend: Arc::new(LocalBackend::new(path)),
+        state_location,
+        backend,
         base_dir,
         aws,
         catalog: Arc::new(catalog),
         attempts: ATTEMPTS,
     }))
+}
+
+/// Where the state lives, as the `vaultform:state` tag of an expiring stack says it:
+/// `local:<absolute path>` or `s3://<bucket>/<key>@<region>`.
+pub fn state_location(topology: &Topology, dir: Option<&Path>, state_path: Option<&Path>) -> String {
+    let local = |p: PathBuf| {
+        let p = std::path::absolute(&p).unwrap_or(p);
+        format!("local:{}", p.display())
+    };
+    match (state_path, &topology.state) {
+        (Some(p), _) => local(p.to_path_buf()),
+        (None, StateBackend::Local { path }) => local(dir.unwrap_or(Path::new("")).join(path)),
+        (None, StateBackend::S3 { bucket, key, region, .. }) => {
+            format!("s3://{bucket}/{key}@{region}")
+        }
+    }
+}
+
+/// The topology's state backend; `--state PATH` chooses a local file instead.
+pub fn backend(
+    topology: &Topology,
+    dir: Option<&Path>,
+    state_path: Option<&Path>,
+    aws: &AwsSettings,
+) -> Arc<dyn Backend> {
+    match (state_path, &topology.state) {
+        (Some(p), _) => Arc::new(LocalBackend::new(p)),
+        (None, StateBackend::Local { path }) => {
+            Arc::new(LocalBackend::new(dir.unwrap_or(Path::new("")).join(path)))
+        }
+        (
+            None,
+            StateBackend::S3 {
+                bucket,
+                key,
+                region,
+                kms_key,
+            },
+        ) => Arc::new(S3Backend::new(
+            S3Location {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                region: region.clone(),
+                kms_key: kms_key.clone(),
+                stack: topology.stack.value.clone(),
+            },
+            aws.clone(),
+        )),
+    }
 }
 
 impl Session {
@@ -162,6 +205,34 @@ impl Session {
     /// Takes the state lock; the guard says whether it took over a stale one.
     pub async fn lock(&self, operation: &str) -> Result<LockGuard, Error> {
         Ok(self.backend.lock(operation).await?)
+    }
+
+    /// Takes the state lock, waiting up to `timeout` (with backoff) while another run holds it.
+    pub async fn lock_waiting(
+        &self,
+        operation: &str,
+        timeout: std::time::Duration,
+    ) -> Result<LockGuard, Error> {
+        let policy = crate::retry::Backoff::exponential(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(10),
+        )
+        .jitter(crate::retry::Jitter::between(0.5, 1.0))
+        .deadline(timeout);
+        let waited = crate::retry::try_poll(policy, "the state lock", || async {
+            match self.backend.lock(operation).await {
+                Ok(guard) => Ok(Some(guard)),
+                Err(StateError::Locked { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        match waited {
+            Ok(guard) => Ok(guard),
+            Err(crate::retry::TryPollError::Failed(e)) => Err(e.into()),
+            // Once more, for the error that names the holder now.
+            Err(crate::retry::TryPollError::GaveUp(_)) => self.lock(operation).await,
+        }
     }
 
     /// Refreshes (when asked) and plans: pure diff of desired, recorded and observed.

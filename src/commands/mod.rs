@@ -2,6 +2,7 @@
 
 pub mod expired;
 mod remains;
+pub mod remote;
 pub mod stack;
 pub mod state;
 pub mod sweep;

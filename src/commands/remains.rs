@@ -46,7 +46,7 @@ impl Expiry {
         let after = ttl.or_else(|| session.topology().expires_after.as_ref().map(|d| d.value))?;
         let at = sweep::expiry::expires_at(after);
         Some(Expiry {
-            tags: sweep::expiry::tags(&at, &session.state_path),
+            tags: sweep::expiry::tags(&at, &session.state_location),
             at,
         })
     }

@@ -8,13 +8,13 @@ use tokio::sync::mpsc;
 
 use super::{Error, Outcome};
 use crate::aws::Aws;
-use crate::cli::{PlanArgs, PlanOutputArgs, RunArgs, StateArgs};
+use crate::cli::{LockArgs, PlanArgs, PlanOutputArgs, RunArgs, StateArgs};
 use crate::engine::apply;
 use crate::engine::summary::Summary;
 use crate::plan::saved::SavedPlan;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::session::{self, PlanRequest, Session};
-use crate::state::{LockGuard, State};
+use crate::state::{LockGuard, State, StateError};
 use crate::ui::progress::{self, Mode};
 use crate::ui::{Printer, plan as render, prompt, report};
 
@@ -31,16 +31,32 @@ pub(super) fn open(
     session::open(file, loaded, state.path.as_deref(), targets)
 }
 
-/// Takes the state lock, saying so when it took over a stale one.
+/// Takes the state lock (waiting up to `--lock-timeout` for a busy one), saying so when it
+/// took over a stale one.
 pub(super) async fn lock(
     session: &Session,
     operation: &str,
+    args: &LockArgs,
     printer: &Printer,
 ) -> Result<LockGuard, Error> {
-    let guard = session.lock(operation).await?;
+    let guard = match (session.lock(operation).await, args.lock_timeout) {
+        (Err(Error::State(StateError::Locked { holder, .. })), Some(timeout)) => {
+            printer.message(&format!(
+                "The state is locked by {holder}; waiting up to {}s for it.",
+                timeout.as_secs()
+            ));
+            session.lock_waiting(operation, timeout).await?
+        }
+        (result, _) => result?,
+    };
     if let Some(old) = &guard.took_over {
+        let why = if old.lease_expires.is_some() {
+            "its lease expired: the holder stopped renewing it"
+        } else {
+            "its process is gone"
+        };
         printer.message(&format!(
-            "Took over a stale lock: {} (its process is gone).",
+            "Took over a stale lock: {} ({why}).",
             old.describe()
         ));
     }
@@ -170,6 +186,14 @@ async fn execute(
     } else {
         printer.message(&report::summary(&summary));
     }
+    // What a remote state cost this run so far (its lock's release is one request more).
+    let state_calls = session.backend.api_calls();
+    if !state_calls.is_empty() && !run.json {
+        printer.message(&format!(
+            "State backend API calls: {}.",
+            report::api_calls(&state_calls)
+        ));
+    }
     if outcome.ok() {
         Outcome::Success
     } else {
@@ -198,7 +222,8 @@ pub async fn apply(
     let Some(session) = open(file, None, state_args, check, printer)? else {
         return Ok(Outcome::Failure);
     };
-    let _lock = lock(&session, if destroy { "destroy" } else { "apply" }, printer).await?;
+    let operation = if destroy { "destroy" } else { "apply" };
+    let _lock = lock(&session, operation, &run.lock, printer).await?;
     let aws = session.connect_checked().await?;
     let mut state = session.load_state().await?;
     let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
@@ -273,7 +298,7 @@ async fn apply_saved(
     let Some(session) = open(&topology_path, text, state_args, Some(&targets), printer)? else {
         return Ok(Outcome::Failure);
     };
-    let _lock = lock(&session, "apply", printer).await?;
+    let _lock = lock(&session, "apply", &run.lock, printer).await?;
     let mut state = session.load_state().await?;
     let (current_lineage, current_serial) = state.identity();
     if saved.plan.lineage != current_lineage || saved.plan.serial != current_serial {

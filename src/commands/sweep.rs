@@ -31,7 +31,8 @@ async fn target(args: &SweepArgs, printer: &Printer) -> Result<Option<Target>, E
         let Some(session) = super::stack::open(file, None, &args.state, None, printer)? else {
             return Ok(None);
         };
-        let lock = super::stack::lock(&session, "sweep", printer).await?;
+        let no_wait = crate::cli::LockArgs { lock_timeout: None };
+        let lock = super::stack::lock(&session, "sweep", &no_wait, printer).await?;
         let state = session.load_state().await?;
         return Ok(Some(Target {
             query: Query::of(session.topology(), session.vaults(), &state, &args.regions),

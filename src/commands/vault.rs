@@ -86,7 +86,7 @@ pub async fn unseal(
     let Some((ops, session)) = open_ops(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let _lock = lock(&session, "unseal", printer).await?;
+    let _lock = lock(&session, "unseal", &Default::default(), printer).await?;
     let mut failed = false;
     for v in ops.vaults(vault)? {
         let r = unseal::unseal(&ops, &v).await?;
@@ -119,7 +119,7 @@ pub async fn drill_failover(
     let Some((ops, session)) = open_ops(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let _lock = lock(&session, "drill", printer).await?;
+    let _lock = lock(&session, "drill", &Default::default(), printer).await?;
     let v = ops.one(vault)?;
     let method = match method {
         DrillMethod::Kill => drill::Method::Kill,
@@ -146,7 +146,7 @@ pub async fn drill_region(
     let Some((ops, session)) = open_ops(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let _lock = lock(&session, "drill", printer).await?;
+    let _lock = lock(&session, "drill", &Default::default(), printer).await?;
     let v = ops.one(vault)?;
     let r = drill::region_loss(&ops, &v, region, &|m| printer.message(m)).await?;
     if json {
@@ -188,7 +188,7 @@ pub async fn snapshot_restore(
     let Some((ops, session)) = open_ops(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
-    let _lock = lock(&session, "snapshot restore", printer).await?;
+    let _lock = lock(&session, "snapshot restore", &Default::default(), printer).await?;
     let v = ops.one(vault)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.display().to_string(),

@@ -78,8 +78,7 @@ fn front_of(v: &VaultSpec) -> Result<(String, Client), OpsError> {
         )
     })?;
     // A new connection per probe: a kept-alive one would stay with the old leader.
-    let c = Client::unpooled(&url, &crate::vault::TlsSettings::default())
-        .map_err(|e| fail(e.to_string(), ""))?;
+    let c = Client::unpooled(&url, &v.client_tls()).map_err(|e| fail(e.to_string(), ""))?;
     Ok((url, c))
 }
 
@@ -165,7 +164,7 @@ pub async fn failover(
             }
         }
         Method::StepDown => {
-            client(&old_member.api_url())?
+            client(v, &old_member.api_url())?
                 .step_down(&token)
                 .await
                 .map_err(|e| fail(e.to_string(), ""))?;

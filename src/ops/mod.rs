@@ -18,7 +18,7 @@ use crate::provider::{Cx, Desired, OpError, Providers};
 use crate::vault::cluster::{cluster_urls, first_with_health};
 use crate::vault::spec::{MemberSpec, VaultSpec};
 use crate::vault::store::UnsealStore;
-use crate::vault::{Client, Secret, TlsSettings};
+use crate::vault::{Client, Secret};
 
 /// Why an operation could not run, and what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,8 +43,8 @@ impl From<OpError> for OpsError {
     }
 }
 
-pub(crate) fn client(url: &str) -> Result<Client, OpsError> {
-    Client::new(url, &TlsSettings::default()).map_err(|e| fail(e.to_string(), ""))
+pub(crate) fn client(v: &VaultSpec, url: &str) -> Result<Client, OpsError> {
+    v.client(url).map_err(|e| fail(e.to_string(), ""))
 }
 
 /// What the operations need: the stack's providers (with its Vault clusters), AWS, and the
@@ -168,7 +168,7 @@ impl Ops {
 
 /// The active member, through the front endpoint or else any member.
 pub async fn active_client(v: &VaultSpec) -> Result<Client, OpsError> {
-    first_with_health(&cluster_urls(v), |s| s == 200)
+    first_with_health(&v.client_tls(), &cluster_urls(v), |s| s == 200)
         .await
         .ok_or_else(|| fail(format!("no member of {} is active", v.name), STATUS_HELP))
 }

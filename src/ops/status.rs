@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::Ops;
 use crate::runtime::haproxy;
 use crate::topology::HealthMode;
+use crate::vault::RaftServer;
 use crate::vault::cluster::{cluster_urls, raft_servers};
 use crate::vault::spec::{MemberSpec, VaultSpec};
-use crate::vault::{Client, RaftServer, TlsSettings};
 
 /// One member, as `status` reports it.
 #[derive(Debug, Serialize)]
@@ -48,8 +48,8 @@ pub struct StoreStatus {
     pub holds_keys: bool,
 }
 
-async fn member_status(m: &MemberSpec, raft: &[RaftServer]) -> MemberStatus {
-    let c = Client::new(&m.api_url(), &TlsSettings::default()).ok();
+async fn member_status(v: &VaultSpec, m: &MemberSpec, raft: &[RaftServer]) -> MemberStatus {
+    let c = v.client(&m.api_url()).ok();
     let health = match &c {
         Some(c) => c.health().await.ok(),
         None => None,
@@ -121,13 +121,13 @@ fn healthy(members: &[MemberStatus]) -> bool {
 
 pub async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
     let raft = match ops.root_token(v).await {
-        Ok(token) => raft_servers(&cluster_urls(v), &token)
+        Ok(token) => raft_servers(&v.client_tls(), &cluster_urls(v), &token)
             .await
             .unwrap_or_default(),
         Err(_) => Vec::new(),
     };
     let mut members =
-        futures::future::join_all(v.members.iter().map(|m| member_status(m, &raft))).await;
+        futures::future::join_all(v.members.iter().map(|m| member_status(v, m, &raft))).await;
     let mut views = BTreeMap::new();
     for lb in v.proxies.keys() {
         views.insert(lb.clone(), load_balancer_view(v, lb, &members).await);

@@ -262,6 +262,27 @@ pub fn plan(
             });
         }
     }
+    // A certificate whose CA is made anew (created or replaced) is issued again by it.
+    let renewed: BTreeSet<Address> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Replace))
+        .map(|c| c.address.clone())
+        .collect();
+    let kinds: HashMap<Address, Kind> = changes
+        .iter()
+        .map(|c| (c.address.clone(), c.kind))
+        .collect();
+    for c in &mut changes {
+        let Some(dep) = c.deps.iter().find(|d| {
+            renewed.contains(*d) && kinds.get(*d).is_some_and(|k| c.kind.reissued_with(*k))
+        }) else {
+            continue;
+        };
+        if matches!(c.action, Action::NoOp | Action::Update) {
+            c.reason = format!("{dep} is made anew");
+            c.action = Action::Replace;
+        }
+    }
     // Deletes: everything recorded that is not desired (all of it for destroy), dependents first.
     let mut deletes: Vec<Change> = Vec::new();
     for (addr, rs) in &state.resources {

@@ -1,7 +1,9 @@
 //! HAProxy standing in for a load balancer on the local runtime: TCP frontends on the load
 //! balancer's local address for the API and cluster ports, health-checking every member's
 //! `/v1/sys/health` as the topology's health mode says (`unsealed`: 200 or 429; `active`:
-//! 200 only, so that only the active node gets traffic).
+//! 200 only, so that only the active node gets traffic). With TLS the checks speak HTTPS and
+//! verify each member's certificate against the cluster's CA; traffic passes through as TCP,
+//! so clients see the members' own certificates.
 
 use std::fmt::Write as _;
 
@@ -39,9 +41,22 @@ pub fn render(c: &ProxyConfig) -> String {
             } else {
                 b.cluster_port
             };
+            // With TLS, the check speaks HTTPS and trusts only the cluster's CA, for the
+            // member's own name.
+            let tls = c
+                .ca_file
+                .as_ref()
+                .map(|ca| {
+                    format!(
+                        " check-ssl verify required ca-file {} verifyhost {}",
+                        ca.display(),
+                        b.name
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    server {} {}:{target} check port {} inter 200ms fall 1 rise 1",
+                "    server {} {}:{target} check port {}{tls} inter 200ms fall 1 rise 1",
                 b.name, b.address, b.api_port
             );
         }

@@ -18,8 +18,8 @@ use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_at
 use crate::retry::{Backoff, TryPollError, try_poll};
 use crate::state::ResourceState;
 use crate::topology::Flavour;
+use crate::vault::Client;
 use crate::vault::spec::{MemberSpec, ProxyConfig, VaultSpec, Vaults, which};
-use crate::vault::{Client, TlsSettings};
 
 /// How long a started process may take to serve (`Backoff::PROCESS_READY`'s deadline).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,6 +46,7 @@ pub fn proxy_attrs(p: &ProxyConfig) -> Map<String, Value> {
         "cluster_port": p.cluster_port,
         "health": health,
         "backends": backends,
+        "tls": p.ca_file.is_some(),
     })
     .as_object()
     .cloned()
@@ -61,6 +62,7 @@ pub fn member_attrs(v: &VaultSpec, m: &MemberSpec) -> Map<String, Value> {
         "node_id": m.name,
         "server": match v.flavour { Flavour::Bao => "bao", Flavour::Vault => "vault" },
         "binary": v.binary,
+        "tls": v.tls.is_some(),
     })
     .as_object()
     .cloned()
@@ -97,26 +99,42 @@ fn member_of(planned: &MemberSpec, attrs: &Map<String, Value>) -> Result<MemberS
         address,
         api_port: port("api_port")?,
         cluster_port: port("cluster_port")?,
+        tls: attrs
+            .get("tls")
+            .and_then(Value::as_bool)
+            .unwrap_or(planned.tls),
         ..planned.clone()
     })
 }
 
-/// The server configuration of a member: raft storage with the fastest timing, plain HTTP on
-/// its own loopback address.
+/// The server configuration of a member: raft storage with the fastest timing, HTTPS with
+/// its certificate on its own loopback address (plain HTTP where the topology says
+/// `tls #false`).
 pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path) -> String {
+    let listener_tls = if v.tls.is_some() {
+        let (crt, key) = v.cert_files(&m.name);
+        format!(
+            "  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_min_version = \"tls12\"\n",
+            crt.display(),
+            key.display()
+        )
+    } else {
+        "  tls_disable = true\n".to_string()
+    };
     format!(
         "# vaultform: member {member} of Vault cluster {vault} (stack {stack}); rewritten by apply\n\
          cluster_name = \"{vault}\"\n\
-         api_addr = \"http://{a}:{api}\"\n\
+         api_addr = \"{api_url}\"\n\
          cluster_addr = \"https://{a}:{cl}\"\n\
          disable_mlock = true\n\
          ui = false\n\
          log_level = \"info\"\n\n\
          storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{member}\"\n  performance_multiplier = 1\n}}\n\n\
-         listener \"tcp\" {{\n  address = \"{a}:{api}\"\n  cluster_address = \"{a}:{cl}\"\n  tls_disable = true\n}}\n",
+         listener \"tcp\" {{\n  address = \"{a}:{api}\"\n  cluster_address = \"{a}:{cl}\"\n{listener_tls}}}\n",
         member = m.name,
         vault = v.name,
         stack = v.stack,
+        api_url = m.api_url(),
         a = m.address,
         api = m.api_port,
         cl = m.cluster_port,
@@ -465,7 +483,8 @@ pub async fn start_member(
         "server".to_string(),
         format!("-config={}", dir.join("server.hcl").display()),
     ];
-    let client = Client::new(&m.api_url(), &TlsSettings::default())
+    let client = v
+        .client(&m.api_url())
         .map_err(|e| OpError::fatal(e.to_string()))?;
     let listen = format!("{}:{}", m.address, m.api_port);
     ensure_process(&listen, &dir, "server.hcl", &config, binary, &args, || {

@@ -16,6 +16,12 @@ pub struct LockInfo {
     pub started: String,
     #[serde(default)]
     pub who: String,
+    /// The CI job this run belongs to (`GITHUB_*`, `CI_JOB_URL`, `BUILD_URL`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_job: Option<String>,
+    /// When the holder's lease ends unless it renews it (S3 locks); RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires: Option<String>,
 }
 
 impl LockInfo {
@@ -30,6 +36,8 @@ impl LockInfo {
             operation: operation.to_string(),
             started: super::model::now(),
             who: std::env::var("USER").unwrap_or_default(),
+            ci_job: ci_job(),
+            lease_expires: None,
         }
     }
 
@@ -40,8 +48,18 @@ impl LockInfo {
         } else {
             format!(" by {}", self.who)
         };
+        let ci = self
+            .ci_job
+            .as_ref()
+            .map(|j| format!(" in CI job {j}"))
+            .unwrap_or_default();
+        let lease = self
+            .lease_expires
+            .as_ref()
+            .map(|l| format!(", lease until {l}"))
+            .unwrap_or_default();
         format!(
-            "{}{who} on {} (PID {}) since {}, lock ID {}",
+            "{}{who} on {} (PID {}){ci} since {}{lease}, lock ID {}",
             self.operation, self.host, self.pid, self.started, self.id
         )
     }
@@ -56,6 +74,19 @@ impl LockInfo {
             Some(start) => self.pid_start.is_some_and(|recorded| recorded != start),
         }
     }
+}
+
+/// The URL of the CI job running this process: GitHub Actions, GitLab CI or Jenkins.
+pub fn ci_job() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(server), Some(repo), Some(run)) = (
+        var("GITHUB_SERVER_URL"),
+        var("GITHUB_REPOSITORY"),
+        var("GITHUB_RUN_ID"),
+    ) {
+        return Some(format!("{server}/{repo}/actions/runs/{run}"));
+    }
+    var("CI_JOB_URL").or_else(|| var("BUILD_URL"))
 }
 
 pub fn this_host() -> String {

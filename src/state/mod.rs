@@ -1,8 +1,12 @@
-//! Recorded state: the model, its backends (local file; S3 later) and locking.
+//! Recorded state: the model, its backends (local file, S3) and locking.
 
+pub mod envelope;
+pub mod lease;
 pub mod local;
 pub mod lock;
 pub mod model;
+pub mod s3;
+pub mod s3_init;
 
 pub use lock::{LockGuard, LockInfo};
 pub use model::{ResourceState, State, Status};
@@ -62,6 +66,93 @@ pub enum StateError {
         found: String,
         expected: String,
     },
+    #[error("state {location}: {message}")]
+    #[diagnostic(
+        code(vaultform::state::remote),
+        help(
+            "check the bucket, its region and the credentials; `vaultform init FILE` creates the bucket"
+        )
+    )]
+    Remote { location: String, message: String },
+    #[error(
+        "state {location} was changed by {writer} since this run read it; nothing was overwritten"
+    )]
+    #[diagnostic(
+        code(vaultform::state::conflict),
+        help(
+            "another run wrote the state behind this one's back; run the command again to plan against the new state"
+        )
+    )]
+    Conflict { location: String, writer: String },
+    #[error(
+        "this run no longer holds the lock on {location}: {holder} holds it now; refusing to save"
+    )]
+    #[diagnostic(
+        code(vaultform::state::fenced),
+        help(
+            "this run was paused past its lease and another run took the lock over; let that run finish, then plan again"
+        )
+    )]
+    Fenced { location: String, holder: String },
+    #[error("cannot decrypt state {location} with KMS key {key}: {message}")]
+    #[diagnostic(
+        code(vaultform::state::decrypt),
+        help(
+            "the state is encrypted client-side with the topology's `kms-key`; check that the key exists in the state's region, that these credentials may use it, and that it is the key the state was written with"
+        )
+    )]
+    Decrypt {
+        location: String,
+        key: String,
+        message: String,
+    },
+    #[error(
+        "the store behind {location} ignored a conditional write ({what}); vaultform cannot lock or save safely there"
+    )]
+    #[diagnostic(
+        code(vaultform::state::unconditional),
+        help(
+            "use AWS S3 or a store that honours If-None-Match and If-Match on PutObject; nothing was changed"
+        )
+    )]
+    Unconditional { location: String, what: String },
+    #[error("saving state {location} without holding its lock")]
+    #[diagnostic(code(vaultform::state::unlocked))]
+    NotHolding { location: String },
+    #[error("state {location} keeps no versions")]
+    #[diagnostic(
+        code(vaultform::state::versions),
+        help(
+            "versions are kept by the S3 backend (bucket versioning); a local state keeps one backup beside it"
+        )
+    )]
+    NoVersions { location: String },
+    #[error(
+        "version {version} of {location} has lineage {found}; the current state has {expected}"
+    )]
+    #[diagnostic(
+        code(vaultform::state::lineage),
+        help("a version of another state cannot be restored over this one")
+    )]
+    Lineage {
+        location: String,
+        version: String,
+        found: String,
+        expected: String,
+    },
+}
+
+/// One stored version of a state (S3 bucket versioning).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StateVersion {
+    pub id: String,
+    /// RFC 3339.
+    pub modified: String,
+    pub size: i64,
+    pub latest: bool,
+    /// Who wrote it and at which serial, from the object's metadata.
+    pub writer: Option<String>,
+    pub serial: Option<u64>,
 }
 
 /// Where state lives. Implemented by the local file backend; the S3 backend plugs in here.
@@ -77,4 +168,20 @@ pub trait Backend: Send + Sync {
     async fn lock(&self, operation: &str) -> Result<LockGuard, StateError>;
     /// Removes the lock with this ID, whoever holds it.
     async fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError>;
+    /// Earlier versions of the state, newest first.
+    async fn versions(&self) -> Result<Vec<StateVersion>, StateError> {
+        Err(StateError::NoVersions {
+            location: self.describe(),
+        })
+    }
+    /// One earlier version.
+    async fn load_version(&self, _version: &str) -> Result<State, StateError> {
+        Err(StateError::NoVersions {
+            location: self.describe(),
+        })
+    }
+    /// Requests this backend sent, per service (remote backends).
+    fn api_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        Default::default()
+    }
 }

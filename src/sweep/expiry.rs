@@ -23,11 +23,11 @@ pub fn expires_at(after: Duration) -> String {
         .unwrap_or_default()
 }
 
-/// The expiry tags of a stack whose state is the local file `state`.
-pub fn tags(expires_at: &str, state: &Path) -> BTreeMap<String, String> {
+/// The expiry tags of a stack whose state is at `location` (`local:<path>`, `s3://...`).
+pub fn tags(expires_at: &str, location: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (TAG_EXPIRES_AT.to_string(), expires_at.to_string()),
-        (TAG_STATE.to_string(), format!("local:{}", state.display())),
+        (TAG_STATE.to_string(), location.to_string()),
     ])
 }
 

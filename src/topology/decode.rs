@@ -221,6 +221,21 @@ fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBack
             let bucket = r.string("bucket");
             let key = r.string("key");
             let region = r.string("region");
+            let kms_key = r.string("kms-key");
+            if let Some(k) = &kms_key
+                && !is_kms_key_reference(&k.value)
+            {
+                r.push(
+                    Problem::error(
+                        Code::InvalidValue,
+                        format!("\"{}\" is not a KMS key alias, key ID or key ARN", k.value),
+                    )
+                    .label(k.span, "not a KMS key")
+                    .help(
+                        "write `kms-key=\"alias/NAME\"`, a key ID (`1234abcd-...`) or a key ARN (`arn:aws:kms:REGION:ACCOUNT:key/...`)",
+                    ),
+                );
+            }
             let head = r.head();
             for (name, v) in [("bucket", &bucket), ("key", &key), ("region", &region)] {
                 if v.is_none() {
@@ -241,6 +256,9 @@ fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBack
                     bucket: b.value,
                     key: k.value,
                     region: g.value,
+                    kms_key: kms_key
+                        .map(|k| k.value)
+                        .unwrap_or_else(|| DEFAULT_STATE_KMS_KEY.to_string()),
                 }),
                 _ => None,
             }
@@ -261,6 +279,52 @@ fn decode_state(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<StateBack
     };
     r.finish(problems);
     out
+}
+
+/// The KMS key of an S3 state without `kms-key`: `vaultform init` creates it when missing.
+pub const DEFAULT_STATE_KMS_KEY: &str = "alias/vaultform-state";
+
+/// Whether `s` names a KMS key the way the KMS API takes it: `alias/NAME`, a key ID (a UUID,
+/// or `mrk-` and hex for a multi-Region key) or a key or alias ARN.
+pub fn is_kms_key_reference(s: &str) -> bool {
+    let alias_name = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 250
+            && !n.starts_with("aws/")
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
+    };
+    let key_id = |n: &str| {
+        let hex = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit());
+        match n.strip_prefix("mrk-") {
+            Some(rest) => rest.len() == 32 && hex(rest),
+            None => {
+                let parts: Vec<&str> = n.split('-').collect();
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+                    && parts.iter().all(|p| hex(p))
+            }
+        }
+    };
+    if let Some(name) = s.strip_prefix("alias/") {
+        return alias_name(name);
+    }
+    if let Some(rest) = s.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let [partition, service, region, account, resource] = parts[..] else {
+            return false;
+        };
+        return partition.starts_with("aws")
+            && service == "kms"
+            && !region.is_empty()
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && match resource.split_once('/') {
+                Some(("key", id)) => key_id(id),
+                Some(("alias", name)) => alias_name(name),
+                _ => false,
+            };
+    }
+    key_id(s)
 }
 
 fn decode_defaults<'a>(node: Option<&'a KdlNode>, problems: &mut Vec<Problem>) -> Defaults<'a> {
@@ -709,6 +773,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
             None
         }
     };
+    let tls = decode_tls(r.child("tls"), head, problems);
     let secrets: Vec<SecretsEngine> = r
         .children("secrets")
         .into_iter()
@@ -744,10 +809,86 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         members,
         front,
         unseal_store: store?,
+        tls,
         secrets,
         auth,
         policies,
     })
+}
+
+/// Member certificates last a year by default and are replaced 30 days before they expire.
+const CERT_VALIDITY: u64 = 365 * 86400;
+const CERT_RENEW_BEFORE: u64 = 30 * 86400;
+
+/// `tls`: absent (on, generated CA), `tls #false` (plain HTTP, with a warning), or settings:
+/// `tls ca-cert="ca.pem" ca-key="ca.key" validity="365d" renew-before="30d"`.
+fn decode_tls(node: Option<&KdlNode>, vault_head: SourceSpan, problems: &mut Vec<Problem>) -> Tls {
+    let Some(node) = node else {
+        return Tls {
+            span: vault_head,
+            enabled: true,
+            ca: None,
+            validity: Spanned::new(CERT_VALIDITY, vault_head),
+            renew_before: Spanned::new(CERT_RENEW_BEFORE, vault_head),
+        };
+    };
+    let mut r = NodeReader::node("tls", node);
+    let head = r.head();
+    let on = r.arg_bool();
+    let cert = r.string("ca-cert");
+    let key = r.string("ca-key");
+    let seconds = |r: &mut NodeReader, name, default| {
+        duration(r, name)
+            .map(|d| Spanned::new(duration_seconds(&d.value).unwrap_or(default), d.span))
+            .unwrap_or(Spanned::new(default, head))
+    };
+    let validity = seconds(&mut r, "validity", CERT_VALIDITY);
+    let renew_before = seconds(&mut r, "renew-before", CERT_RENEW_BEFORE);
+    let enabled = on.as_ref().is_none_or(|b| b.value);
+    if let Some(off) = on.as_ref().filter(|b| !b.value) {
+        r.push(
+            Problem::warning(
+                Code::PlainHttp,
+                "TLS is off: tokens and unseal keys cross the network in clear",
+            )
+            .label(off.span, "plain HTTP on every listener and load balancer")
+            .help("remove `tls #false` to have vaultform make a CA and a certificate per member"),
+        );
+    }
+    let ca = match (cert, key) {
+        (Some(cert), Some(key)) => Some(UserCa { cert, key }),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            r.push(
+                Problem::error(Code::MissingValue, "a CA of your own needs both `ca-cert` and `ca-key`")
+                    .label(one.span, "only one of the two is given")
+                    .help("name the CA certificate and its private key (PEM files): `tls ca-cert=\"ca.pem\" ca-key=\"ca.key\"`"),
+            );
+            None
+        }
+    };
+    if renew_before.value >= validity.value {
+        r.push(
+            Problem::error(
+                Code::InvalidValue,
+                "`renew-before` must be shorter than `validity`",
+            )
+            .label(
+                renew_before.span,
+                "every certificate would be due for renewal at once",
+            )
+            .label(validity.span, "certificates last this long")
+            .help("the defaults are validity=\"365d\" renew-before=\"30d\""),
+        );
+    }
+    r.finish(problems);
+    Tls {
+        span: head,
+        enabled,
+        ca,
+        validity,
+        renew_before,
+    }
 }
 
 const ENGINES: &[(&str, EngineKind)] = &[
@@ -1072,4 +1213,32 @@ fn decode_store(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<UnsealSto
         buckets,
         context,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_kms_key_reference;
+
+    #[test]
+    fn kms_key_references() {
+        for ok in [
+            "alias/vaultform-state",
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:alias/state",
+        ] {
+            assert!(is_kms_key_reference(ok), "{ok}");
+        }
+        for bad in [
+            "my state key",
+            "alias/",
+            "alias/aws/s3",
+            "state",
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:eu-west-1:1111:key/x",
+        ] {
+            assert!(!is_kms_key_reference(bad), "{bad}");
+        }
+    }
 }

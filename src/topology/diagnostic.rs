@@ -48,6 +48,7 @@ pub enum Code {
     UnsealStoreOneRegion,
     RegionQuorum,
     VaultConfig,
+    PlainHttp,
 }
 
 impl Code {

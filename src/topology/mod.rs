@@ -9,6 +9,7 @@ pub mod model;
 pub mod reader;
 pub mod split;
 pub mod validate;
+pub mod vars;
 
 use kdl::KdlDocument;
 

@@ -54,6 +54,8 @@ pub enum StateBackend {
         bucket: String,
         key: String,
         region: String,
+        /// The KMS key (alias, key ID or ARN) that encrypts the state object client-side.
+        kms_key: String,
     },
 }
 
@@ -234,10 +236,32 @@ pub struct VaultCluster {
     /// The load balancer that routes to the active node only.
     pub front: Option<Spanned<String>>,
     pub unseal_store: UnsealStore,
+    /// TLS on the listeners, the raft join, the client and the load balancers' checks.
+    pub tls: Tls,
     /// Declarative configuration, applied once the cluster is whole.
     pub secrets: Vec<SecretsEngine>,
     pub auth: Vec<AuthMethod>,
     pub policies: Vec<Policy>,
+}
+
+/// A Vault cluster's TLS: on by default with a CA vaultform generates; `tls #false` turns it
+/// off (with a warning); `ca-cert`/`ca-key` name a CA of the user's to issue from instead.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub span: SourceSpan,
+    pub enabled: bool,
+    /// A user-supplied CA: certificate and private key files (PEM), relative to the topology.
+    pub ca: Option<UserCa>,
+    /// Seconds a member certificate is valid for.
+    pub validity: Spanned<u64>,
+    /// A certificate that expires within this many seconds is replaced.
+    pub renew_before: Spanned<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserCa {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// Seconds of a Vault duration: `90`, `90s`, `15m`, `72h`, `30d`, or a sum like `1h30m`.

@@ -97,6 +97,25 @@ impl<'a> NodeReader<'a> {
         self.problems.push(problem);
     }
 
+    /// An optional positional boolean (`tls #false`): `None` when the next argument is absent
+    /// or not a boolean (then `finish` reports it).
+    pub fn arg_bool(&mut self) -> Option<Spanned<bool>> {
+        let idx = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name().is_none())
+            .nth(self.args_used)
+            .map(|(i, _)| i)?;
+        let entry = &self.entries[idx];
+        let KdlValue::Bool(b) = entry.value() else {
+            return None;
+        };
+        self.args_used += 1;
+        self.used_entries[idx] = true;
+        Some(Spanned::new(*b, entry.span()))
+    }
+
     /// The next positional argument, which must be a string (a name or a kind).
     pub fn arg_string(&mut self, what: &str) -> Option<Spanned<String>> {
         let idx = self
@@ -118,7 +137,7 @@ impl<'a> NodeReader<'a> {
         self.used_entries[idx] = true;
         let entry = &self.entries[idx];
         match entry.value() {
-            KdlValue::String(s) if !s.is_empty() => Some(Spanned::new(s.clone(), entry.span())),
+            KdlValue::String(s) if !s.is_empty() => self.expanded(s, entry.span()),
             KdlValue::String(_) => {
                 self.push(
                     Problem::error(Code::InvalidValue, format!("{what} must not be empty"))
@@ -205,10 +224,19 @@ impl<'a> NodeReader<'a> {
         );
     }
 
+    /// A string with its `${NAME}` variables replaced (see `vars`).
+    fn expanded(&mut self, s: &str, span: SourceSpan) -> Option<Spanned<String>> {
+        let (value, problem) = super::vars::expand(s, span);
+        if let Some(problem) = problem {
+            self.push(problem);
+        }
+        Some(Spanned::new(value, span))
+    }
+
     pub fn string(&mut self, name: &'static str) -> Option<Spanned<String>> {
         let (value, span) = self.scalar(name)?;
         match value {
-            KdlValue::String(s) => Some(Spanned::new(s.clone(), span)),
+            KdlValue::String(s) => self.expanded(s, span),
             other => {
                 self.wrong_type(name, "a string", other, span);
                 None
@@ -368,7 +396,9 @@ impl<'a> NodeReader<'a> {
         for e in n.entries() {
             match (e.name(), e.value()) {
                 (Some(k), KdlValue::String(v)) => {
-                    out.insert(k.value().to_string(), v.clone());
+                    if let Some(v) = self.expanded(v, e.span()) {
+                        out.insert(k.value().to_string(), v.value);
+                    }
                 }
                 (Some(k), other) => self.wrong_type(k.value(), "a string", other, e.span()),
                 (None, _) => self.push(
@@ -385,7 +415,9 @@ impl<'a> NodeReader<'a> {
             match c.entries() {
                 [e] if e.name().is_none() => match e.value() {
                     KdlValue::String(v) => {
-                        out.insert(c.name().value().to_string(), v.clone());
+                        if let Some(v) = self.expanded(v, e.span()) {
+                            out.insert(c.name().value().to_string(), v.value);
+                        }
                     }
                     other => self.wrong_type(c.name().value(), "a string", other, e.span()),
                 },

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::Client;
 use super::cluster::{cluster_urls, poll, raft_view, wait_until_whole};
 use super::spec::{VaultSpec, Vaults};
 use super::store::{Keys, StoreBucket, UnsealStore};
-use super::{Client, TlsSettings};
 use petgraph::graph::NodeIndex;
 
 use crate::address::{Address, Role, VaultItem};
@@ -55,7 +55,7 @@ impl VaultInit {
             return false;
         }
         for m in &v.members {
-            let Ok(c) = client(&m.api_url()) else {
+            let Ok(c) = client(v, &m.api_url()) else {
                 return false;
             };
             if c.seal_status().await.is_ok_and(|s| !s.sealed) {
@@ -94,8 +94,8 @@ pub struct RaftVerify(pub Arc<Vaults>);
 /// How long a member may take to answer, unseal or join.
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn client(url: &str) -> Result<Client, OpError> {
-    Client::new(url, &TlsSettings::default()).map_err(|e| OpError::fatal(e.to_string()))
+fn client(v: &VaultSpec, url: &str) -> Result<Client, OpError> {
+    v.client(url).map_err(|e| OpError::fatal(e.to_string()))
 }
 
 fn attrs(v: Value) -> Map<String, Value> {
@@ -125,6 +125,12 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
             b.g.edges(&store, ix);
             ix
         });
+        // The CA, kept in the unseal store: before anything that serves or checks TLS.
+        let ca = v.tls.enabled.then(|| {
+            let ix = b.g.add(at(VaultItem::Ca), Kind::VaultCa, None, v.tls.span);
+            b.g.edges(&store, ix);
+            ix
+        });
         // What stands for each load balancer the cluster uses: the NLB listeners, plus the
         // local HAProxy on the local runtime.
         let mut entry: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
@@ -146,6 +152,7 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
                 let proxy = at(VaultItem::Proxy(lb.value.clone()));
                 let px = b.g.add(proxy, Kind::LocalProxy, None, lb.span);
                 b.g.edges(&nodes, px);
+                b.g.edges(ca.as_slice(), px);
                 nodes.push(px);
             }
             entry.insert(lb.value.as_str(), nodes);
@@ -154,6 +161,12 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
         for m in &v.members {
             let member = at(VaultItem::Member(m.name.value.clone()));
             let ix = b.g.add(member, Kind::VaultMember, None, m.name.span);
+            if let Some(ca) = ca {
+                let cert = at(VaultItem::Cert(m.name.value.clone()));
+                let cx = b.g.add(cert, Kind::VaultCert, None, m.name.span);
+                b.g.edge(ca, cx);
+                b.g.edge(cx, ix);
+            }
             if let Some((c, pools)) = b.clusters.get(m.cluster.value.as_str()).cloned() {
                 b.g.edge(c, ix);
                 b.g.edges(&pools, ix);
@@ -329,7 +342,7 @@ impl Provider for VaultInit {
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, _) = self.vaults.part(&rs.address)?;
-        let c = client(&v.primary().api_url())?;
+        let c = client(v, &v.primary().api_url())?;
         Ok(match c.seal_status().await {
             Ok(s) if s.initialized => Observed::Present {
                 attrs: attrs(json!({"initialized": true, "shares": s.n, "threshold": s.t})),
@@ -358,7 +371,7 @@ impl Provider for VaultInit {
         };
         let (shares, threshold) = (count("shares")?, count("threshold")?);
         let primary = v.primary();
-        let c = client(&primary.api_url())?;
+        let c = client(v, &primary.api_url())?;
         answering(&c).await?;
         let store = v.unseal_store(cx.outputs)?;
         let status = settled(&c).await?;
@@ -554,8 +567,8 @@ impl Provider for VaultUnseal {
     }
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
-        let (_, m) = self.0.member(&rs.address)?;
-        let sealed = match client(&m.api_url())?.seal_status().await {
+        let (v, m) = self.0.member(&rs.address)?;
+        let sealed = match client(v, &m.api_url())?.seal_status().await {
             Ok(s) => s.sealed,
             // Not running: sealed when it starts.
             Err(_) => true,
@@ -569,7 +582,7 @@ impl Provider for VaultUnseal {
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, m) = self.0.member(&d.address)?;
         let store = v.unseal_store(cx.outputs)?;
-        unseal_member(&client(&m.api_url())?, &store, cx.aws).await?;
+        unseal_member(&client(v, &m.api_url())?, &store, cx.aws).await?;
         Ok(Recorded::default())
     }
 
@@ -586,7 +599,7 @@ impl Provider for RaftJoin {
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, m) = self.0.member(&rs.address)?;
-        let joined = match client(&m.api_url())?.seal_status().await {
+        let joined = match client(v, &m.api_url())?.seal_status().await {
             Ok(s) => s.initialized,
             // Not running: joined if its raft data is still there.
             Err(_) => v
@@ -606,13 +619,13 @@ impl Provider for RaftJoin {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, m) = self.0.member(&d.address)?;
-        let c = client(&m.api_url())?;
+        let c = client(v, &m.api_url())?;
         answering(&c).await?;
         if c.seal_status().await.map_err(OpError::from)?.initialized {
             return Ok(Recorded::default());
         }
         let leader_addr = str_attr(&d.attrs, "leader_api_addr")?.to_string();
-        let leader = client(&leader_addr)?;
+        let leader = client(v, &leader_addr)?;
         // The leader serves through its load balancer; autopilot then promotes joined members
         // after one second of stability instead of ten.
         poll(
@@ -637,11 +650,18 @@ impl Provider for RaftJoin {
         })
         .await?;
         drop(token);
+        // The joining member verifies the leader's certificate against the cluster's CA.
+        let leader_ca = v
+            .tls
+            .as_ref()
+            .map(|_| std::fs::read_to_string(v.ca_file()))
+            .transpose()
+            .map_err(|e| OpError::fatal(format!("reading {}: {e}", v.ca_file().display())))?;
         poll(
             &format!("joining {} through {leader_addr}", m.name),
             STEP_TIMEOUT,
             || async {
-                match c.raft_join(&leader_addr).await {
+                match c.raft_join(&leader_addr, leader_ca.as_deref()).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err("not joined yet".to_string()),
                     Err(e) => Err(e.to_string()),
@@ -664,7 +684,7 @@ impl Provider for RaftJoin {
         let attempt = async {
             let token = store.load_root(cx.aws).await.ok()?;
             for url in cluster_urls(v) {
-                let Ok(c) = Client::new(&url, &TlsSettings::default()) else {
+                let Ok(c) = v.client(&url) else {
                     continue;
                 };
                 if c.remove_peer(&token, name).await.is_ok() {
@@ -688,7 +708,7 @@ impl Provider for RaftVerify {
         let (v, _) = self.0.part(&rs.address)?;
         let voters = match v.unseal_store(cx.outputs) {
             Ok(store) => match store.load_root(cx.aws).await {
-                Ok(token) => match raft_view(&cluster_urls(v), &token).await {
+                Ok(token) => match raft_view(&v.client_tls(), &cluster_urls(v), &token).await {
                     Ok((voters, 1)) => voters,
                     _ => Vec::new(),
                 },

@@ -1,7 +1,7 @@
 //! The Vault / OpenBao HTTP API used by a bootstrap: health, seal status, init, unseal, leader,
 //! raft join / configuration / remove-peer, step-down, snapshots, and mounts, auth methods and
-//! policies. Same API for both servers; plain HTTP for the local runtime, TLS (a CA and a
-//! server name) for the Kubernetes one.
+//! policies. Same API for both servers; HTTPS verified against the cluster's CA (plain HTTP
+//! only where the topology says `tls #false`).
 
 use std::time::Duration;
 
@@ -180,6 +180,41 @@ impl Client {
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The certificate (DER) the server at `addr` presents now, on a new connection, after
+    /// verifying it against `tls`'s CA.
+    pub async fn served_certificate(addr: &str, tls: &TlsSettings) -> Result<Vec<u8>, VaultError> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(0)
+            .tls_info(true)
+            .no_proxy();
+        if let Some(pem) = &tls.ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| VaultError::Settings(e.to_string()))?;
+            b = b.add_root_certificate(ca);
+        }
+        let http = b.build().map_err(|e| VaultError::Settings(e.to_string()))?;
+        let url = format!("{}/v1/sys/health", addr.trim_end_matches('/'));
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: addr.to_string(),
+                source,
+            })?;
+        resp.extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| VaultError::Decode {
+                addr: addr.to_string(),
+                what: "TLS handshake".into(),
+                detail: "no server certificate (is TLS on?)".into(),
+            })
     }
 
     fn url(&self, path: &str) -> String {
@@ -376,9 +411,17 @@ impl Client {
         self.call("leader", req).await
     }
 
-    /// Joins this server to the raft cluster led at `leader_api_addr`.
-    pub async fn raft_join(&self, leader_api_addr: &str) -> Result<bool, VaultError> {
-        let body = json!({"leader_api_addr": leader_api_addr});
+    /// Joins this server to the raft cluster led at `leader_api_addr`, verifying the leader's
+    /// certificate against `leader_ca` (PEM) when TLS is on.
+    pub async fn raft_join(
+        &self,
+        leader_api_addr: &str,
+        leader_ca: Option<&str>,
+    ) -> Result<bool, VaultError> {
+        let mut body = json!({"leader_api_addr": leader_api_addr});
+        if let Some(ca) = leader_ca {
+            body["leader_ca_cert"] = json!(ca);
+        }
         let v: Value = self
             .call(
                 "raft join",

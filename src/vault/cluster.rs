@@ -33,8 +33,12 @@ where
 
 /// The raft configuration as seen from the first of `urls` that answers: voters (sorted) and
 /// the number of leaders.
-pub async fn raft_view(urls: &[String], token: &Secret) -> Result<(Vec<String>, usize), String> {
-    let servers = raft_servers(urls, token).await?;
+pub async fn raft_view(
+    tls: &TlsSettings,
+    urls: &[String],
+    token: &Secret,
+) -> Result<(Vec<String>, usize), String> {
+    let servers = raft_servers(tls, urls, token).await?;
     let mut voters: Vec<String> = servers
         .iter()
         .filter(|s| s.voter)
@@ -46,10 +50,14 @@ pub async fn raft_view(urls: &[String], token: &Secret) -> Result<(Vec<String>, 
 }
 
 /// The raft configuration from the first of `urls` that answers.
-pub async fn raft_servers(urls: &[String], token: &Secret) -> Result<Vec<RaftServer>, String> {
+pub async fn raft_servers(
+    tls: &TlsSettings,
+    urls: &[String],
+    token: &Secret,
+) -> Result<Vec<RaftServer>, String> {
     let mut why = String::from("no address to ask");
     for url in urls {
-        let Ok(c) = Client::new(url, &TlsSettings::default()) else {
+        let Ok(c) = Client::new(url, tls) else {
             continue;
         };
         match c.raft_configuration(token).await {
@@ -61,9 +69,13 @@ pub async fn raft_servers(urls: &[String], token: &Secret) -> Result<Vec<RaftSer
 }
 
 /// The first of `urls` whose health code `accept` takes (200 active, 429 standby, ...).
-pub async fn first_with_health(urls: &[String], accept: impl Fn(u16) -> bool) -> Option<Client> {
+pub async fn first_with_health(
+    tls: &TlsSettings,
+    urls: &[String],
+    accept: impl Fn(u16) -> bool,
+) -> Option<Client> {
     for url in urls {
-        let Ok(c) = Client::new(url, &TlsSettings::default()) else {
+        let Ok(c) = Client::new(url, tls) else {
             continue;
         };
         if c.health().await.is_ok_and(|h| accept(h.status)) {
@@ -85,6 +97,7 @@ pub fn cluster_urls(v: &VaultSpec) -> Vec<String> {
 /// serves as the active node.
 pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpError> {
     let urls = cluster_urls(v);
+    let tls = v.client_tls();
     let member_urls: Vec<String> = v.members.iter().map(|m| m.api_url()).collect();
     let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
     want.sort();
@@ -92,11 +105,13 @@ pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpErr
         "waiting until every member is a voter under one active leader",
         VOTERS_TIMEOUT,
         || async {
-            match raft_view(&urls, token).await {
-                Ok((voters, 1)) if voters == want => first_with_health(&member_urls, |s| s == 200)
-                    .await
-                    .map(|_| ())
-                    .ok_or_else(|| "no member is active yet".to_string()),
+            match raft_view(&tls, &urls, token).await {
+                Ok((voters, 1)) if voters == want => {
+                    first_with_health(&tls, &member_urls, |s| s == 200)
+                        .await
+                        .map(|_| ())
+                        .ok_or_else(|| "no member is active yet".to_string())
+                }
                 Ok((voters, leaders)) => Err(format!(
                     "voters [{}], {leaders} leader(s)",
                     voters.join(", ")

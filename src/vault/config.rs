@@ -185,7 +185,9 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
 /// A client for the cluster (the front endpoint or the first member that serves) and the root
 /// token from the store; `None` when no member serves.
 async fn admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<Option<(Client, Secret)>, OpError> {
-    let Some(c) = first_with_health(&cluster_urls(v), |s| s == 200 || s == 429).await else {
+    let Some(c) =
+        first_with_health(&v.client_tls(), &cluster_urls(v), |s| s == 200 || s == 429).await
+    else {
         return Ok(None);
     };
     let token = v
@@ -221,7 +223,7 @@ async fn kv_serves_everywhere(v: &VaultSpec, token: &Secret, mount: &str) -> Res
         .collect();
     let probe = format!("{mount}/data/vaultform-probe");
     for url in urls {
-        let Ok(c) = Client::new(&url, &super::TlsSettings::default()) else {
+        let Ok(c) = v.client(&url) else {
             continue;
         };
         super::cluster::poll(

@@ -29,6 +29,8 @@ pub struct ProxyConfig {
     pub cluster_port: u16,
     pub health: HealthMode,
     pub backends: Vec<Backend>,
+    /// The CA the health checks verify the members' certificates against (TLS on).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One member of the cluster.
@@ -42,12 +44,30 @@ pub struct MemberSpec {
     pub primary: bool,
     /// The region of the member's cluster.
     pub region: String,
+    /// Whether the member serves HTTPS.
+    pub tls: bool,
 }
 
 impl MemberSpec {
     pub fn api_url(&self) -> String {
-        format!("http://{}:{}", self.address, self.api_port)
+        format!("{}://{}:{}", scheme(self.tls), self.address, self.api_port)
     }
+}
+
+fn scheme(tls: bool) -> &'static str {
+    if tls { "https" } else { "http" }
+}
+
+/// A cluster's TLS settings, resolved: where the CA comes from and how long certificates last.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    /// A CA of the user's: its certificate and private key files (absolute). `None`: the CA
+    /// vaultform generates, whose key lives only as KMS ciphertext in the unseal store.
+    pub user_ca: Option<(PathBuf, PathBuf)>,
+    /// Seconds a member certificate is valid for.
+    pub validity: u64,
+    /// A certificate expiring within this many seconds is replaced.
+    pub renew_before: u64,
 }
 
 /// A bucket of the unseal store, with the address of the key that encrypts its objects.
@@ -81,6 +101,8 @@ pub struct VaultSpec {
     pub prefix: String,
     pub context: BTreeMap<String, String>,
     pub store: Vec<StoreBucketSpec>,
+    /// TLS everywhere, unless the topology says `tls #false`.
+    pub tls: Option<TlsSpec>,
     /// Declarative configuration.
     pub secrets: Vec<crate::topology::SecretsEngine>,
     pub auth: Vec<crate::topology::AuthMethod>,
@@ -101,9 +123,61 @@ impl VaultSpec {
 
     /// The URL of a load balancer's API port.
     pub fn proxy_url(&self, lb: &str) -> Option<String> {
-        self.proxies
-            .get(lb)
-            .map(|p| format!("http://{}:{}", p.address, p.api_port))
+        self.proxies.get(lb).map(|p| {
+            format!(
+                "{}://{}:{}",
+                scheme(self.tls.is_some()),
+                p.address,
+                p.api_port
+            )
+        })
+    }
+
+    /// The CA certificate (PEM) clients and load balancers verify the members against.
+    pub fn ca_file(&self) -> PathBuf {
+        self.work_dir.join("tls").join("ca.pem")
+    }
+
+    /// How a client reaches this cluster's servers: trusting the cluster's CA when TLS is on.
+    /// A CA file that cannot be read leaves the client trusting nothing extra, so that the
+    /// handshake fails and says why.
+    pub fn client_tls(&self) -> crate::vault::TlsSettings {
+        crate::vault::TlsSettings {
+            ca_pem: self
+                .tls
+                .as_ref()
+                .and_then(|_| std::fs::read(self.ca_file()).ok()),
+            server_name: None,
+        }
+    }
+
+    /// A client for one of this cluster's URLs.
+    pub fn client(&self, url: &str) -> Result<crate::vault::Client, crate::vault::VaultError> {
+        crate::vault::Client::new(url, &self.client_tls())
+    }
+
+    /// The names a member's certificate carries: every address it is reached by (its own,
+    /// its load balancer's, the front endpoint's) and its node name. Sorted, no duplicates.
+    pub fn cert_names(&self, m: &MemberSpec) -> Vec<String> {
+        let mut names = std::collections::BTreeSet::new();
+        names.insert(m.address.to_string());
+        names.insert(m.name.clone());
+        for lb in std::iter::once(&m.load_balancer).chain(self.front.iter()) {
+            if let Some(p) = self.proxies.get(lb) {
+                names.insert(p.address.to_string());
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// A member's certificate and key files (the local runtime), beside the CA and outside
+    /// the member's directory, which a member's replacement removes.
+    pub fn cert_files(&self, member: &str) -> (PathBuf, PathBuf) {
+        let dir = self.work_dir.join("tls");
+        (
+            dir.join(format!("{member}.crt")),
+            dir.join(format!("{member}.key")),
+        )
     }
 
     /// Where joining members reach the leader: the primary's load balancer.
@@ -174,9 +248,22 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                         .unwrap_or_else(|| format!(".vaultform/{}/{name}", t.stack.value)),
                 ),
             ),
-            Runtime::Kubernetes { .. } => (false, PathBuf::new()),
+            // Vaultform's own files for the cluster (its CA certificate) still live here.
+            Runtime::Kubernetes { .. } => (
+                false,
+                base_dir.join(format!(".vaultform/{}/{name}", t.stack.value)),
+            ),
         };
         let primary = v.bootstrap_member().map(|m| m.name.value.clone());
+        let tls = v.tls.enabled.then(|| TlsSpec {
+            user_ca: v
+                .tls
+                .ca
+                .as_ref()
+                .map(|ca| (base_dir.join(&ca.cert.value), base_dir.join(&ca.key.value))),
+            validity: v.tls.validity.value,
+            renew_before: v.tls.renew_before.value,
+        });
         let members: Vec<MemberSpec> = v
             .members
             .iter()
@@ -195,6 +282,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                     .cluster(&m.cluster.value)
                     .map(|(r, _)| r.name.value.clone())
                     .unwrap_or_default(),
+                tls: tls.is_some(),
             })
             .collect();
         let mut proxies = BTreeMap::new();
@@ -236,6 +324,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                     cluster_port: decl.cluster_port.value,
                     health: decl.health.value,
                     backends,
+                    ca_file: tls.is_some().then(|| work_dir.join("tls").join("ca.pem")),
                 },
             );
         }
@@ -280,6 +369,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 prefix: v.unseal_store.prefix.clone(),
                 context: v.unseal_store.context.clone(),
                 store,
+                tls,
                 secrets: v.secrets.clone(),
                 auth: v.auth.clone(),
                 policies: v.policies.clone(),

@@ -2,7 +2,8 @@
 //! encryption context naming the stack and the Vault cluster, one object per secret in every
 //! bucket of the store (each bucket with its own region and key). Reading falls back to the
 //! next bucket when one is missing, unreachable or lacks the keys, and checks that enough
-//! shares decrypt. Plaintext exists only in memory, as [`Secret`]s.
+//! shares decrypt. The cluster's TLS CA (certificate and key) is kept the same way. Plaintext
+//! exists only in memory, as [`Secret`]s.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -134,48 +135,98 @@ impl UnsealStore {
         b: &StoreBucket,
         keys: &Keys,
     ) -> Result<(), StoreError> {
-        let fail = |message: String| StoreError::Bucket {
-            region: b.region.clone(),
-            bucket: b.bucket.clone(),
-            message,
-        };
-        let kms = aws.kms(&b.region);
-        let s3 = aws.s3(&b.region);
         for (object, secret) in self.objects(keys) {
-            let blob = self
-                .encrypt(&kms, b, secret.expose().as_bytes())
+            self.put_secret(aws, b, &object, secret)
                 .await
-                .map_err(fail)?;
-            let put = s3
-                .put_object()
-                .bucket(&b.bucket)
-                .key(&object)
-                .if_none_match("*")
-                .body(ByteStream::from(blob.into_inner()))
-                .send()
-                .await;
-            match put {
-                Ok(_) => {}
-                Err(e)
-                    if e.code() == Some("PreconditionFailed")
-                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
-                {
-                    let existing = self.read_secret(aws, b, &object).await.map_err(fail)?;
-                    if existing.as_ref() != Some(secret) {
-                        return Err(StoreError::Conflict {
-                            bucket: b.bucket.clone(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    return Err(fail(format!(
-                        "S3 put {object}: {}",
-                        crate::aws::describe_error(&e).1
-                    )));
-                }
-            }
+                .map_err(|e| e.into_store_error(b))?;
         }
         Ok(())
+    }
+
+    /// Writes one secret to one bucket, encrypted. An object that exists already must hold
+    /// the same secret (a re-run); anything else is a conflict, never overwritten.
+    async fn put_secret(
+        &self,
+        aws: &Aws,
+        b: &StoreBucket,
+        object: &str,
+        secret: &Secret,
+    ) -> Result<(), PutError> {
+        let blob = self
+            .encrypt(&aws.kms(&b.region), b, secret.expose().as_bytes())
+            .await
+            .map_err(PutError::Failed)?;
+        let put = aws
+            .s3(&b.region)
+            .put_object()
+            .bucket(&b.bucket)
+            .key(object)
+            .if_none_match("*")
+            .body(ByteStream::from(blob.into_inner()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.code() == Some("PreconditionFailed")
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
+            {
+                let existing = self
+                    .read_secret(aws, b, object)
+                    .await
+                    .map_err(PutError::Failed)?;
+                if existing.as_ref() == Some(secret) {
+                    Ok(())
+                } else {
+                    Err(PutError::Conflict)
+                }
+            }
+            Err(e) => Err(PutError::Failed(format!(
+                "S3 put {object}: {}",
+                crate::aws::describe_error(&e).1
+            ))),
+        }
+    }
+
+    fn tls_ca_key(&self) -> String {
+        format!("{}vault-tls-ca", self.prefix)
+    }
+
+    /// Keeps the cluster's TLS CA (certificate and private key, one secret) in every bucket.
+    /// A bucket holding another CA is a conflict, never overwritten.
+    pub async fn store_ca(&self, aws: &Aws, ca: &Secret) -> Result<(), StoreError> {
+        let object = self.tls_ca_key();
+        for b in &self.buckets {
+            self.put_secret(aws, b, &object, ca)
+                .await
+                .map_err(|e| e.into_store_error(b))?;
+        }
+        Ok(())
+    }
+
+    /// The cluster's TLS CA from the first bucket that holds it: `None` when no bucket does
+    /// (every bucket answered), an error when none could be read and some failed.
+    pub async fn load_ca(&self, aws: &Aws) -> Result<Option<Secret>, StoreError> {
+        let object = self.tls_ca_key();
+        let mut why = Vec::new();
+        for b in &self.buckets {
+            match self.read_secret(aws, b, &object).await {
+                Ok(Some(ca)) => return Ok(Some(ca)),
+                Ok(None) => {}
+                Err(e) => why.push(format!("{} ({}): {e}", b.bucket, b.region)),
+            }
+        }
+        if why.is_empty() {
+            Ok(None)
+        } else {
+            Err(StoreError::NoKeys(why))
+        }
+    }
+
+    /// Deletes every version of the TLS CA from every bucket (a bucket already gone is fine).
+    pub async fn delete_ca(&self, aws: &Aws) -> Result<(), StoreError> {
+        let object = self.tls_ca_key();
+        self.delete_versions(aws, |key| key == object).await
     }
 
     /// One secret from one bucket: `None` when the object does not exist.
@@ -283,6 +334,17 @@ impl UnsealStore {
     /// Deletes every version of every secret object from every bucket of the store (destroy).
     /// A bucket that is already gone is fine.
     pub async fn delete_all(&self, aws: &Aws) -> Result<(), StoreError> {
+        self.delete_versions(aws, |key| self.is_secret_object(key))
+            .await
+    }
+
+    /// Deletes every version (and delete marker) of the objects under the prefix that `ours`
+    /// selects, in every bucket.
+    async fn delete_versions(
+        &self,
+        aws: &Aws,
+        ours: impl Fn(&str) -> bool,
+    ) -> Result<(), StoreError> {
         for b in &self.buckets {
             let s3 = aws.s3(&b.region);
             let fail = |message: String| StoreError::Bucket {
@@ -311,7 +373,6 @@ impl UnsealStore {
                     )));
                 }
             };
-            let ours = |key: &str| self.is_secret_object(key);
             let versions = listed
                 .versions()
                 .iter()
@@ -401,6 +462,27 @@ impl UnsealStore {
             .send()
             .await
             .is_ok()
+    }
+}
+
+/// Why one secret could not be written to one bucket.
+enum PutError {
+    Failed(String),
+    Conflict,
+}
+
+impl PutError {
+    fn into_store_error(self, b: &StoreBucket) -> StoreError {
+        match self {
+            PutError::Failed(message) => StoreError::Bucket {
+                region: b.region.clone(),
+                bucket: b.bucket.clone(),
+                message,
+            },
+            PutError::Conflict => StoreError::Conflict {
+                bucket: b.bucket.clone(),
+            },
+        }
     }
 }
 

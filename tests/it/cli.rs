@@ -111,7 +111,7 @@ fn fmt_of_a_syntax_error_reports_it_and_leaves_the_file() {
 }
 
 /// The commands this build has, all of them working.
-const WORKING: [&str; 15] = [
+const WORKING: [&str; 16] = [
     "validate",
     "graph",
     "fmt",
@@ -121,6 +121,7 @@ const WORKING: [&str; 15] = [
     "state",
     "output",
     "force-unlock",
+    "init",
     "status",
     "unseal",
     "drill",
@@ -388,7 +389,7 @@ fn diagnostics_are_coloured_only_when_stderr_is_a_terminal() {
     let out = on_a_terminal(&format!("{validate} 2> '{}'", err_file.display()));
     assert!(out.status.success(), "{}", stdout(&out));
     let file = std::fs::read_to_string(&err_file).unwrap();
-    assert!(file.contains("valid, with 3 warnings"), "{file}");
+    assert!(file.contains("valid, with 4 warnings"), "{file}");
     assert!(
         !file.contains("\x1b["),
         "escape codes in a redirected stderr: {file}"

@@ -3,6 +3,7 @@
 //! server killed and brought back by `unseal` and by `apply` (one bucket deleted: fallback and
 //! repair), a failover drill through the front endpoint, a snapshot, and a destroy that leaves
 //! no process, no data and no AWS resource — with no secret anywhere on disk or in output.
+//! Everything speaks TLS under the stack's own CA, and certificates rotate with no downtime.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,6 +164,51 @@ impl Run {
     }
 }
 
+/// A client for one of the stack's addresses, trusting the stack's CA and nothing else of it.
+fn tls_client(work: &Path, url: &str) -> Client {
+    let ca = std::fs::read(work.join("tls/ca.pem")).expect("the stack's CA certificate");
+    let tls = TlsSettings {
+        ca_pem: Some(ca),
+        server_name: None,
+    };
+    Client::new(url, &tls).unwrap()
+}
+
+/// Every member, load balancer and the front endpoint answers HTTPS only, with a certificate
+/// that chains to the stack's CA (and to nothing a client trusts by default).
+async fn assert_tls_everywhere(work: &Path) -> Vec<Vec<u8>> {
+    let ca = std::fs::read(work.join("tls/ca.pem")).unwrap();
+    let trusting = TlsSettings {
+        ca_pem: Some(ca),
+        server_name: None,
+    };
+    let mut served = Vec::new();
+    for host in ["11", "12", "13", "1", "2", "3", "10"] {
+        let https = format!("https://{NET}{host}:8200");
+        let cert = Client::served_certificate(&https, &trusting)
+            .await
+            .unwrap_or_else(|e| panic!("{https} with the stack's CA: {e}"));
+        assert!(
+            Client::served_certificate(&https, &TlsSettings::default())
+                .await
+                .is_err(),
+            "{https} verified without the stack's CA"
+        );
+        let plain = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("http://{NET}{host}:8200/v1/sys/health"))
+            .send()
+            .await;
+        if let Ok(r) = plain {
+            assert_eq!(r.status().as_u16(), 400, "{host} answered plain HTTP");
+        }
+        served.push(cert);
+    }
+    served
+}
+
 fn assert_healthy(status: &serde_json::Value) {
     let c = &status["vaults"][0];
     assert_eq!(c["healthy"], true, "{status:#}");
@@ -275,12 +321,29 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     assert_eq!(secrets.len(), 6);
     let token = Secret::new(keys.root_token.expose().to_string());
     drop(keys);
+    // TLS everywhere; the CA's private key rests only in the store, as KMS ciphertext.
+    let served = rt.block_on(assert_tls_everywhere(&work));
+    let ca = rt
+        .block_on(store.load_ca(&aws))
+        .unwrap()
+        .expect("the CA in the unseal store");
+    let ca: serde_json::Value = serde_json::from_str(ca.expose()).unwrap();
+    // The PEM lines holding the private scalar (PKCS#8 for P-256: it spans the first two
+    // lines; the third is the public key, which the certificate carries too).
+    secrets.extend(
+        ca["key"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .take(2)
+            .map(str::to_string),
+    );
     // Right after apply, the declared KV v2 mount answers through every load balancer
     // (regression: a standby answered 400 "Waiting for the primary to upgrade" for a moment).
     rt.block_on(async {
         for lb in ["1", "2", "3", "10"] {
-            let c =
-                Client::new(&format!("http://{NET}{lb}:8200"), &TlsSettings::default()).unwrap();
+            let c = tls_client(&work, &format!("https://{NET}{lb}:8200"));
             match c.read(&token, "kv/data/not-written").await {
                 Err(vaultform::vault::VaultError::Api { status: 404, .. }) => {}
                 other => panic!("KV through {NET}{lb}: {other:?}"),
@@ -366,8 +429,8 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
 
     // A secret written through eu-central-1's load balancer reads back through eu-west-1's.
     rt.block_on(async {
-        let central = Client::new(&format!("http://{NET}1:8200"), &TlsSettings::default()).unwrap();
-        let west = Client::new(&format!("http://{NET}2:8200"), &TlsSettings::default()).unwrap();
+        let central = tls_client(&work, &format!("https://{NET}1:8200"));
+        let west = tls_client(&work, &format!("https://{NET}2:8200"));
         central
             .write(
                 &token,
@@ -392,7 +455,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     // The declarative configuration: an AppRole login gets a token with the `reader` policy,
     // which reads the KV secret; the PKI role issues a certificate under the root CA.
     rt.block_on(async {
-        let front = Client::new(&format!("http://{NET}10:8200"), &TlsSettings::default()).unwrap();
+        let front = tls_client(&work, &format!("https://{NET}10:8200"));
         let role_id = front
             .read(&token, "auth/approle/role/ci/role-id")
             .await
@@ -454,6 +517,66 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
     run.ok(&["apply", "local.kdl", "--auto-approve"]);
     let second = run.ok(&["apply", "local.kdl", "--auto-approve"]);
     assert!(second.contains("No changes"), "{second}");
+
+    // Certificates within `renew-before` of their expiry plan as replacements; apply rotates
+    // them (each member reloads on SIGHUP) while the front endpoint keeps answering.
+    let topology = d.join("local.kdl");
+    let text = std::fs::read_to_string(&topology).unwrap();
+    let renewing = text.replace(
+        "    shares 5\n",
+        "    shares 5\n    tls validity=\"400d\" renew-before=\"370d\"\n",
+    );
+    std::fs::write(&topology, renewing).unwrap();
+    let plan = run.ok(&["plan", "local.kdl"]);
+    for m in ["vault-0", "vault-1", "vault-2"] {
+        assert!(
+            plan.contains(&format!("-/+ vault.bv.tls.cert.{m}")),
+            "{m}: {plan}"
+        );
+    }
+    assert!(plan.contains("renewal_due"), "{plan}");
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let watching = watching.clone();
+        let front = format!("https://{NET}10:8200");
+        let ca = std::fs::read(work.join("tls/ca.pem")).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let tls = TlsSettings {
+                ca_pem: Some(ca),
+                server_name: None,
+            };
+            // A new connection (and handshake) per probe, as a new client would make.
+            let c = Client::unpooled(&front, &tls).unwrap();
+            let (mut probes, mut failed) = (0u32, Vec::new());
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                probes += 1;
+                match rt.block_on(c.health()) {
+                    Ok(h) if h.status == 200 => {}
+                    other => failed.push(format!("{other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (probes, failed)
+        })
+    };
+    run.ok(&["apply", "local.kdl", "--auto-approve"]);
+    watching.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (probes, failed) = watcher.join().unwrap();
+    assert!(probes >= 5, "{probes} probes");
+    assert!(
+        failed.is_empty(),
+        "the front endpoint failed during rotation: {failed:?}"
+    );
+    let rotated = rt.block_on(assert_tls_everywhere(&work));
+    for (i, (old, new)) in served.iter().zip(&rotated).enumerate() {
+        assert_ne!(old, new, "address {i} still serves its old certificate");
+    }
+    let after = run.ok(&["plan", "local.kdl"]);
+    assert!(after.contains("No changes"), "{after}");
 
     // The state lost: apply adopts every AWS resource, every process and the initialised
     // cluster (its keys are in the store) instead of creating anything twice.
@@ -626,7 +749,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         }
     }
     rt.block_on(async {
-        let front = Client::new(&format!("http://{NET}10:8200"), &TlsSettings::default()).unwrap();
+        let front = tls_client(&work, &format!("https://{NET}10:8200"));
         let mut read = None;
         for _ in 0..200 {
             if let Ok(v) = front.read(&token, "kv/data/demo").await {
@@ -673,7 +796,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         0o600
     );
     // A secret written after the snapshot is gone once the snapshot is restored.
-    let front = Client::new(&format!("http://{NET}10:8200"), &TlsSettings::default()).unwrap();
+    let front = tls_client(&work, &format!("https://{NET}10:8200"));
     rt.block_on(async {
         front
             .write(
@@ -729,7 +852,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         serde_json::from_str(&run.ok(&["output", "local.kdl"])).unwrap();
     assert_eq!(
         outputs["vault.bv.member.vault-0"]["api_addr"],
-        format!("http://{NET}11:8200")
+        format!("https://{NET}11:8200")
     );
 
     // `--replace` replaces exactly what it names; `plan --destroy` plans every delete and

@@ -73,9 +73,14 @@ fn init_intent_recorded(dir: &Path) -> bool {
 }
 
 /// The primary initialised by someone who kept no key: what a killed init leaves.
-fn initialise_and_forget(rt: &tokio::runtime::Runtime) {
+fn initialise_and_forget(rt: &tokio::runtime::Runtime, dir: &Path) {
+    let ca = std::fs::read(dir.join(".vaultform/bv-local/tls/ca.pem")).expect("the stack's CA");
+    let tls = TlsSettings {
+        ca_pem: Some(ca),
+        server_name: None,
+    };
     rt.block_on(async {
-        let c = Client::new(&format!("http://{NET}11:8200"), &TlsSettings::default()).unwrap();
+        let c = Client::new(&format!("https://{NET}11:8200"), &tls).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match c.seal_status().await {
@@ -127,7 +132,7 @@ fn an_apply_killed_inside_the_first_init_converges_on_the_next() {
             }
             child.kill().unwrap();
             child.wait().unwrap();
-            initialise_and_forget(&rt);
+            initialise_and_forget(&rt, d);
         } else {
             let after = Duration::from_millis(rng.random_range(100..2500));
             std::thread::sleep(after);

@@ -18,6 +18,7 @@ mod interrupted_init;
 mod log;
 mod modules;
 mod network;
+mod remote_state;
 mod runtime;
 mod state;
 mod sweep;

@@ -105,6 +105,7 @@ async fn haproxy_forwards_to_a_member_whose_health_check_passes() {
             api_port: api,
             cluster_port: api + 1,
         }],
+        ca_file: None,
     };
     let text = haproxy::render(&config);
     let file = d.join("lb1.cfg");
@@ -167,6 +168,7 @@ fn unsealed_mode_accepts_standbys_too() {
             api_port: 8200,
             cluster_port: 8201,
         }],
+        ca_file: None,
     };
     let text = haproxy::render(&config);
     assert!(

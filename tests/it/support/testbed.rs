@@ -96,16 +96,23 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(upstream: &str, fail_rate: f64, seed: u64) -> FaultProxy {
-        use std::io::BufRead;
-        let mut child = Command::new(super::root().join("scripts/faultproxy"))
-            .args([
-                "--upstream",
-                upstream,
+        Self::start_with(
+            upstream,
+            &[
                 "--fail-rate",
                 &fail_rate.to_string(),
                 "--seed",
                 &seed.to_string(),
-            ])
+            ],
+        )
+    }
+
+    /// With any of the proxy's flags (`--drop-conditions`, ...).
+    pub fn start_with(upstream: &str, flags: &[&str]) -> FaultProxy {
+        use std::io::BufRead;
+        let mut child = Command::new(super::root().join("scripts/faultproxy"))
+            .args(["--upstream", upstream])
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
