@@ -110,6 +110,8 @@ pub enum VaultItem {
         mount: String,
         role: String,
     },
+    /// The root token revoked once the cluster is configured (`revoke-root #true`).
+    RevokeRoot,
 }
 
 impl Address {
@@ -212,6 +214,7 @@ fn render(item: &Item) -> String {
                 VaultItem::PkiRole { mount, role } => format!("secrets.{mount}.role.{role}"),
                 VaultItem::Auth(p) => format!("auth.{p}"),
                 VaultItem::AuthRole { mount, role } => format!("auth.{mount}.role.{role}"),
+                VaultItem::RevokeRoot => "revoke-root".into(),
             };
             format!("vault.{vault}.{rest}")
         }
@@ -329,6 +332,7 @@ fn parse_vault(rest: &str) -> Option<VaultItem> {
         "unseal-keys" => VaultItem::UnsealKeys,
         "raft" => VaultItem::Raft,
         "tls.ca" => VaultItem::Ca,
+        "revoke-root" => VaultItem::RevokeRoot,
         _ => {
             let (head, tail) = rest.split_once('.')?;
             let tail_s = nonempty(tail)?;

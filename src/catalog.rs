@@ -16,6 +16,7 @@ use crate::topology::{Problem, Runtime, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
 use crate::vault::ca::{self, VaultCa};
 use crate::vault::config::{self, Config};
+use crate::vault::revoke_root::{self, RevokeRoot};
 use crate::vault::spec::Vaults;
 
 /// Builds the graph of a decoded topology, area by area in a fixed order (so that addresses,
@@ -48,6 +49,7 @@ pub struct Catalog {
     join: RaftJoin,
     verify: RaftVerify,
     config: [Config; 6],
+    revoke_root: RevokeRoot,
 }
 
 impl Catalog {
@@ -75,6 +77,7 @@ impl Catalog {
                 config(Kind::AuthRole),
                 config(Kind::VaultPolicy),
             ],
+            revoke_root: RevokeRoot(v()),
             vaults,
         }
     }
@@ -189,7 +192,8 @@ impl Catalog {
             | Kind::PkiRole
             | Kind::AuthMethod
             | Kind::AuthRole
-            | Kind::VaultPolicy => self.vault_desired(&r.address),
+            | Kind::VaultPolicy
+            | Kind::RevokeRoot => self.vault_desired(&r.address),
         }
     }
 
@@ -208,6 +212,7 @@ impl Catalog {
             V::Init | V::UnsealKeys | V::Unseal(_) | V::Join(_) | V::Raft => {
                 bootstrap::desired(v, what)
             }
+            V::RevokeRoot => revoke_root::desired(v),
             _ => config::desired(v, what),
         }
     }
@@ -245,6 +250,7 @@ impl Providers for Catalog {
             Kind::AuthMethod => &self.config[3],
             Kind::AuthRole => &self.config[4],
             Kind::VaultPolicy => &self.config[5],
+            Kind::RevokeRoot => &self.revoke_root,
         })
     }
 }

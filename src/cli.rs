@@ -210,6 +210,61 @@ pub enum Command {
         /// The topology file (KDL).
         file: PathBuf,
     },
+    /// Print `export VAULT_ADDR=... BAO_ADDR=...` for a cluster's front endpoint, for
+    /// `eval "$(vaultform env FILE)"`.
+    Env {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// One JSON object on stdout instead of `export` lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Make a short-lived, non-root token with the stored root token and print it once; the
+    /// root token itself is never shown.
+    Login {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// How long the token lives; it cannot be renewed past it (90s, 15m, 1h, 1h30m).
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        ttl: String,
+        /// A policy of the token (repeatable; `default` when none is given; never `root`).
+        #[arg(long = "policy", value_name = "NAME")]
+        policies: Vec<String>,
+        /// Write the token to ~/.vault-token (mode 0600), where the vault and bao CLIs look
+        /// for it, and print only where it went.
+        #[arg(long)]
+        token_helper: bool,
+        /// One JSON object on stdout with the token and its expiry.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        vault: VaultArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print a shell's completion script for vaultform.
+    ///
+    /// For example `vaultform completions bash >
+    /// ~/.local/share/bash-completion/completions/vaultform`, or
+    /// `vaultform completions zsh > "${fpath[1]}/_vaultform"`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff): vaultform's, or a command's.
+    ///
+    /// `vaultform man | man -l -` reads it; `vaultform man drill failover` is the page
+    /// vaultform-drill-failover(1).
+    Man {
+        /// The command whose page to print (none: vaultform's own page).
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
         /// The topology file (KDL).

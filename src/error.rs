@@ -72,6 +72,9 @@ pub enum Error {
         planned: String,
         current: String,
     },
+    #[error("{message}")]
+    #[diagnostic(code(vaultform::usage), help("{help}"))]
+    Usage { message: String, help: String },
     #[error("{address} is not in the state")]
     #[diagnostic(
         code(vaultform::state::address),

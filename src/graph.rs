@@ -48,6 +48,7 @@ pub enum Kind {
     AuthMethod,
     AuthRole,
     VaultPolicy,
+    RevokeRoot,
 }
 
 impl Kind {
@@ -93,6 +94,7 @@ impl Kind {
             Kind::AuthMethod => "auth-method",
             Kind::AuthRole => "auth-role",
             Kind::VaultPolicy => "vault-policy",
+            Kind::RevokeRoot => "revoke-root",
         }
     }
 }

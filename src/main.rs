@@ -26,11 +26,18 @@ fn main() -> ExitCode {
         Command::Validate { file } => commands::topology::validate(file, &printer),
         Command::Graph { file, format } => commands::topology::graph(file, *format, &printer),
         Command::Fmt { files, check } => commands::topology::fmt(files, *check, &printer),
+        Command::Completions { shell } => commands::manual::completions(*shell, &printer),
+        Command::Man { command } => commands::manual::man(command, &printer),
         other => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(run(other, &printer)),
+            Ok(rt) => rt.block_on(async {
+                let outcome = run(other, &printer).await;
+                // Root tokens generated for this command (`revoke-root`) end with it.
+                vaultform::vault::root::revoke_generated().await;
+                outcome
+            }),
             Err(source) => Err(commands::Error::Write {
                 path: "the async runtime".into(),
                 source,
@@ -210,7 +217,41 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
         },
         Command::Sweep(args) => commands::sweep::sweep(args, printer).await,
         Command::Expired(args) => commands::expired::expired(args, printer).await,
-        Command::Validate { .. } | Command::Graph { .. } | Command::Fmt { .. } => {
+        Command::Env {
+            file,
+            json,
+            vault,
+            state,
+        } => commands::access::env(file, state, *json, vault.name.as_deref(), printer).await,
+        Command::Login {
+            file,
+            ttl,
+            policies,
+            token_helper,
+            json,
+            vault,
+            state,
+        } => {
+            let output = commands::access::LoginOutput {
+                token_helper: *token_helper,
+                json: *json,
+            };
+            commands::access::login(
+                file,
+                state,
+                ttl,
+                policies,
+                output,
+                vault.name.as_deref(),
+                printer,
+            )
+            .await
+        }
+        Command::Validate { .. }
+        | Command::Graph { .. }
+        | Command::Fmt { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             unreachable!("handled without a runtime")
         }
     }

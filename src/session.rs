@@ -107,7 +107,11 @@ pub fn open(
 
 /// Where the state lives, as the `vaultform:state` tag of an expiring stack says it:
 /// `local:<absolute path>` or `s3://<bucket>/<key>@<region>`.
-pub fn state_location(topology: &Topology, dir: Option<&Path>, state_path: Option<&Path>) -> String {
+pub fn state_location(
+    topology: &Topology,
+    dir: Option<&Path>,
+    state_path: Option<&Path>,
+) -> String {
     let local = |p: PathBuf| {
         let p = std::path::absolute(&p).unwrap_or(p);
         format!("local:{}", p.display())
@@ -115,7 +119,15 @@ pub fn state_location(topology: &Topology, dir: Option<&Path>, state_path: Optio
     match (state_path, &topology.state) {
         (Some(p), _) => local(p.to_path_buf()),
         (None, StateBackend::Local { path }) => local(dir.unwrap_or(Path::new("")).join(path)),
-        (None, StateBackend::S3 { bucket, key, region, .. }) => {
+        (
+            None,
+            StateBackend::S3 {
+                bucket,
+                key,
+                region,
+                ..
+            },
+        ) => {
             format!("s3://{bucket}/{key}@{region}")
         }
     }

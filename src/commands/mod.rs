@@ -1,6 +1,8 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
+pub mod access;
 pub mod expired;
+pub mod manual;
 mod remains;
 pub mod remote;
 pub mod stack;

@@ -10,7 +10,7 @@ use crate::ops::{Ops, drill, snapshot, status, unseal};
 use crate::ui::{Printer, report};
 
 /// Opens the stack with its recorded outputs and AWS clients; `None` for an invalid topology.
-async fn open_ops(
+pub(super) async fn open_ops(
     file: &Path,
     state: &StateArgs,
     printer: &Printer,

@@ -3,6 +3,8 @@
 //! Each operation returns a typed report for `ui` to render; none prints.
 
 pub mod drill;
+pub mod endpoint;
+pub mod login;
 pub mod snapshot;
 pub mod status;
 pub mod unseal;
@@ -103,11 +105,12 @@ impl Ops {
         Ok(v.unseal_store(&self.outputs)?)
     }
 
+    /// A root token: the stored one, or one generated from the stored keys once
+    /// `revoke-root` has revoked it (`vault::root`).
     pub async fn root_token(&self, v: &VaultSpec) -> Result<Secret, OpsError> {
-        self.store(v)?
-            .load_root(&self.aws)
+        crate::vault::root::token(&self.aws, &self.outputs, v)
             .await
-            .map_err(|e| fail(e.to_string(), "has the cluster been applied?"))
+            .map_err(|e| fail(e.message, "has the cluster been applied?"))
     }
 
     fn cx(&self) -> Cx<'_> {

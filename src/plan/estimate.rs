@@ -56,6 +56,8 @@ pub fn typical(kind: Kind, operation: &str) -> f64 {
         | Kind::AuthMethod
         | Kind::AuthRole
         | Kind::VaultPolicy => (1.0, 1.0, 1.0),
+        // The generate-root AppRole, one generation to prove it, the revoke.
+        Kind::RevokeRoot => (2.0, 2.0, 0.0),
     };
     match operation {
         "update" => update,

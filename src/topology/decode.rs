@@ -762,6 +762,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         .filter_map(|n| decode_member(n, problems))
         .collect();
     let front = r.string("front");
+    let revoke_root = r.bool("revoke-root");
     let store = match r.child("unseal-store") {
         Some(n) => decode_store(n, problems),
         None => {
@@ -813,6 +814,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         secrets,
         auth,
         policies,
+        revoke_root,
     })
 }
 

@@ -242,6 +242,20 @@ pub struct VaultCluster {
     pub secrets: Vec<SecretsEngine>,
     pub auth: Vec<AuthMethod>,
     pub policies: Vec<Policy>,
+    /// `revoke-root #true`: the root token is revoked once the cluster is configured, and
+    /// generated from the stored keys whenever vaultform needs one.
+    pub revoke_root: Option<Spanned<bool>>,
+}
+
+/// The auth path (an AppRole) through which vaultform starts a root token generation once
+/// the root token is revoked; reserved in clusters with `revoke-root #true`.
+pub const REVOKE_ROOT_MOUNT: &str = "vaultform-root";
+
+impl VaultCluster {
+    /// Whether the root token is revoked after setup.
+    pub fn revokes_root(&self) -> bool {
+        self.revoke_root.as_ref().is_some_and(|r| r.value)
+    }
 }
 
 /// A Vault cluster's TLS: on by default with a CA vaultform generates; `tls #false` turns it

@@ -20,6 +20,7 @@ pub fn validate(t: &Topology, problems: &mut Vec<Problem>) {
     for vault in &t.vaults {
         v.vault(vault);
         v.vault_config(vault);
+        v.revoke_root(vault);
     }
     v.unique_names();
 }
@@ -72,6 +73,52 @@ fn unknown_ref(what: &str, given: &Spanned<String>, known: &[&str]) -> Problem {
 }
 
 impl Checker<'_> {
+    /// `revoke-root #true` needs a way back to a root token: OpenBao's authenticated
+    /// `sys/generate-root-token` (2.6 and later), through an auth path vaultform reserves.
+    fn revoke_root(&mut self, v: &VaultCluster) {
+        let Some(flag) = v.revoke_root.as_ref().filter(|r| r.value) else {
+            return;
+        };
+        let too_old = v.server.version.as_deref().and_then(|ver| {
+            let mut parts = ver.trim_start_matches('v').split('.');
+            let major: u32 = parts.next()?.parse().ok()?;
+            let minor: u32 = parts.next()?.parse().ok()?;
+            ((major, minor) < (2, 6)).then(|| ver.to_string())
+        });
+        match (v.server.flavour, too_old) {
+            (Flavour::Vault, _) => self.problems.push(
+                Problem::error(
+                    Code::VaultConfig,
+                    "`revoke-root` is built for OpenBao servers only",
+                )
+                .label(flag.span, "revokes the root token")
+                .help("vaultform generates root tokens again with OpenBao's `sys/generate-root-token` (2.6 and later); use `server \"bao\"`, or remove `revoke-root`"),
+            ),
+            (Flavour::Bao, Some(ver)) => self.problems.push(
+                Problem::error(
+                    Code::VaultConfig,
+                    format!("`revoke-root` needs OpenBao 2.6 or later, not {ver}"),
+                )
+                .label(flag.span, "revokes the root token")
+                .help("OpenBao 2.6 added `sys/generate-root-token`, which vaultform uses to get a root token back; raise the server's version, or remove `revoke-root`"),
+            ),
+            (Flavour::Bao, None) => {}
+        }
+        for a in v.auth.iter().filter(|a| a.path.value == REVOKE_ROOT_MOUNT) {
+            self.problems.push(
+                Problem::error(
+                    Code::VaultConfig,
+                    format!(
+                        "the auth path \"{REVOKE_ROOT_MOUNT}\" is vaultform's with `revoke-root`"
+                    ),
+                )
+                .label(a.path.span, "reserved")
+                .label(flag.span, "reserves it")
+                .help("mount this auth method at another path"),
+            );
+        }
+    }
+
     /// Secrets engines, auth methods and policies: unique, consistent, references resolved.
     fn vault_config(&mut self, v: &VaultCluster) {
         let scope = format!(" in Vault cluster \"{}\"", v.name.value);

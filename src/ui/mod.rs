@@ -1,6 +1,7 @@
 //! The only code that writes to the terminal: data to stdout, messages and diagnostics to
 //! stderr, each stream coloured only when it is a terminal and never with `NO_COLOR`.
 
+pub mod access;
 pub mod cost;
 pub mod diagnostics;
 pub mod log;

@@ -42,7 +42,8 @@ pub trait MemberData: Send + Sync {
 impl VaultInit {
     /// Whether an initialised cluster whose keys cannot be read is one this stack's own
     /// interrupted init made: the state holds the intent of an init that did not finish, every
-    /// bucket answers and holds none of the keys, and every member is sealed. Then nobody can
+    /// bucket answers and none holds enough shares to unseal (the killed run stored nothing,
+    /// or only the root token and some shares), and every member is sealed. Then nobody can
     /// ever have unsealed it (the keys went with the killed run), so it has held no data.
     async fn lost_in_interrupted_init(
         &self,
@@ -51,7 +52,7 @@ impl VaultInit {
         v: &VaultSpec,
         store: &UnsealStore,
     ) -> bool {
-        if !d.resumed || !matches!(store.holds_nothing(cx.aws).await, Ok(true)) {
+        if !d.resumed || !matches!(store.cannot_unseal(cx.aws).await, Ok(true)) {
             return false;
         }
         for m in &v.members {
@@ -239,6 +240,7 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
             b.g.edge(unseal, verify);
         }
         super::config::graph(b, v, verify);
+        super::revoke_root::graph(b, v, verify);
         if let Some(front) = &v.front {
             // The front endpoint serves clients once the cluster is whole.
             if let Some(nodes) = entry.get(front.value.as_str()) {
@@ -397,6 +399,12 @@ impl Provider for VaultInit {
                         d.address,
                         primary.name
                     );
+                    // What the killed run stored of its keys is of no use: removed, so that
+                    // the new keys can be stored.
+                    store
+                        .delete_all(cx.aws)
+                        .await
+                        .map_err(|e| OpError::retryable(e.to_string()))?;
                     // Only the primary holds that cluster: no member can have joined it, since
                     // joining needs an unsealed leader.
                     self.data.wipe(v, primary).await?;
@@ -640,8 +648,7 @@ impl Provider for RaftJoin {
             },
         )
         .await?;
-        let store = v.unseal_store(cx.outputs)?;
-        let token = store.load_root(cx.aws).await.map_err(store_err)?;
+        let token = super::root::token(cx.aws, cx.outputs, v).await?;
         poll("setting autopilot", STEP_TIMEOUT, || async {
             leader
                 .autopilot_stabilization(&token, 1)
@@ -678,11 +685,8 @@ impl Provider for RaftJoin {
         let Ok((v, VaultItem::Join(name))) = self.0.part(&rs.address) else {
             return Ok(());
         };
-        let Ok(store) = v.unseal_store(cx.outputs) else {
-            return Ok(());
-        };
         let attempt = async {
-            let token = store.load_root(cx.aws).await.ok()?;
+            let token = super::root::token(cx.aws, cx.outputs, v).await.ok()?;
             for url in cluster_urls(v) {
                 let Ok(c) = v.client(&url) else {
                     continue;
@@ -706,13 +710,10 @@ impl Provider for RaftVerify {
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, _) = self.0.part(&rs.address)?;
-        let voters = match v.unseal_store(cx.outputs) {
-            Ok(store) => match store.load_root(cx.aws).await {
-                Ok(token) => match raft_view(&v.client_tls(), &cluster_urls(v), &token).await {
-                    Ok((voters, 1)) => voters,
-                    _ => Vec::new(),
-                },
-                Err(_) => Vec::new(),
+        let voters = match super::root::token(cx.aws, cx.outputs, v).await {
+            Ok(token) => match raft_view(&v.client_tls(), &cluster_urls(v), &token).await {
+                Ok((voters, 1)) => voters,
+                _ => Vec::new(),
             },
             Err(_) => Vec::new(),
         };
@@ -724,8 +725,7 @@ impl Provider for RaftVerify {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, _) = self.0.part(&d.address)?;
-        let store = v.unseal_store(cx.outputs)?;
-        let token = store.load_root(cx.aws).await.map_err(store_err)?;
+        let token = super::root::token(cx.aws, cx.outputs, v).await?;
         wait_until_whole(v, &token).await?;
         Ok(Recorded::default())
     }

@@ -114,6 +114,57 @@ pub struct Leader {
     pub raft_committed_index: Option<u64>,
 }
 
+/// What `auth/token/create` is asked for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenRequest {
+    pub policies: Vec<String>,
+    /// Seconds, as `"3600s"`.
+    pub ttl: String,
+    /// The token cannot be renewed past this (seconds, as `"3600s"`).
+    pub explicit_max_ttl: String,
+    pub renewable: bool,
+    /// An orphan: it outlives the token that created it.
+    pub no_parent: bool,
+    pub display_name: String,
+    pub meta: std::collections::BTreeMap<String, String>,
+}
+
+/// The `auth` part of `auth/token/create`'s answer.
+#[derive(Debug, Deserialize)]
+pub struct CreatedToken {
+    pub client_token: Secret,
+    #[serde(default)]
+    pub accessor: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub lease_duration: u64,
+    #[serde(default)]
+    pub renewable: bool,
+}
+
+/// A root token generation (`sys/generate-root-token/*`): progress, and once complete the
+/// token encoded with the one-time password.
+#[derive(Debug, Deserialize)]
+pub struct GenerateRoot {
+    #[serde(default)]
+    pub started: bool,
+    #[serde(default)]
+    pub nonce: String,
+    #[serde(default)]
+    pub progress: u32,
+    #[serde(default)]
+    pub required: u32,
+    #[serde(default)]
+    pub complete: bool,
+    /// Only in the answer that starts the attempt.
+    #[serde(default)]
+    pub otp: Option<Secret>,
+    /// Only in the answer to the last share: base64 of the token XOR the OTP.
+    #[serde(default)]
+    pub encoded_token: Option<Secret>,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct RaftServer {
     pub node_id: String,
@@ -628,6 +679,207 @@ impl Client {
         )
         .await
     }
+
+    /// `auth/token/create` with `token`: a new token, whose answer (it holds the new token)
+    /// is zeroed once the token is taken out of it.
+    pub async fn create_token(
+        &self,
+        token: &Secret,
+        request: &TokenRequest,
+    ) -> Result<CreatedToken, VaultError> {
+        let req = self
+            .authed(reqwest::Method::POST, "auth/token/create", token)
+            .json(request);
+        self.call_auth("token create", req).await
+    }
+
+    /// An AppRole login at `auth/<mount>/login`; the secret ID goes in a body zeroed when sent.
+    pub async fn approle_login(
+        &self,
+        mount: &str,
+        role_id: &str,
+        secret_id: &Secret,
+    ) -> Result<CreatedToken, VaultError> {
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            role_id: &'a str,
+            secret_id: &'a str,
+        }
+        let body = zeroing_json(&Login {
+            role_id,
+            secret_id: secret_id.expose(),
+        })?;
+        let req = self
+            .http
+            .post(self.url(&format!("auth/{mount}/login")))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.call_auth("approle login", req).await
+    }
+
+    /// Sends a request whose answer carries a new token in `auth`, and zeroes the answer once
+    /// the token is taken out of it.
+    async fn call_auth(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<CreatedToken, VaultError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            auth: CreatedToken,
+        }
+        let resp = self.send(req).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let parsed = if (200..300).contains(&status) {
+            serde_json::from_slice::<Answer>(&bytes)
+                .map(|a| a.auth)
+                .map_err(|e| VaultError::Decode {
+                    addr: self.addr.clone(),
+                    what: what.into(),
+                    detail: e.to_string(),
+                })
+        } else {
+            Err(VaultError::Api {
+                addr: self.addr.clone(),
+                what: what.into(),
+                status,
+                errors: serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("errors").cloned())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            })
+        };
+        zero(bytes);
+        parsed
+    }
+
+    /// `sys/generate-root-token/attempt` (OpenBao 2.6+, authenticated): the attempt in progress.
+    pub async fn generate_root_status(&self, token: &Secret) -> Result<GenerateRoot, VaultError> {
+        let req = self.authed(
+            reqwest::Method::GET,
+            "sys/generate-root-token/attempt",
+            token,
+        );
+        self.call_generate_root("generate-root status", req).await
+    }
+
+    /// Starts a root token generation; the answer holds the one-time password that encodes
+    /// the result.
+    pub async fn generate_root_start(&self, token: &Secret) -> Result<GenerateRoot, VaultError> {
+        let req = self
+            .authed(
+                reqwest::Method::PUT,
+                "sys/generate-root-token/attempt",
+                token,
+            )
+            .json(&json!({}));
+        self.call_generate_root("generate-root start", req).await
+    }
+
+    /// Cancels the root token generation in progress.
+    pub async fn generate_root_cancel(&self, token: &Secret) -> Result<(), VaultError> {
+        self.call_unit(
+            "generate-root cancel",
+            self.authed(
+                reqwest::Method::DELETE,
+                "sys/generate-root-token/attempt",
+                token,
+            ),
+        )
+        .await
+    }
+
+    /// Submits one key share to the generation `nonce`; the body holding it is zeroed when
+    /// sent. The last share's answer holds the encoded token.
+    pub async fn generate_root_update(
+        &self,
+        token: &Secret,
+        key: &Secret,
+        nonce: &str,
+    ) -> Result<GenerateRoot, VaultError> {
+        #[derive(serde::Serialize)]
+        struct Update<'a> {
+            key: &'a str,
+            nonce: &'a str,
+        }
+        let body = zeroing_json(&Update {
+            key: key.expose(),
+            nonce,
+        })?;
+        let req = self
+            .authed(
+                reqwest::Method::PUT,
+                "sys/generate-root-token/update",
+                token,
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.call_generate_root("generate-root update", req).await
+    }
+
+    async fn call_generate_root(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<GenerateRoot, VaultError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            data: GenerateRoot,
+        }
+        let resp = self.send(req).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let parsed = if (200..300).contains(&status) {
+            serde_json::from_slice::<Answer>(&bytes)
+                .map(|a| a.data)
+                .map_err(|e| VaultError::Decode {
+                    addr: self.addr.clone(),
+                    what: what.into(),
+                    detail: e.to_string(),
+                })
+        } else {
+            Err(VaultError::Api {
+                addr: self.addr.clone(),
+                what: what.into(),
+                status,
+                errors: serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("errors").cloned())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            })
+        };
+        zero(bytes);
+        parsed
+    }
+
+    /// `auth/token/lookup-self`: what the server knows of `token` (a 403 when it is invalid).
+    pub async fn lookup_self(&self, token: &Secret) -> Result<Value, VaultError> {
+        self.read(token, "auth/token/lookup-self").await
+    }
+
+    /// `auth/token/revoke-self`: `token` (and its children) stop working.
+    pub async fn revoke_self(&self, token: &Secret) -> Result<(), VaultError> {
+        self.call_unit(
+            "token revoke-self",
+            self.authed(reqwest::Method::POST, "auth/token/revoke-self", token),
+        )
+        .await
+    }
 }
 
 /// Whether requests to `addr` may use the system's HTTP proxy (`HTTPS_PROXY`, ...): only over
@@ -642,6 +894,14 @@ pub fn proxy_allowed(addr: &str) -> bool {
         Err(_) => host == "localhost" || host.ends_with(".localhost"),
     };
     url.scheme() == "https" && !loopback
+}
+
+/// `value` as a JSON request body that is zeroed once sent (it carries a secret).
+fn zeroing_json(value: &impl serde::Serialize) -> Result<reqwest::Body, VaultError> {
+    let mut body = Zeroing(Vec::new());
+    serde_json::to_writer(&mut body.0, value)
+        .map_err(|e| VaultError::Settings(format!("encoding a request: {e}")))?;
+    Ok(reqwest::Body::from(bytes::Bytes::from_owner(body)))
 }
 
 /// Bytes that are zeroed when dropped: the body of a request that carries a secret, owned by

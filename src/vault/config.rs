@@ -190,11 +190,7 @@ async fn admin(cx: &Cx<'_>, v: &VaultSpec) -> Result<Option<(Client, Secret)>, O
     else {
         return Ok(None);
     };
-    let token = v
-        .unseal_store(cx.outputs)?
-        .load_root(cx.aws)
-        .await
-        .map_err(|e| OpError::fatal(e.to_string()))?;
+    let token = super::root::token(cx.aws, cx.outputs, v).await?;
     Ok(Some((c, token)))
 }
 

@@ -6,10 +6,15 @@ pub mod ca;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod revoke_root;
+pub mod root;
 pub mod secret;
 pub mod spec;
 pub mod store;
 pub mod tls;
 
-pub use client::{Client, Health, RaftServer, SealStatus, TlsSettings, VaultError};
+pub use client::{
+    Client, CreatedToken, GenerateRoot, Health, RaftServer, SealStatus, TlsSettings, TokenRequest,
+    VaultError,
+};
 pub use secret::Secret;

@@ -107,6 +107,8 @@ pub struct VaultSpec {
     pub secrets: Vec<crate::topology::SecretsEngine>,
     pub auth: Vec<crate::topology::AuthMethod>,
     pub policies: Vec<crate::topology::Policy>,
+    /// `revoke-root #true`: the root token is revoked after setup.
+    pub revoke_root: bool,
 }
 
 impl VaultSpec {
@@ -373,6 +375,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 secrets: v.secrets.clone(),
                 auth: v.auth.clone(),
                 policies: v.policies.clone(),
+                revoke_root: v.revokes_root(),
             },
         );
     }

@@ -108,15 +108,17 @@ impl UnsealStore {
         format!("{}vault-root", self.prefix)
     }
 
+    /// The objects to write, the root token first: a write cut short leaves the root token
+    /// with too few shares to unseal (nothing anyone can have used), or enough to unseal.
     fn objects<'a>(&self, keys: &'a Keys) -> Vec<(String, &'a Secret)> {
-        let mut out: Vec<(String, &Secret)> = keys
-            .shares
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (self.share_key(i), s))
-            .collect();
-        out.push((self.root_key(), &keys.root_token));
-        out
+        std::iter::once((self.root_key(), &keys.root_token))
+            .chain(
+                keys.shares
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (self.share_key(i), s)),
+            )
+            .collect()
     }
 
     /// Writes every secret to every bucket. An object that exists already must hold the same
@@ -429,9 +431,10 @@ impl UnsealStore {
         Ok(())
     }
 
-    /// Whether every bucket answered and none holds any of the secret objects: the keys are
-    /// nowhere. An error means it cannot be told.
-    pub async fn holds_nothing(&self, aws: &Aws) -> Result<bool, StoreError> {
+    /// Whether every bucket answered and none holds enough shares to unseal: nobody can have
+    /// unsealed the cluster with what the store holds (a write cut short leaves a root token
+    /// and fewer shares than the threshold, or nothing). An error means it cannot be told.
+    pub async fn cannot_unseal(&self, aws: &Aws) -> Result<bool, StoreError> {
         for b in &self.buckets {
             let listed = aws
                 .s3(&b.region)
@@ -445,8 +448,16 @@ impl UnsealStore {
                     bucket: b.bucket.clone(),
                     message: format!("S3 list: {}", crate::aws::describe_error(&e).1),
                 })?;
-            let ours = |key: &str| self.is_secret_object(key);
-            if listed.contents().iter().any(|o| o.key().is_some_and(ours)) {
+            let share = |key: &str| {
+                key.strip_prefix(&self.prefix)
+                    .is_some_and(|rest| rest.starts_with("vault-unseal-"))
+            };
+            let shares = listed
+                .contents()
+                .iter()
+                .filter(|o| o.key().is_some_and(share))
+                .count();
+            if shares >= self.threshold {
                 return Ok(false);
             }
         }

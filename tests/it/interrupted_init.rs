@@ -17,7 +17,8 @@ use crate::support::aws::Api;
 use crate::support::testbed::{Moto, bin_dir};
 use crate::support::{aws_command, recorded_processes, root, stderr};
 use vaultform::runtime::process;
-use vaultform::vault::{Client, TlsSettings};
+use vaultform::vault::store::{Keys, StoreBucket, UnsealStore};
+use vaultform::vault::{Client, Secret, TlsSettings};
 
 /// This test's loopback network: nothing else in the suite uses 127.0.79.x.
 const NET: &str = "127.0.79.";
@@ -70,6 +71,38 @@ fn init_intent_recorded(dir: &Path) -> bool {
     };
     let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     state["resources"]["vault.bv.init"]["status"]["phase"] == "creating"
+}
+
+/// What a store write cut short leaves in eu-central-1's bucket: a root token and two shares.
+fn write_partial_keys(rt: &tokio::runtime::Runtime, dir: &Path, ep: &str) {
+    let text = std::fs::read_to_string(dir.join(".vaultform/bv-local.state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let arn = state["resources"]["region.eu-central-1.key.unseal"]["outputs"]["arn"]
+        .as_str()
+        .expect("the killed run created the key")
+        .to_string();
+    let bucket = StoreBucket {
+        region: "eu-central-1".into(),
+        bucket: "bv-local-unseal-eu-central-1".into(),
+        key: arn,
+    };
+    let store = UnsealStore::new(
+        "bv-local",
+        "bv",
+        &std::collections::BTreeMap::new(),
+        vec![bucket.clone()],
+        "vault/bv/",
+        3,
+    );
+    let made = |s: &str| Secret::new(format!("{s}-{}", uuid::Uuid::new_v4()));
+    let keys = Keys {
+        shares: vec![made("share"), made("share")],
+        root_token: made("root"),
+    };
+    rt.block_on(async {
+        let aws = crate::unseal_store::aws_for(ep).await;
+        store.store_in(&aws, &bucket, &keys).await.unwrap();
+    });
 }
 
 /// The primary initialised by someone who kept no key: what a killed init leaves.
@@ -133,6 +166,10 @@ fn an_apply_killed_inside_the_first_init_converges_on_the_next() {
             child.kill().unwrap();
             child.wait().unwrap();
             initialise_and_forget(&rt, d);
+            // And the store write cut short: the root token and 2 of the 5 shares (the store
+            // writes the root token first), too few to unseal with (regression: "no root
+            // token" in every bucket was refused instead of recognised as lost).
+            write_partial_keys(&rt, d, &ep);
         } else {
             let after = Duration::from_millis(rng.random_range(100..2500));
             std::thread::sleep(after);
