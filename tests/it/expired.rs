@@ -356,3 +356,27 @@ fn the_example_pipeline_runs_its_command_every_hour() {
     let out = vaultform_aws(nowhere.path(), &moto.endpoint(), &["expired", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// Where the `vaultform:state` tag says the state is: an absolute local path, or S3.
+#[test]
+fn the_state_tag_names_a_local_path_or_an_s3_object() {
+    let s3 = "stack \"t\"\nstate \"s3\" bucket=\"team-state\" key=\"t.json\" region=\"eu-west-1\"\nregion \"eu-west-1\" {\n    key \"k\" alias=\"alias/t\"\n}\n";
+    let loaded = vaultform::load("t.kdl", s3);
+    let (t, _) = loaded.valid().expect("valid");
+    assert_eq!(
+        vaultform::session::state_location(t, None, None),
+        "s3://team-state/t.json@eu-west-1"
+    );
+    let local = s3.replace(
+        "state \"s3\" bucket=\"team-state\" key=\"t.json\" region=\"eu-west-1\"",
+        "state \"local\" path=\"st/t.json\"",
+    );
+    let loaded = vaultform::load("t.kdl", local);
+    let (t, _) = loaded.valid().expect("valid");
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        vaultform::session::state_location(t, Some(dir.path()), None),
+        format!("local:{}", dir.path().join("st/t.json").display())
+    );
+    assert!(vaultform::sweep::expiry::state_path("s3://team-state/t.json@eu-west-1").is_none());
+}
