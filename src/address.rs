@@ -112,6 +112,8 @@ pub enum VaultItem {
     },
     /// The root token revoked once the cluster is configured (`revoke-root #true`).
     RevokeRoot,
+    /// The transit server vaultform runs for the cluster's seal (`seal.transit`).
+    SealTransit,
 }
 
 impl Address {
@@ -215,6 +217,7 @@ fn render(item: &Item) -> String {
                 VaultItem::Auth(p) => format!("auth.{p}"),
                 VaultItem::AuthRole { mount, role } => format!("auth.{mount}.role.{role}"),
                 VaultItem::RevokeRoot => "revoke-root".into(),
+                VaultItem::SealTransit => "seal.transit".into(),
             };
             format!("vault.{vault}.{rest}")
         }
@@ -333,6 +336,7 @@ fn parse_vault(rest: &str) -> Option<VaultItem> {
         "raft" => VaultItem::Raft,
         "tls.ca" => VaultItem::Ca,
         "revoke-root" => VaultItem::RevokeRoot,
+        "seal.transit" => VaultItem::SealTransit,
         _ => {
             let (head, tail) = rest.split_once('.')?;
             let tail_s = nonempty(tail)?;

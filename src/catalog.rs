@@ -12,6 +12,7 @@ use crate::provider::{Desired, Provider, Providers};
 use crate::resources::{eks, elb, iam_role, kms_key, network, s3_bucket};
 use crate::runtime::cert::{self, LocalCert};
 use crate::runtime::local::{LocalData, LocalProxy, VaultMember};
+use crate::runtime::transit::{self, LocalTransit};
 use crate::topology::{Problem, Runtime, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
 use crate::vault::ca::{self, VaultCa};
@@ -50,6 +51,7 @@ pub struct Catalog {
     verify: RaftVerify,
     config: [Config; 6],
     revoke_root: RevokeRoot,
+    transit: LocalTransit,
 }
 
 impl Catalog {
@@ -78,6 +80,7 @@ impl Catalog {
                 config(Kind::VaultPolicy),
             ],
             revoke_root: RevokeRoot(v()),
+            transit: LocalTransit(v()),
             vaults,
         }
     }
@@ -193,7 +196,8 @@ impl Catalog {
             | Kind::AuthMethod
             | Kind::AuthRole
             | Kind::VaultPolicy
-            | Kind::RevokeRoot => self.vault_desired(&r.address),
+            | Kind::RevokeRoot
+            | Kind::SealTransit => self.vault_desired(&r.address),
         }
     }
 
@@ -213,6 +217,7 @@ impl Catalog {
                 bootstrap::desired(v, what)
             }
             V::RevokeRoot => revoke_root::desired(v),
+            V::SealTransit => transit::desired(v),
             _ => config::desired(v, what),
         }
     }
@@ -251,6 +256,7 @@ impl Providers for Catalog {
             Kind::AuthRole => &self.config[4],
             Kind::VaultPolicy => &self.config[5],
             Kind::RevokeRoot => &self.revoke_root,
+            Kind::SealTransit => &self.transit,
         })
     }
 }

@@ -49,12 +49,16 @@ pub enum Kind {
     AuthRole,
     VaultPolicy,
     RevokeRoot,
+    SealTransit,
 }
 
 impl Kind {
     /// A local process rather than a cloud resource.
     pub fn is_process(self) -> bool {
-        matches!(self, Kind::VaultMember | Kind::LocalProxy)
+        matches!(
+            self,
+            Kind::VaultMember | Kind::LocalProxy | Kind::SealTransit
+        )
     }
 
     /// Whether a resource of this kind must be made again when a dependency of kind `dep`
@@ -95,6 +99,7 @@ impl Kind {
             Kind::AuthRole => "auth-role",
             Kind::VaultPolicy => "vault-policy",
             Kind::RevokeRoot => "revoke-root",
+            Kind::SealTransit => "seal-transit",
         }
     }
 }

@@ -38,7 +38,64 @@ pub struct ClusterStatus {
     pub front_serves: Option<String>,
     /// Each bucket of the unseal store, and whether it holds the keys.
     pub unseal_store: Vec<StoreStatus>,
+    /// How the members unseal, and whether what they unseal through answers.
+    pub seal: SealReport,
     pub healthy: bool,
+}
+
+/// A cluster's seal as `status` reports it.
+#[derive(Debug, Serialize)]
+pub struct SealReport {
+    /// `shamir`, `transit` or `awskms`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The transit server's URL.
+    pub server: Option<String>,
+    /// The transit server: `unsealed`, `sealed` or `down`.
+    pub server_state: Option<String>,
+    /// Why the seal cannot unseal a member that restarts, when it cannot.
+    pub problem: Option<String>,
+}
+
+/// The seal, and for a transit seal whether its server answers unsealed: a member that
+/// restarts while it does not stays sealed.
+async fn seal_report(v: &VaultSpec) -> SealReport {
+    let kind = v.seal.kind_name().to_string();
+    let crate::vault::seal::SealSpec::Transit(t) = &v.seal else {
+        return SealReport {
+            kind,
+            server: None,
+            server_state: None,
+            problem: None,
+        };
+    };
+    let status = match v.client(&t.url) {
+        Ok(c) => c.seal_status().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (state, problem) = match status {
+        Ok(s) if !s.sealed => ("unsealed", None),
+        Ok(_) => (
+            "sealed",
+            Some(format!(
+                "the transit server {} is sealed: members that restart cannot unseal themselves",
+                t.url
+            )),
+        ),
+        Err(e) => (
+            "down",
+            Some(format!(
+                "the transit server {} is down ({e}): members that restart cannot unseal themselves",
+                t.url
+            )),
+        ),
+    };
+    SealReport {
+        kind,
+        server: Some(t.url.clone()),
+        server_state: Some(state.to_string()),
+        problem,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -156,9 +213,11 @@ pub async fn cluster_status(ops: &Ops, v: &VaultSpec) -> ClusterStatus {
             });
         }
     }
+    let seal = seal_report(v).await;
     ClusterStatus {
         name: v.name.clone(),
-        healthy: healthy(&members),
+        healthy: healthy(&members) && seal.problem.is_none(),
+        seal,
         members,
         front: v.front.clone(),
         front_serves,

@@ -58,6 +58,8 @@ pub fn typical(kind: Kind, operation: &str) -> f64 {
         | Kind::VaultPolicy => (1.0, 1.0, 1.0),
         // The generate-root AppRole, one generation to prove it, the revoke.
         Kind::RevokeRoot => (2.0, 2.0, 0.0),
+        // A server started, initialised, unsealed and given its transit key and token.
+        Kind::SealTransit => (4.0, 4.0, 1.0),
     };
     match operation {
         "update" => update,

@@ -45,7 +45,66 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
         json!(key.deletion_window.value),
     );
     attrs.insert("tags".into(), json!(t.aws.tags));
+    // Only a multi-Region key shows these: single-Region keys plan as before.
+    if key.multi_region.as_ref().is_some_and(|m| m.value) {
+        let region = r.region.as_deref().unwrap_or_default();
+        attrs.insert("multi_region".into(), json!(true));
+        attrs.insert(
+            "replica_regions".into(),
+            json!(crate::topology::seal::replica_regions(
+                t,
+                region,
+                &key.name.value
+            )),
+        );
+    }
     Some((key.alias.value.clone(), attrs))
+}
+
+/// Replicates a multi-Region key into every region `d` asks for that has no replica yet
+/// (`ReplicateKey`; a replica's ARN is the primary's with its region).
+async fn replicate(client: &aws_sdk_kms::Client, key_id: &str, d: &Desired) -> Result<(), OpError> {
+    let wanted = crate::provider::str_list(&d.attrs, "replica_regions");
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let have = replica_regions_of(client, key_id).await?;
+    for region in wanted.iter().filter(|r| !have.contains(r)) {
+        client
+            .replicate_key()
+            .key_id(key_id)
+            .replica_region(region)
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("replicate KMS key", e))?;
+    }
+    Ok(())
+}
+
+/// The regions of a multi-Region key's replicas, sorted; empty for a single-Region key.
+async fn replica_regions_of(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> Result<Vec<String>, OpError> {
+    let meta = client
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("describe KMS key", e))?;
+    let mut regions: Vec<String> = meta
+        .key_metadata()
+        .and_then(|m| m.multi_region_configuration())
+        .map(|c| {
+            c.replica_keys()
+                .iter()
+                .filter_map(|k| k.region().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    regions.sort();
+    regions.dedup();
+    Ok(regions)
 }
 
 fn region(rs_region: Option<&str>) -> Result<&str, OpError> {
@@ -337,6 +396,13 @@ impl Provider for KmsKey {
             .map_err(|e| OpError::from_sdk("read KMS key rotation", e))?
             .key_rotation_enabled();
         attrs.insert("rotation".into(), json!(rotation));
+        if meta.key_metadata().and_then(|m| m.multi_region()) == Some(true) {
+            attrs.insert("multi_region".into(), json!(true));
+            attrs.insert(
+                "replica_regions".into(),
+                json!(replica_regions_of(&client, key_id).await?),
+            );
+        }
         let mut tags = key_tags(&client, key_id).await?;
         // vaultform's own tags (ownership, expiry) are not the topology's.
         tags.retain(|k, _| !k.starts_with("vaultform:"));
@@ -366,6 +432,7 @@ impl Provider for KmsKey {
                 &tags,
             )?;
             let recorded = converge(cx, &client, &key_id, d).await?;
+            replicate(&client, &key_id, d).await?;
             if alias_target(&client, alias).await?.is_none() {
                 client
                     .create_alias()
@@ -377,8 +444,10 @@ impl Provider for KmsKey {
             }
             return Ok(recorded);
         }
+        let multi_region = d.attrs.get("multi_region").and_then(Value::as_bool) == Some(true);
         let out = client
             .create_key()
+            .multi_region(multi_region)
             .description(format!("vaultform {} {}", cx.stack, d.address))
             .set_tags(Some(kms_tags(&cx.tags(d.address.as_str()))?))
             .send()
@@ -395,7 +464,9 @@ impl Provider for KmsKey {
             .send()
             .await
             .map_err(|e| OpError::from_sdk("create KMS alias", e))?;
-        converge(cx, &client, &key_id, d).await
+        let recorded = converge(cx, &client, &key_id, d).await?;
+        replicate(&client, &key_id, d).await?;
+        Ok(recorded)
     }
 
     async fn update(
@@ -409,6 +480,20 @@ impl Provider for KmsKey {
             .id("key_id")
             .ok_or_else(|| OpError::fatal("no recorded key ID"))?;
         let alias = alias_of(d);
+        // A key cannot become multi-Region, and replacing a key would lose what it encrypts.
+        if d.attrs.get("multi_region").and_then(Value::as_bool) == Some(true) {
+            let meta = client
+                .describe_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("describe KMS key", e))?;
+            if meta.key_metadata().and_then(|m| m.multi_region()) != Some(true) {
+                return Err(OpError::fatal(format!(
+                    "KMS key {key_id} ({alias}) is a single-Region key and cannot become multi-Region; declare a new key with `multi-region=#true` (and move what the old one encrypts)"
+                )));
+            }
+        }
         match alias_target(&client, alias).await? {
             Some(target) if target == key_id => {}
             Some(other) => {
@@ -437,7 +522,9 @@ impl Provider for KmsKey {
             .send()
             .await
             .map_err(|e| OpError::from_sdk("tag KMS key", e))?;
-        converge(cx, &client, key_id, d).await
+        let recorded = converge(cx, &client, key_id, d).await?;
+        replicate(&client, key_id, d).await?;
+        Ok(recorded)
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
@@ -450,24 +537,46 @@ impl Provider for KmsKey {
             .get("deletion_window_days")
             .and_then(Value::as_i64)
             .unwrap_or(30) as i32;
-        match client
-            .schedule_key_deletion()
-            .key_id(key_id)
-            .pending_window_in_days(days)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let service = e.as_service_error();
-                // Already gone, or already pending deletion: the goal is reached.
-                if service.is_some_and(|s| {
-                    s.is_not_found_exception() || s.is_kms_invalid_state_exception()
-                }) {
-                    Ok(())
-                } else {
-                    Err(OpError::from_sdk("schedule KMS key deletion", e))
-                }
+        // A primary key is deleted after its replicas, each scheduled in its own region (a
+        // replica has its primary's key ID).
+        let multi_region = rs.attributes.get("multi_region").and_then(Value::as_bool) == Some(true);
+        let replicas = if multi_region {
+            replica_regions_of(&client, key_id)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for replica_region in replicas {
+            schedule_deletion(&cx.aws.kms(&replica_region), key_id, days).await?;
+        }
+        schedule_deletion(&client, key_id, days).await
+    }
+}
+
+/// Schedules a key's deletion; one already gone or pending deletion is fine.
+async fn schedule_deletion(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+    days: i32,
+) -> Result<(), OpError> {
+    match client
+        .schedule_key_deletion()
+        .key_id(key_id)
+        .pending_window_in_days(days)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let service = e.as_service_error();
+            // Already gone, or already pending deletion: the goal is reached.
+            if service
+                .is_some_and(|s| s.is_not_found_exception() || s.is_kms_invalid_state_exception())
+            {
+                Ok(())
+            } else {
+                Err(OpError::from_sdk("schedule KMS key deletion", e))
             }
         }
     }

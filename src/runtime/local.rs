@@ -55,7 +55,7 @@ pub fn proxy_attrs(p: &ProxyConfig) -> Map<String, Value> {
 
 /// The desired attributes of a member's server process.
 pub fn member_attrs(v: &VaultSpec, m: &MemberSpec) -> Map<String, Value> {
-    json!({
+    let attrs = json!({
         "address": m.address.to_string(),
         "api_port": m.api_port,
         "cluster_port": m.cluster_port,
@@ -63,10 +63,13 @@ pub fn member_attrs(v: &VaultSpec, m: &MemberSpec) -> Map<String, Value> {
         "server": match v.flavour { Flavour::Bao => "bao", Flavour::Vault => "vault" },
         "binary": v.binary,
         "tls": v.tls.is_some(),
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default()
+    });
+    let mut attrs = attrs.as_object().cloned().unwrap_or_default();
+    // Only an auto-unseal seal shows: `shamir` plans exactly as before seals existed.
+    if v.seal.auto_unseal() {
+        attrs.insert("seal".into(), json!(v.seal.kind_name()));
+    }
+    attrs
 }
 
 /// The desired attributes of a runtime piece: a proxy, by its load balancer's name; a member's
@@ -109,8 +112,8 @@ fn member_of(planned: &MemberSpec, attrs: &Map<String, Value>) -> Result<MemberS
 
 /// The server configuration of a member: raft storage with the fastest timing, HTTPS with
 /// its certificate on its own loopback address (plain HTTP where the topology says
-/// `tls #false`).
-pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path) -> String {
+/// `tls #false`), and the seal stanza of an auto-unseal seal (`vault::seal::member_stanza`).
+pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path, seal: Option<&str>) -> String {
     let listener_tls = if v.tls.is_some() {
         let (crt, key) = v.cert_files(&m.name);
         format!(
@@ -130,7 +133,8 @@ pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path) -> String {
          ui = false\n\
          log_level = \"info\"\n\n\
          storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{member}\"\n  performance_multiplier = 1\n}}\n\n\
-         listener \"tcp\" {{\n  address = \"{a}:{api}\"\n  cluster_address = \"{a}:{cl}\"\n{listener_tls}}}\n",
+         listener \"tcp\" {{\n  address = \"{a}:{api}\"\n  cluster_address = \"{a}:{cl}\"\n{listener_tls}}}\n{seal}",
+        seal = seal.map(|s| format!("\n{s}")).unwrap_or_default(),
         member = m.name,
         vault = v.name,
         stack = v.stack,
@@ -143,7 +147,7 @@ pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path) -> String {
 }
 
 /// The state identifiers of a process: its record, and its directory.
-fn ids(dir: &Path, rec: &ProcessRecord) -> BTreeMap<String, String> {
+pub(crate) fn ids(dir: &Path, rec: &ProcessRecord) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
             "process".to_string(),
@@ -171,7 +175,7 @@ pub fn read_pidfile(dir: &Path) -> Option<ProcessRecord> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> OpError {
+pub(crate) fn io(what: &str, path: &Path, e: std::io::Error) -> OpError {
     OpError::fatal(format!("{what} {}: {e}", path.display()))
 }
 
@@ -213,7 +217,7 @@ fn log_tail(log: &Path) -> String {
 /// Runs `program args` in `dir` with `config` written to `dir/config_name`: adopts the process
 /// already running there with the same configuration, replaces one with another, then waits
 /// (polling with backoff) until `ready` says it serves.
-async fn ensure_process<F, Fut>(
+pub(crate) async fn ensure_process<F, Fut>(
     listen: &str,
     dir: &Path,
     config_name: &str,
@@ -302,11 +306,12 @@ where
 
 /// Stops what a resource's state (and its directory's record) names, and removes the
 /// directory; then the parent directories that became empty, up to the working directory.
-async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Result<(), OpError> {
+pub(crate) async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Result<(), OpError> {
     // A create interrupted before state recorded its directory: the topology names it.
     let from_topology = || match vaults.part(&rs.address).ok()? {
         (v, VaultItem::Member(m)) => Some(v.member_dir(m)),
         (v, VaultItem::Proxy(lb)) => Some(v.proxy_dir(lb)),
+        (v, VaultItem::SealTransit) => Some(v.transit_dir()),
         _ => None,
     };
     let dir = rs.ids.get("dir").map(PathBuf::from).or_else(from_topology);
@@ -338,7 +343,7 @@ async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Result<(), OpErr
 
 /// Running when the process state records is, or the one its directory's record names (a
 /// member restarted by `drill` or `unseal`).
-fn observe_process(rs: &ResourceState) -> Observed {
+pub(crate) fn observe_process(rs: &ResourceState) -> Observed {
     let from_dir = || rs.ids.get("dir").and_then(|d| read_pidfile(Path::new(d)));
     match recorded_process(rs)
         .into_iter()
@@ -450,13 +455,21 @@ impl Provider for VaultMember {
         Ok(observe_process(rs))
     }
 
-    async fn create(&self, _cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         // The plan's attributes say where it listens and what runs; the cluster's name and
         // working directory are the run's.
         let (v, planned) = self.0.member(&d.address)?;
         let m = member_of(planned, &d.attrs)?;
         let binary = str_attr(&d.attrs, "binary")?;
-        let rec = start_member(v, &m, binary).await?;
+        // A running member initialised under another seal is never restarted with this one.
+        if let Ok(c) = v.client(&m.api_url())
+            && let Ok(status) = c.seal_status().await
+            && status.initialized
+        {
+            crate::vault::bootstrap::refuse_seal_change(v, &status)?;
+        }
+        let seal = crate::vault::seal::member_stanza(cx.aws, cx.outputs, v, &m).await?;
+        let rec = start_member(v, &m, binary, seal.as_deref()).await?;
         Ok(Recorded {
             ids: ids(&v.member_dir(&m.name), &rec),
             outputs: BTreeMap::from([("api_addr".to_string(), m.api_url())]),
@@ -474,11 +487,12 @@ pub async fn start_member(
     v: &VaultSpec,
     m: &MemberSpec,
     binary: &str,
+    seal: Option<&str>,
 ) -> Result<ProcessRecord, OpError> {
     let dir = v.member_dir(&m.name);
     let data = dir.join("data");
     crate::private::create_dir_all(&data).map_err(|e| io("creating", &data, e))?;
-    let config = member_config(v, m, &data);
+    let config = member_config(v, m, &data, seal);
     let args = vec![
         "server".to_string(),
         format!("-config={}", dir.join("server.hcl").display()),
@@ -498,7 +512,7 @@ pub struct LocalData;
 
 #[async_trait::async_trait]
 impl crate::vault::bootstrap::MemberData for LocalData {
-    async fn wipe(&self, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
+    async fn wipe(&self, cx: &Cx<'_>, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
         if !v.local {
             return Err(OpError::fatal(format!(
                 "{}: wiping a member is built for the local runtime only",
@@ -517,7 +531,10 @@ impl crate::vault::bootstrap::MemberData for LocalData {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("removing", &data, e)),
         }
-        start_member(v, m, &v.binary).await.map(drop)
+        let seal = crate::vault::seal::member_stanza(cx.aws, cx.outputs, v, m).await?;
+        start_member(v, m, &v.binary, seal.as_deref())
+            .await
+            .map(drop)
     }
 }
 

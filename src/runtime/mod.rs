@@ -5,3 +5,4 @@ pub mod cert;
 pub mod haproxy;
 pub mod local;
 pub mod process;
+pub mod transit;

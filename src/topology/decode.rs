@@ -662,6 +662,7 @@ fn decode_key(
     let alias = l.required("alias", alias);
     let rotation = l.bool("rotation");
     let window = l.uint("deletion-window", 0, u32::MAX);
+    let multi_region = l.own.bool("multi-region");
     let depends = depends_on(&mut l.own);
     let head = l.own.head();
     let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
@@ -670,6 +671,7 @@ fn decode_key(
         name: name?,
         alias: alias?,
         rotation: rotation.map(|r| r.value).unwrap_or(true),
+        multi_region,
         deletion_window: window.unwrap_or(Spanned::new(30, head)),
         depends_on: depends,
     })
@@ -775,6 +777,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         }
     };
     let tls = decode_tls(r.child("tls"), head, problems);
+    let seal = super::seal::decode(r.child("seal"), head, problems);
     let secrets: Vec<SecretsEngine> = r
         .children("secrets")
         .into_iter()
@@ -811,6 +814,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
         front,
         unseal_store: store?,
         tls,
+        seal,
         secrets,
         auth,
         policies,

@@ -49,6 +49,7 @@ pub enum Code {
     RegionQuorum,
     VaultConfig,
     PlainHttp,
+    Seal,
 }
 
 impl Code {

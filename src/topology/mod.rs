@@ -7,6 +7,7 @@ pub mod duration;
 pub mod format;
 pub mod model;
 pub mod reader;
+pub mod seal;
 pub mod split;
 pub mod validate;
 pub mod vars;

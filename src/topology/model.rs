@@ -132,6 +132,9 @@ pub struct Key {
     pub name: Spanned<String>,
     pub alias: Spanned<String>,
     pub rotation: bool,
+    /// `multi-region=#true`: a multi-Region primary key, replicated into the regions of the
+    /// members of an `awskms` seal that names it.
+    pub multi_region: Option<Spanned<bool>>,
     pub deletion_window: Spanned<u32>,
     pub depends_on: Vec<Spanned<String>>,
 }
@@ -238,6 +241,8 @@ pub struct VaultCluster {
     pub unseal_store: UnsealStore,
     /// TLS on the listeners, the raft join, the client and the load balancers' checks.
     pub tls: Tls,
+    /// How members unseal: with the stored shares (`shamir`) or by themselves.
+    pub seal: Seal,
     /// Declarative configuration, applied once the cluster is whole.
     pub secrets: Vec<SecretsEngine>,
     pub auth: Vec<AuthMethod>,
@@ -270,6 +275,57 @@ pub struct Tls {
     pub validity: Spanned<u64>,
     /// A certificate that expires within this many seconds is replaced.
     pub renew_before: Spanned<u64>,
+}
+
+/// A Vault cluster's seal: `seal "shamir"` (the default), `seal "transit"` or `seal "awskms"`.
+#[derive(Debug, Clone)]
+pub struct Seal {
+    pub span: SourceSpan,
+    pub kind: SealKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SealKind {
+    /// vaultform unseals the members with the shares kept in the unseal store.
+    Shamir,
+    /// Members unseal themselves through a transit secrets engine.
+    Transit(TransitSeal),
+    /// Members unseal themselves through a KMS key: the named key of the bootstrap member's
+    /// region, a multi-Region key whose replica in each member's region that member uses.
+    Awskms { key: Spanned<String> },
+}
+
+#[derive(Debug, Clone)]
+pub enum TransitSeal {
+    /// A transit server vaultform runs itself (the local runtime) on `local-address`.
+    Managed {
+        local_address: Spanned<Ipv4Addr>,
+        api_port: Spanned<u16>,
+    },
+    /// A transit server that exists already; its token is read from the unseal store.
+    Existing {
+        address: Spanned<String>,
+        key_name: Spanned<String>,
+        mount: Spanned<String>,
+        /// The CA certificate (PEM file, relative to the topology) its TLS chains to.
+        ca_cert: Option<Spanned<String>>,
+    },
+}
+
+impl Seal {
+    /// `shamir`, `transit` or `awskms`: the seal type the server reports.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            SealKind::Shamir => "shamir",
+            SealKind::Transit(_) => "transit",
+            SealKind::Awskms { .. } => "awskms",
+        }
+    }
+
+    /// Whether the members unseal themselves (the keys in the store are recovery keys).
+    pub fn auto_unseal(&self) -> bool {
+        !matches!(self.kind, SealKind::Shamir)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -21,6 +21,7 @@ pub fn validate(t: &Topology, problems: &mut Vec<Problem>) {
         v.vault(vault);
         v.vault_config(vault);
         v.revoke_root(vault);
+        super::seal::validate(t, vault, v.problems);
     }
     v.unique_names();
 }
@@ -810,6 +811,19 @@ impl Checker<'_> {
                 bind(a, m.api_port.value, self.problems);
                 bind(a, m.cluster_port.value, self.problems);
             }
+        }
+        // The transit server vaultform runs beside the members.
+        if let SealKind::Transit(TransitSeal::Managed {
+            local_address,
+            api_port,
+        }) = &v.seal.kind
+        {
+            bind(local_address, api_port.value, self.problems);
+            bind(
+                local_address,
+                api_port.value.saturating_add(1),
+                self.problems,
+            );
         }
         for name in lbs {
             let Some((_, lb)) = self.t.load_balancer(name) else {

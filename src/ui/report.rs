@@ -103,6 +103,18 @@ pub fn status(c: &ClusterStatus) -> String {
     if !store.is_empty() {
         out.push_str(&format!("  unseal store: {}\n", store.join(", ")));
     }
+    match (&c.seal.server, &c.seal.server_state) {
+        (Some(server), Some(state)) => out.push_str(&format!(
+            "  seal: {} through {server} ({state})\n",
+            c.seal.kind
+        )),
+        _ => out.push_str(&format!("  seal: {}\n", c.seal.kind)),
+    }
+    if let Some(problem) = &c.seal.problem {
+        out.push_str(&format!(
+            "  SEAL DOWN: {problem}; `vaultform apply FILE` starts vaultform's transit server again\n"
+        ));
+    }
     out.push_str(if c.healthy {
         "  healthy: one leader, every member an unsealed voter\n"
     } else {

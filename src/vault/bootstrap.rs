@@ -22,7 +22,7 @@ use crate::graph::{Builder, Kind};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::retry::{self, Backoff};
 use crate::state::ResourceState;
-use crate::topology::{Runtime, Topology};
+use crate::topology::{Runtime, SealKind, Topology, TransitSeal};
 
 /// `sys/init` of the primary, its secrets stored in every bucket.
 pub struct VaultInit {
@@ -36,7 +36,12 @@ pub struct VaultInit {
 pub trait MemberData: Send + Sync {
     /// Stops member `m` of `v`, removes the raft data vaultform made for it, and starts it
     /// again empty.
-    async fn wipe(&self, v: &VaultSpec, m: &super::spec::MemberSpec) -> Result<(), OpError>;
+    async fn wipe(
+        &self,
+        cx: &Cx<'_>,
+        v: &VaultSpec,
+        m: &super::spec::MemberSpec,
+    ) -> Result<(), OpError>;
 }
 
 impl VaultInit {
@@ -132,6 +137,21 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
             b.g.edges(&store, ix);
             ix
         });
+        // The transit server vaultform runs for the seal: its keys in the store, its
+        // certificate from the CA; every member's seal needs it.
+        let transit = (local
+            && matches!(v.seal.kind, SealKind::Transit(TransitSeal::Managed { .. })))
+        .then(|| {
+            let ix = b.g.add(
+                at(VaultItem::SealTransit),
+                Kind::SealTransit,
+                None,
+                v.seal.span,
+            );
+            b.g.edges(&store, ix);
+            b.g.edges(ca.as_slice(), ix);
+            ix
+        });
         // What stands for each load balancer the cluster uses: the NLB listeners, plus the
         // local HAProxy on the local runtime.
         let mut entry: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
@@ -162,6 +182,7 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
         for m in &v.members {
             let member = at(VaultItem::Member(m.name.value.clone()));
             let ix = b.g.add(member, Kind::VaultMember, None, m.name.span);
+            b.g.edges(transit.as_slice(), ix);
             if let Some(ca) = ca {
                 let cert = at(VaultItem::Cert(m.name.value.clone()));
                 let cx = b.g.add(cert, Kind::VaultCert, None, m.name.span);
@@ -260,7 +281,12 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
     Some(match what {
         VaultItem::Init => (
             v.name.clone(),
-            attrs(json!({"initialized": true, "shares": v.shares, "threshold": v.threshold})),
+            attrs(json!({
+                "initialized": true,
+                "shares": v.shares,
+                "threshold": v.threshold,
+                "seal": v.seal.kind_name(),
+            })),
         ),
         VaultItem::UnsealKeys => {
             let buckets: Vec<&str> = v.store.iter().map(|b| b.bucket.as_str()).collect();
@@ -336,6 +362,46 @@ pub async fn unseal_member(
     .await
 }
 
+/// Refuses an initialised cluster whose seal is not the topology's: vaultform does not
+/// migrate seals (docs/operations.md, Seals, says how by hand).
+pub fn refuse_seal_change(v: &VaultSpec, status: &super::SealStatus) -> Result<(), OpError> {
+    let want = v.seal.kind_name();
+    if status.seal_type.is_empty() || status.seal_type == want {
+        return Ok(());
+    }
+    Err(OpError::fatal(format!(
+        "{} is initialised with a {} seal, the topology asks for {want}; vaultform does not migrate seals: migrate by hand (`{} operator unseal -migrate`, docs/operations.md \"Seals\") or put `seal \"{}\"` back",
+        v.name, status.seal_type, v.binary, status.seal_type
+    )))
+}
+
+/// Waits, with backoff, until a member with an auto-unseal seal has unsealed itself: no key
+/// is submitted (the stored keys are recovery keys, which cannot unseal).
+pub async fn unsealed_by_itself(c: &Client, seal: &str) -> Result<Recorded, OpError> {
+    answering(c).await?;
+    tracing::info!(
+        "{}: waiting for it to unseal itself through its {seal} seal",
+        c.addr()
+    );
+    poll(
+        &format!(
+            "waiting for {} to unseal itself through its {seal} seal",
+            c.addr()
+        ),
+        STEP_TIMEOUT,
+        || async {
+            match c.seal_status().await {
+                Ok(s) if !s.sealed => Ok(()),
+                Ok(s) if !s.initialized => Err("not initialised (or not joined) yet".to_string()),
+                Ok(_) => Err(format!("still sealed: is its {seal} seal reachable?")),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    Ok(Recorded::default())
+}
+
 #[async_trait::async_trait]
 impl Provider for VaultInit {
     fn service(&self) -> &'static str {
@@ -347,7 +413,12 @@ impl Provider for VaultInit {
         let c = client(v, &v.primary().api_url())?;
         Ok(match c.seal_status().await {
             Ok(s) if s.initialized => Observed::Present {
-                attrs: attrs(json!({"initialized": true, "shares": s.n, "threshold": s.t})),
+                attrs: attrs(json!({
+                    "initialized": true,
+                    "shares": s.n,
+                    "threshold": s.t,
+                    "seal": s.seal_type,
+                })),
                 delete_blocker: None,
             },
             Ok(_) => Observed::Present {
@@ -378,6 +449,7 @@ impl Provider for VaultInit {
         let store = v.unseal_store(cx.outputs)?;
         let status = settled(&c).await?;
         if status.initialized {
+            refuse_seal_change(v, &status)?;
             match store.load(cx.aws).await {
                 // Adopt an initialised cluster only when its keys are where vaultform looks.
                 Ok(_) if status.n != shares || status.t != threshold => {
@@ -407,7 +479,7 @@ impl Provider for VaultInit {
                         .map_err(|e| OpError::retryable(e.to_string()))?;
                     // Only the primary holds that cluster: no member can have joined it, since
                     // joining needs an unsealed leader.
-                    self.data.wipe(v, primary).await?;
+                    self.data.wipe(cx, v, primary).await?;
                     answering(&c).await?;
                 }
             }
@@ -429,12 +501,20 @@ impl Provider for VaultInit {
         })?;
         // From here on the secrets exist only in memory until stored: nothing is retried
         // blindly, and every bucket that can take them does.
-        let resp = c
-            .init(shares, threshold)
-            .await
-            .map_err(|e| OpError::fatal(e.to_string()))?;
+        // An auto-unseal seal unseals the server itself: its init makes recovery keys, kept
+        // in the store exactly as shares are.
+        let resp = if v.seal.auto_unseal() {
+            c.init_recovery(shares, threshold).await
+        } else {
+            c.init(shares, threshold).await
+        }
+        .map_err(|e| OpError::fatal(e.to_string()))?;
         let keys = Keys {
-            shares: resp.keys_base64,
+            shares: if v.seal.auto_unseal() {
+                resp.recovery_keys_base64
+            } else {
+                resp.keys_base64
+            },
             root_token: resp.root_token,
         };
         store_everywhere(cx, &store, &keys).await?;
@@ -589,8 +669,12 @@ impl Provider for VaultUnseal {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, m) = self.0.member(&d.address)?;
+        let c = client(v, &m.api_url())?;
+        if v.seal.auto_unseal() {
+            return unsealed_by_itself(&c, v.seal.kind_name()).await;
+        }
         let store = v.unseal_store(cx.outputs)?;
-        unseal_member(&client(v, &m.api_url())?, &store, cx.aws).await?;
+        unseal_member(&c, &store, cx.aws).await?;
         Ok(Recorded::default())
     }
 

@@ -91,12 +91,20 @@ pub struct SealStatus {
     pub n: u32,
     #[serde(default)]
     pub progress: u32,
+    /// The seal type: `shamir`, `transit`, `awskms`, ...
+    #[serde(default, rename = "type")]
+    pub seal_type: String,
 }
 
 /// What `PUT /v1/sys/init` returns: secrets, to be encrypted and stored at once.
 #[derive(Deserialize)]
 pub struct InitResponse {
+    /// Unseal shares (a `shamir` seal); empty with an auto-unseal seal.
+    #[serde(default)]
     pub keys_base64: Vec<Secret>,
+    /// Recovery keys (an auto-unseal seal); empty with `shamir`.
+    #[serde(default)]
+    pub recovery_keys_base64: Vec<Secret>,
     pub root_token: Secret,
 }
 
@@ -397,7 +405,22 @@ impl Client {
     /// Initialises the server. The response body, which holds every share and the root token,
     /// is zeroed once the secrets are taken out of it.
     pub async fn init(&self, shares: u32, threshold: u32) -> Result<InitResponse, VaultError> {
-        let body = json!({"secret_shares": shares, "secret_threshold": threshold});
+        self.init_with(json!({"secret_shares": shares, "secret_threshold": threshold}))
+            .await
+    }
+
+    /// Initialises a server whose seal unseals it by itself: the answer holds recovery keys
+    /// (`recovery_keys_base64`) instead of unseal shares.
+    pub async fn init_recovery(
+        &self,
+        shares: u32,
+        threshold: u32,
+    ) -> Result<InitResponse, VaultError> {
+        self.init_with(json!({"recovery_shares": shares, "recovery_threshold": threshold}))
+            .await
+    }
+
+    async fn init_with(&self, body: Value) -> Result<InitResponse, VaultError> {
         let resp = self
             .send(self.http.put(self.url("sys/init")).json(&body))
             .await?;
@@ -691,6 +714,27 @@ impl Client {
             .authed(reqwest::Method::POST, "auth/token/create", token)
             .json(request);
         self.call_auth("token create", req).await
+    }
+
+    /// `auth/token/create-orphan`: a periodic token with `policies` that outlives `token`
+    /// and lives as long as it is renewed within `period` (for a seal to hold).
+    pub async fn create_periodic_orphan(
+        &self,
+        token: &Secret,
+        policies: &[&str],
+        period: &str,
+        display_name: &str,
+    ) -> Result<CreatedToken, VaultError> {
+        let body = json!({
+            "policies": policies,
+            "period": period,
+            "renewable": true,
+            "display_name": display_name,
+        });
+        let req = self
+            .authed(reqwest::Method::POST, "auth/token/create-orphan", token)
+            .json(&body);
+        self.call_auth("token create-orphan", req).await
     }
 
     /// An AppRole login at `auth/<mount>/login`; the secret ID goes in a body zeroed when sent.

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod revoke_root;
 pub mod root;
+pub mod seal;
 pub mod secret;
 pub mod spec;
 pub mod store;

@@ -109,6 +109,8 @@ pub struct VaultSpec {
     pub policies: Vec<crate::topology::Policy>,
     /// `revoke-root #true`: the root token is revoked after setup.
     pub revoke_root: bool,
+    /// How the members unseal.
+    pub seal: crate::vault::seal::SealSpec,
 }
 
 impl VaultSpec {
@@ -196,6 +198,11 @@ impl VaultSpec {
 
     pub fn member_dir(&self, name: &str) -> PathBuf {
         self.work_dir.join("members").join(name)
+    }
+
+    /// The directory of the transit server vaultform runs for the seal.
+    pub fn transit_dir(&self) -> PathBuf {
+        self.work_dir.join("seal-transit")
     }
 
     pub fn proxy_dir(&self, lb: &str) -> PathBuf {
@@ -353,6 +360,12 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
             }
             .to_string()
         });
+        let seal = crate::vault::seal::resolve(
+            t,
+            v,
+            base_dir,
+            tls.is_some().then(|| work_dir.join("tls").join("ca.pem")),
+        );
         out.insert(
             name.clone(),
             VaultSpec {
@@ -376,6 +389,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 auth: v.auth.clone(),
                 policies: v.policies.clone(),
                 revoke_root: v.revokes_root(),
+                seal,
             },
         );
     }

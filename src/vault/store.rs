@@ -231,6 +231,63 @@ impl UnsealStore {
         self.delete_versions(aws, |key| key == object).await
     }
 
+    /// Keeps a named secret object (`<prefix><name>`, such as the transit seal's token) in
+    /// every bucket. A bucket holding another secret under that name is a conflict.
+    pub async fn store_object(
+        &self,
+        aws: &Aws,
+        name: &str,
+        secret: &Secret,
+    ) -> Result<(), StoreError> {
+        let object = format!("{}{name}", self.prefix);
+        for b in &self.buckets {
+            self.put_secret(aws, b, &object, secret)
+                .await
+                .map_err(|e| e.into_store_error(b))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a named secret object in every bucket: every version of the old one goes.
+    pub async fn replace_object(
+        &self,
+        aws: &Aws,
+        name: &str,
+        secret: &Secret,
+    ) -> Result<(), StoreError> {
+        self.delete_objects(aws, &[name]).await?;
+        self.store_object(aws, name, secret).await
+    }
+
+    /// A named secret object from the first bucket that holds it: `None` when no bucket does
+    /// (every bucket answered), an error when none could be read and some failed.
+    pub async fn load_object(&self, aws: &Aws, name: &str) -> Result<Option<Secret>, StoreError> {
+        let object = format!("{}{name}", self.prefix);
+        let mut why = Vec::new();
+        for b in &self.buckets {
+            match self.read_secret(aws, b, &object).await {
+                Ok(Some(s)) => return Ok(Some(s)),
+                Ok(None) => {}
+                Err(e) => why.push(format!("{} ({}): {e}", b.bucket, b.region)),
+            }
+        }
+        if why.is_empty() {
+            Ok(None)
+        } else {
+            Err(StoreError::NoKeys(why))
+        }
+    }
+
+    /// Deletes every version of the named secret objects from every bucket.
+    pub async fn delete_objects(&self, aws: &Aws, names: &[&str]) -> Result<(), StoreError> {
+        let objects: Vec<String> = names
+            .iter()
+            .map(|n| format!("{}{n}", self.prefix))
+            .collect();
+        self.delete_versions(aws, |key| objects.iter().any(|o| o == key))
+            .await
+    }
+
     /// One secret from one bucket: `None` when the object does not exist.
     async fn read_secret(
         &self,

@@ -83,5 +83,11 @@ pub fn recorded_processes(work: &Path) -> Vec<vaultform::runtime::process::Proce
             }
         }
     }
+    // The transit server vaultform runs for a `seal "transit"`.
+    if let Ok(text) = std::fs::read(work.join("seal-transit/process.json"))
+        && let Ok(rec) = serde_json::from_slice(&text)
+    {
+        out.push(rec);
+    }
     out
 }
