@@ -123,6 +123,10 @@ pub enum Command {
     Apply {
         /// A topology file, or a plan file saved by `plan --out`.
         file: PathBuf,
+        /// Tag every resource to expire this long from now (`8h`, `90m`, `2d`): `vaultform
+        /// expired --destroy` destroys the stack after that. On a live stack, extends it.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
@@ -185,6 +189,21 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Find what carries the stack's tags but its state does not record; `--delete` removes it.
+    ///
+    /// Searches every region of the topology (or `--regions`): VPCs and their pieces, network
+    /// interfaces, EBS volumes, EKS clusters and node groups, load balancers, target groups and
+    /// listeners, KMS keys, S3 buckets, IAM roles and OIDC providers, and the local runtime's
+    /// servers and proxies under its work-dir.
+    Sweep(SweepArgs),
+    /// List the stacks past their expiry, found by their tags alone; `--destroy` destroys them.
+    ///
+    /// No topology file is needed: every resource of an expiring stack carries
+    /// `vaultform:expires-at` and `vaultform:state` (set by `expires-after` in the topology or
+    /// `apply --ttl`). A stack is destroyed through the state file its tag names, then swept of
+    /// whatever that state did not record (everything, when the state is gone).
+    Expired(ExpiredArgs),
+
     /// Create the topology's S3 state bucket (versioning, SSE-KMS, public access blocked,
     /// TLS-only policy) and its KMS key, when missing. Idempotent.
     Init {
@@ -425,6 +444,10 @@ pub struct PlanOutputArgs {
     /// Print the plan as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Price the plan with this price table instead of the shipped one (the format of
+    /// src/cost/prices.json).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -466,4 +489,47 @@ pub enum DrillMethod {
     Stop,
     /// `sys/step-down`: the leader stays up as a standby.
     StepDown,
+}
+
+/// `sweep`: a topology file, or a stack name and its regions.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// The topology file (KDL); or give `--stack` and `--regions`.
+    #[arg(required_unless_present = "stack", conflicts_with = "stack")]
+    pub file: Option<PathBuf>,
+    /// The stack's name, without a topology file (then nothing is recorded but what `--state`
+    /// holds).
+    #[arg(long, value_name = "NAME", requires = "regions")]
+    pub stack: Option<String>,
+    /// The regions to search (default: the topology's), comma-separated.
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Delete what was found, in dependency order, after confirmation.
+    #[arg(long)]
+    pub delete: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, requires = "delete")]
+    pub auto_approve: bool,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// `expired`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExpiredArgs {
+    /// The regions to search, comma-separated (default: every region enabled for the account).
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Destroy the stacks past their expiry, after confirmation.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, requires = "destroy")]
+    pub auto_approve: bool,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -24,6 +24,9 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Prices(#[from] crate::cost::PricesError),
     #[error("this build cannot create these resource kinds yet: {kinds}")]
     #[diagnostic(
         code(vaultform::unsupported),
@@ -78,6 +81,20 @@ pub enum Error {
         help("`vaultform state list FILE` shows the recorded addresses")
     )]
     NotInState { address: String },
+    #[error("--ttl {message}")]
+    #[diagnostic(
+        code(vaultform::ttl),
+        help("give a number and a unit: s, m, h or d (`--ttl 8h`, `--ttl 1h30m`)")
+    )]
+    Ttl { message: String },
+    #[error("sweep failed: {message}")]
+    #[diagnostic(
+        code(vaultform::sweep),
+        help(
+            "check AWS credentials and the endpoint; the credentials need the List/Describe permissions of every service vaultform uses (EC2, EKS, ELB, KMS, S3, IAM)"
+        )
+    )]
+    Sweep { message: String },
 }
 
 impl From<crate::ops::OpsError> for Error {

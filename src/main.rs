@@ -90,16 +90,17 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
         } => stack::plan(file, state, plan, output, printer).await,
         Command::Apply {
             file,
+            ttl,
             state,
             plan,
             run,
-        } => stack::apply(file, state, plan, run, false, printer).await,
+        } => stack::apply(file, state, plan, run, false, ttl.as_deref(), printer).await,
         Command::Destroy {
             file,
             state,
             plan,
             run,
-        } => stack::apply(file, state, plan, run, true, printer).await,
+        } => stack::apply(file, state, plan, run, true, None, printer).await,
         Command::State { command } => match command {
             StateCommand::List { file, state } => {
                 commands::state::state_list(file, state, printer).await
@@ -214,6 +215,8 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
                 .await
             }
         },
+        Command::Sweep(args) => commands::sweep::sweep(args, printer).await,
+        Command::Expired(args) => commands::expired::expired(args, printer).await,
         Command::Env {
             file,
             json,

@@ -19,6 +19,10 @@ use crate::state::ResourceState;
 pub const TAG_STACK: &str = "vaultform:stack";
 /// The tag naming the resource's address in its stack.
 pub const TAG_ADDRESS: &str = "vaultform:address";
+/// When the resource's stack expires (RFC 3339): `expires-after` or `apply --ttl`.
+pub const TAG_EXPIRES_AT: &str = "vaultform:expires-at";
+/// Where the stack's state lives (`local:<absolute path>`), for `expired` to find it.
+pub const TAG_STATE: &str = "vaultform:state";
 
 /// What the topology asks for, for one resource.
 #[derive(Debug, Clone, PartialEq)]

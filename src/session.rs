@@ -26,6 +26,9 @@ pub const ATTEMPTS: u32 = 6;
 pub struct Session {
     pub stack: Stack,
     pub backend: Arc<dyn Backend>,
+    /// Where the state lives (`local:<absolute path>`, `s3://...`): the `vaultform:state` tag
+    /// of an expiring stack.
+    pub state_location: String,
     /// The topology file's directory: relative paths in it resolve here.
     pub base_dir: PathBuf,
     pub aws: AwsSettings,
@@ -89,15 +92,45 @@ pub fn open(
             .as_ref()
             .map(|e| e.value.as_str()),
     );
+    let state_location = state_location(&stack.topology, parent, state_path);
     let backend = backend(&stack.topology, parent, state_path, &aws);
     Ok(Some(Session {
         stack,
+        state_location,
         backend,
         base_dir,
         aws,
         catalog: Arc::new(catalog),
         attempts: ATTEMPTS,
     }))
+}
+
+/// Where the state lives, as the `vaultform:state` tag of an expiring stack says it:
+/// `local:<absolute path>` or `s3://<bucket>/<key>@<region>`.
+pub fn state_location(
+    topology: &Topology,
+    dir: Option<&Path>,
+    state_path: Option<&Path>,
+) -> String {
+    let local = |p: PathBuf| {
+        let p = std::path::absolute(&p).unwrap_or(p);
+        format!("local:{}", p.display())
+    };
+    match (state_path, &topology.state) {
+        (Some(p), _) => local(p.to_path_buf()),
+        (None, StateBackend::Local { path }) => local(dir.unwrap_or(Path::new("")).join(path)),
+        (
+            None,
+            StateBackend::S3 {
+                bucket,
+                key,
+                region,
+                ..
+            },
+        ) => {
+            format!("s3://{bucket}/{key}@{region}")
+        }
+    }
 }
 
 /// The topology's state backend; `--state PATH` chooses a local file instead.

@@ -1,10 +1,13 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
 pub mod access;
+pub mod expired;
 pub mod manual;
+mod remains;
 pub mod remote;
 pub mod stack;
 pub mod state;
+pub mod sweep;
 pub mod topology;
 pub mod vault;
 

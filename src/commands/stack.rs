@@ -84,6 +84,7 @@ pub async fn plan(
     let Some(session) = open(file, None, state_args, Some(&args.target), printer)? else {
         return Ok(Outcome::Failure);
     };
+    let prices = crate::cost::Prices::load(output.prices.as_deref())?;
     let state = session.load_state().await?;
     // Only a refresh of recorded resources calls AWS: then check it answers first.
     let aws = if args.refresh && !state.resources.is_empty() {
@@ -102,10 +103,24 @@ pub async fn plan(
             report::api_calls(&calls)
         ));
     }
+    let cost = crate::cost::of(&plan, &prices);
     if output.json {
-        printer.data(&format!("{}\n", render::json(&plan)));
+        let mut json = render::json(&plan);
+        json["cost"] = serde_json::to_value(&cost).unwrap_or_default();
+        if let Some(at) = &state.expires_at {
+            json["expires_at"] = serde_json::json!(at);
+        }
+        if let Some(d) = &session.topology().expires_after {
+            json["expires_after_seconds"] = serde_json::json!(d.value.as_secs());
+        }
+        printer.data(&format!("{json}\n"));
     } else {
         printer.data(&render::human(&plan, printer.color_out));
+        printer.data(&crate::ui::cost::human(&cost));
+        let after = session.topology().expires_after.as_ref().map(|d| d.value);
+        if let Some(text) = crate::ui::sweep::expiry(state.expires_at.as_deref(), after) {
+            printer.data(&format!("\n{text}"));
+        }
     }
     if let Some(out) = &output.out {
         let saved = SavedPlan {
@@ -138,9 +153,14 @@ async fn execute(
     state: State,
     plan: &Plan,
     run: &RunArgs,
+    expiry: Option<&super::remains::Expiry>,
     printer: &Printer,
 ) -> Outcome {
-    let cx = session.context(aws.clone(), run.parallelism);
+    let mut cx = session.context(aws.clone(), run.parallelism);
+    // What it creates carries the expiry from the start.
+    if let Some(e) = expiry {
+        cx.default_tags.extend(e.tags.clone());
+    }
     let started = Instant::now();
     let (tx, rx) = mpsc::unbounded_channel();
     let changes: Vec<_> = plan
@@ -187,10 +207,15 @@ pub async fn apply(
     args: &PlanArgs,
     run: &RunArgs,
     destroy: bool,
+    ttl: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
+    let ttl = ttl
+        .map(crate::topology::duration::parse)
+        .transpose()
+        .map_err(|message| Error::Ttl { message })?;
     if !destroy && let Some(saved) = SavedPlan::read(file) {
-        return apply_saved(file, saved, state_args, run, printer).await;
+        return apply_saved(file, saved, state_args, run, ttl, printer).await;
     }
     // A destroy deletes only what the state records, which was created by supported kinds.
     let check = (!destroy).then_some(args.target.as_slice());
@@ -200,12 +225,34 @@ pub async fn apply(
     let operation = if destroy { "destroy" } else { "apply" };
     let _lock = lock(&session, operation, &run.lock, printer).await?;
     let aws = session.connect_checked().await?;
-    let state = session.load_state().await?;
+    let mut state = session.load_state().await?;
     let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
     if !run.json {
         printer.data(&render::human(&plan, printer.color_out));
     }
+    let expiry = (!destroy)
+        .then(|| super::remains::Expiry::of(&session, ttl))
+        .flatten();
+    if let Some(e) = &expiry {
+        state.expires_at = Some(e.at.clone());
+    }
+    // What a destroy was to delete: the billable report looks at these and at what is
+    // unrecorded, not at what `--target` left alone.
+    let planned: std::collections::BTreeSet<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != plan::Action::NoOp)
+        .map(|c| c.address.to_string())
+        .collect();
     if !plan.has_changes() {
+        if destroy {
+            super::remains::show_remains(&session, &aws, &planned, run.json, printer).await;
+        }
+        if let Some(e) = &expiry {
+            // Nothing to change but the expiry: extend it on what exists.
+            session.backend.save(&state).await?;
+            e.stamp(&session, &aws, &state, printer).await;
+        }
         return Ok(Outcome::Success);
     }
     let what = if destroy {
@@ -217,7 +264,24 @@ pub async fn apply(
         printer.message("Cancelled: nothing was changed.");
         return Ok(Outcome::Failure);
     }
-    Ok(execute(&session, aws, state, &plan, run, printer).await)
+    let outcome = execute(
+        &session,
+        aws.clone(),
+        state,
+        &plan,
+        run,
+        expiry.as_ref(),
+        printer,
+    )
+    .await;
+    if let Some(e) = &expiry {
+        let state = session.load_state().await?;
+        e.stamp(&session, &aws, &state, printer).await;
+    }
+    if destroy {
+        super::remains::show_remains(&session, &aws, &planned, run.json, printer).await;
+    }
+    Ok(outcome)
 }
 
 async fn apply_saved(
@@ -225,6 +289,7 @@ async fn apply_saved(
     saved: SavedPlan,
     state_args: &StateArgs,
     run: &RunArgs,
+    ttl: Option<std::time::Duration>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     let topology_path = PathBuf::from(&saved.topology_path);
@@ -234,7 +299,7 @@ async fn apply_saved(
         return Ok(Outcome::Failure);
     };
     let _lock = lock(&session, "apply", &run.lock, printer).await?;
-    let state = session.load_state().await?;
+    let mut state = session.load_state().await?;
     let (current_lineage, current_serial) = state.identity();
     if saved.plan.lineage != current_lineage || saved.plan.serial != current_serial {
         return Err(Error::StalePlan {
@@ -247,8 +312,26 @@ async fn apply_saved(
     if !run.json {
         printer.data(&render::human(&saved.plan, printer.color_out));
     }
+    let expiry = super::remains::Expiry::of(&session, ttl);
+    if let Some(e) = &expiry {
+        state.expires_at = Some(e.at.clone());
+    }
     if !saved.plan.has_changes() {
         return Ok(Outcome::Success);
     }
-    Ok(execute(&session, aws, state, &saved.plan, run, printer).await)
+    let outcome = execute(
+        &session,
+        aws.clone(),
+        state,
+        &saved.plan,
+        run,
+        expiry.as_ref(),
+        printer,
+    )
+    .await;
+    if let Some(e) = &expiry {
+        let state = session.load_state().await?;
+        e.stamp(&session, &aws, &state, printer).await;
+    }
+    Ok(outcome)
 }

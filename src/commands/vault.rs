@@ -36,15 +36,25 @@ pub async fn status(
     vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    let Some((ops, _)) = open_ops(file, state, printer).await? else {
+    let Some((ops, session)) = open_ops(file, state, printer).await? else {
         return Ok(Outcome::Failure);
     };
+    let expires_at = session.load_state().await?.expires_at;
+    let expiry = crate::ui::sweep::expiry(expires_at.as_deref(), None);
+    let vaults = ops.vaults(vault);
+    // A stack without a Vault cluster still has an expiry to show.
+    if let (Err(_), Some(text), false) = (&vaults, &expiry, json) {
+        printer.data(text);
+    }
     let mut clusters = Vec::new();
-    for v in ops.vaults(vault)? {
+    for v in vaults? {
         clusters.push(status::cluster_status(&ops, &v).await);
     }
     if json {
-        let value = serde_json::json!({ "vaults": clusters });
+        let mut value = serde_json::json!({ "vaults": clusters });
+        if let Some(at) = &expires_at {
+            value["expires_at"] = serde_json::json!(at);
+        }
         printer.data(&format!(
             "{}\n",
             serde_json::to_string_pretty(&value).unwrap_or_default()
@@ -52,6 +62,9 @@ pub async fn status(
     } else {
         let text: Vec<String> = clusters.iter().map(report::status).collect();
         printer.data(&text.join("\n"));
+        if let Some(text) = expiry {
+            printer.data(&format!("\n{text}"));
+        }
     }
     Ok(outcome(clusters.iter().all(|c| c.healthy)))
 }

@@ -404,8 +404,8 @@ impl Provider for KmsKey {
             );
         }
         let mut tags = key_tags(&client, key_id).await?;
-        tags.remove(crate::provider::TAG_STACK);
-        tags.remove(crate::provider::TAG_ADDRESS);
+        // vaultform's own tags (ownership, expiry) are not the topology's.
+        tags.retain(|k, _| !k.starts_with("vaultform:"));
         attrs.insert("tags".into(), json!(tags));
         Ok(Observed::Present {
             attrs,

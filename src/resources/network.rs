@@ -260,6 +260,14 @@ fn tag_spec(cx: &Cx<'_>, d: &Desired, kind: ResourceType) -> TagSpecification {
         .build()
 }
 
+/// Only this stack's: addresses repeat from stack to stack (`region.<r>.network.vpc`).
+fn by_stack(stack: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{}", crate::provider::TAG_STACK))
+        .values(stack)
+        .build()
+}
+
 fn by_address(address: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{}", crate::provider::TAG_ADDRESS))
@@ -326,6 +334,7 @@ impl Provider for Vpc {
             let out = ec2
                 .describe_vpcs()
                 .filters(by_address(d.address.as_str()))
+                .filters(by_stack(cx.stack))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up VPC", e))?;
@@ -427,6 +436,7 @@ impl Provider for Subnet {
             let out = ec2
                 .describe_subnets()
                 .filters(by_address(d.address.as_str()))
+                .filters(by_stack(cx.stack))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up subnet", e))?;
@@ -539,6 +549,7 @@ impl Provider for InternetGateway {
             let out = ec2
                 .describe_internet_gateways()
                 .filters(by_address(d.address.as_str()))
+                .filters(by_stack(cx.stack))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up internet gateway", e))?;
@@ -672,6 +683,7 @@ impl Provider for RouteTable {
             let out = ec2
                 .describe_route_tables()
                 .filters(by_address(d.address.as_str()))
+                .filters(by_stack(cx.stack))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up route table", e))?;
@@ -861,6 +873,7 @@ impl Provider for SecurityGroup {
             let out = ec2
                 .describe_security_groups()
                 .filters(by_address(d.address.as_str()))
+                .filters(by_stack(cx.stack))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("look up security group", e))?;

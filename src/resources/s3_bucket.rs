@@ -127,7 +127,8 @@ pub fn xml_texts(body: &str, tag: &str) -> Vec<String> {
     out
 }
 
-async fn bucket_tags(
+/// A bucket's tags (none when it has no tag set).
+pub async fn bucket_tags(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<BTreeMap<String, String>, OpError> {
@@ -411,8 +412,8 @@ impl Provider for S3Bucket {
         };
         attrs.insert("kms_key".into(), json!(observed_key));
         let mut tags = bucket_tags(&client, name).await?;
-        tags.remove(crate::provider::TAG_STACK);
-        tags.remove(crate::provider::TAG_ADDRESS);
+        // vaultform's own tags (ownership, expiry) are not the topology's.
+        tags.retain(|k, _| !k.starts_with("vaultform:"));
         attrs.insert("tags".into(), json!(tags));
         let count = object_count_hint(&client, name).await?;
         let delete_blocker = (count > 0).then(|| {

@@ -168,7 +168,8 @@ fn pidfile(dir: &Path) -> PathBuf {
     dir.join("process.json")
 }
 
-fn read_pidfile(dir: &Path) -> Option<ProcessRecord> {
+/// The process record a member's or proxy's directory holds.
+pub fn read_pidfile(dir: &Path) -> Option<ProcessRecord> {
     std::fs::read(pidfile(dir))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())

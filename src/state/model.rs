@@ -27,6 +27,10 @@ pub struct State {
     /// blended run over run): the plan's estimate uses them instead of typical figures.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub durations: BTreeMap<String, f64>,
+    /// When the stack expires (RFC 3339): set by an apply with `expires-after` or `--ttl`,
+    /// which tags every resource with it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl State {
@@ -58,6 +62,7 @@ impl State {
             stack: stack.to_string(),
             resources: BTreeMap::new(),
             durations: BTreeMap::new(),
+            expires_at: None,
         }
     }
 }

@@ -128,7 +128,9 @@ pub fn decode(doc: &KdlDocument, problems: &mut Vec<Problem>) -> Option<Topology
     let defaults_node = top.child("defaults");
     let region_nodes = top.children("region");
     let vault_nodes = top.children("vault");
+    let expires_node = top.child("expires-after");
     top.finish(problems);
+    let expires_after = expires_node.and_then(|n| decode_expires(n, problems));
 
     let stack = match stack_node {
         Some(n) => {
@@ -174,7 +176,30 @@ pub fn decode(doc: &KdlDocument, problems: &mut Vec<Problem>) -> Option<Topology
         state,
         regions,
         vaults,
+        expires_after,
     })
+}
+
+/// `expires-after "8h"`: a duration, reported at its value when it is not one.
+fn decode_expires(
+    node: &KdlNode,
+    problems: &mut Vec<Problem>,
+) -> Option<Spanned<std::time::Duration>> {
+    let mut r = NodeReader::node("expires-after", node);
+    let text = r.arg_string("a duration such as \"8h\"");
+    r.finish(problems);
+    let text = text?;
+    match super::duration::parse(&text.value) {
+        Ok(d) => Some(Spanned::new(d, text.span)),
+        Err(message) => {
+            problems.push(
+                Problem::error(Code::InvalidValue, message)
+                    .label(text.span, "expected numbers with units: s, m, h or d")
+                    .help("write it as `expires-after \"8h\"` (or \"90m\", \"1h30m\", \"2d\")"),
+            );
+            None
+        }
+    }
 }
 
 fn decode_aws(node: &KdlNode, problems: &mut Vec<Problem>) -> AwsSettings {

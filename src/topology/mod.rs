@@ -3,6 +3,7 @@
 pub mod aws_names;
 pub mod decode;
 pub mod diagnostic;
+pub mod duration;
 pub mod format;
 pub mod model;
 pub mod reader;

@@ -34,6 +34,8 @@ pub struct Topology {
     pub state: StateBackend,
     pub regions: Vec<Region>,
     pub vaults: Vec<VaultCluster>,
+    /// `expires-after "8h"`: every apply tags each resource to expire this long after it.
+    pub expires_after: Option<Spanned<std::time::Duration>>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -2,12 +2,14 @@
 //! stderr, each stream coloured only when it is a terminal and never with `NO_COLOR`.
 
 pub mod access;
+pub mod cost;
 pub mod diagnostics;
 pub mod log;
 pub mod plan;
 pub mod progress;
 pub mod prompt;
 pub mod report;
+pub mod sweep;
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
