@@ -494,16 +494,19 @@ pub enum DrillMethod {
 /// `sweep`: a topology file, or a stack name and its regions.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SweepArgs {
-    /// The topology file (KDL); or give `--stack` and `--regions`.
+    /// The topology file (KDL); or give `--stack` and `--regions` (or `--all-regions`).
     #[arg(required_unless_present = "stack", conflicts_with = "stack")]
     pub file: Option<PathBuf>,
     /// The stack's name, without a topology file (then nothing is recorded but what `--state`
     /// holds).
-    #[arg(long, value_name = "NAME", requires = "regions")]
+    #[arg(long, value_name = "NAME")]
     pub stack: Option<String>,
     /// The regions to search (default: the topology's), comma-separated.
     #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
     pub regions: Vec<String>,
+    /// Search every region enabled for the account (EC2 DescribeRegions).
+    #[arg(long, conflicts_with = "regions")]
+    pub all_regions: bool,
     /// Delete what was found, in dependency order, after confirmation.
     #[arg(long)]
     pub delete: bool,

@@ -12,7 +12,7 @@ use crate::ui::{Printer, prompt, sweep as render};
 use crate::vault::spec::Vaults;
 
 /// The regions enabled for the account (EC2 DescribeRegions).
-async fn enabled_regions(aws: &Aws) -> Result<Vec<String>, Error> {
+pub(crate) async fn enabled_regions(aws: &Aws) -> Result<Vec<String>, Error> {
     let out = aws
         .ec2("us-east-1")
         .describe_regions()

@@ -43,6 +43,13 @@ async fn target(args: &SweepArgs, printer: &Printer) -> Result<Option<Target>, E
         }));
     }
     let stack = args.stack.clone().unwrap_or_default();
+    if args.regions.is_empty() && !args.all_regions {
+        return Err(Error::Sweep {
+            message: format!(
+                "sweep --stack {stack} needs the regions to search: --regions a,b or --all-regions"
+            ),
+        });
+    }
     let state = match &args.state.path {
         Some(path) => {
             use crate::state::Backend;
@@ -97,10 +104,13 @@ pub(crate) async fn find(aws: &Aws, query: &Query, state: &State) -> Result<Repo
 }
 
 pub async fn sweep(args: &SweepArgs, printer: &Printer) -> Result<Outcome, Error> {
-    let Some(target) = target(args, printer).await? else {
+    let Some(mut target) = target(args, printer).await? else {
         return Ok(Outcome::Failure);
     };
     let aws = Aws::connect(&target.aws).await;
+    if args.all_regions {
+        target.query.regions = super::expired::enabled_regions(&aws).await?;
+    }
     aws.check(&target.query.regions)
         .await
         .map_err(|e| Error::AwsCheck {

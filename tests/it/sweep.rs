@@ -575,6 +575,18 @@ fn sweep_reports_exactly_the_orphans_and_delete_leaves_none() {
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["orphans"], serde_json::json!([]), "{v}");
     assert!(v["found"].as_u64().unwrap() >= 50, "{v}");
+    // Every enabled region, by the stack's name alone (no state: everything is unrecorded).
+    let out = vaultform_aws(
+        d,
+        &ep,
+        &["sweep", "--stack", STACK, "--all-regions", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let regions = v["regions"].as_array().unwrap();
+    assert!(regions.len() > 3, "{v}");
+    assert!(regions.iter().any(|r| r == "eu-north-1"), "{v}");
+    assert!(v["found"].as_u64().unwrap() >= 50, "{v}");
 }
 
 /// The lines of a `--json` run's stdout that carry `key`.
