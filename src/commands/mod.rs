@@ -1,5 +1,6 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
+pub mod kube;
 pub mod stack;
 pub mod state;
 pub mod topology;

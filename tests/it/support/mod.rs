@@ -1,6 +1,7 @@
 //! Shared test support: the built binary, the repository root, and the local test bed.
 
 pub mod aws;
+pub mod standin;
 pub mod testbed;
 
 use std::path::{Path, PathBuf};
