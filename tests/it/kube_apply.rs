@@ -156,10 +156,36 @@ async fn objects_are_applied_read_with_drift_and_deleted() {
     assert_eq!(names, ["vault-1-0"]);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), "vault");
     assert!(claims.get_opt("data-vault-1-0").await.unwrap().is_some());
+    let set_based = ListParams::default()
+        .labels("vaultform.io/member in (vault-1,vault-9),app.kubernetes.io/name");
+    assert_eq!(pods.list(&set_based).await.unwrap().items.len(), 1);
+    let none = ListParams::default().labels("vaultform.io/member!=vault-1");
+    assert!(pods.list(&none).await.unwrap().items.is_empty());
 
-    // Someone scales it to 0 with kubectl: drift, attributed; apply takes it back.
+    // Nothing runs the pod here: it stays Pending and the StatefulSet has no ready replica
+    // until the pod's status says Ready (what a kubelet would write).
     let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
         Api::namespaced(c.clone(), "vault");
+    let ready = |s: &k8s_openapi::api::apps::v1::StatefulSet| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.ready_replicas)
+            .unwrap_or(0)
+    };
+    let pod = pods.get("vault-1-0").await.unwrap();
+    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(ready(&statefulsets.get("vault-1").await.unwrap()), 0);
+    pods.patch_status(
+        "vault-1-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ready(&statefulsets.get("vault-1").await.unwrap()), 1);
+
+    // Someone scales it to 0 with kubectl: drift, attributed; apply takes it back.
     statefulsets
         .patch(
             "vault-1",
