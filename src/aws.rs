@@ -306,6 +306,13 @@ impl Aws {
         self.endpoint.as_deref()
     }
 
+    /// The credentials the clients sign with, for what signs by itself (the EKS token).
+    pub fn credentials_provider(
+        &self,
+    ) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
+        self.config.credentials_provider()
+    }
+
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::config::Builder::from(&self.config)
             .region(Region::new(region.to_string()))

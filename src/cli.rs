@@ -265,6 +265,27 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Write a kubeconfig for the stack's EKS clusters, authenticating with `vaultform
+    /// eks-token` (no aws CLI needed).
+    Kubeconfig {
+        /// The topology file (KDL).
+        file: PathBuf,
+        /// Only this cluster (default: every cluster of the topology).
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
+        /// Write it to PATH (mode 0600) instead of stdout.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Print an EKS bearer token as a kubectl exec credential (ExecCredential JSON).
+    EksToken {
+        /// The EKS cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The cluster's AWS region.
+        #[arg(long, value_name = "REGION")]
+        region: String,
+    },
     /// Remove a state lock left behind by a run that is gone.
     ForceUnlock {
         /// The topology file (KDL).

@@ -75,6 +75,12 @@ pub enum Error {
     #[error("{message}")]
     #[diagnostic(code(vaultform::usage), help("{help}"))]
     Usage { message: String, help: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kube(#[from] crate::runtime::kubernetes::client::KubeError),
+    #[error("the topology has no EKS cluster named {name:?}")]
+    #[diagnostic(code(vaultform::eks::unknown), help("the clusters are: {known}"))]
+    UnknownCluster { name: String, known: String },
     #[error("{address} is not in the state")]
     #[diagnostic(
         code(vaultform::state::address),

@@ -247,6 +247,12 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
             )
             .await
         }
+        Command::Kubeconfig { file, cluster, out } => {
+            commands::kube::kubeconfig(file, cluster.as_deref(), out.as_deref(), printer).await
+        }
+        Command::EksToken { cluster, region } => {
+            commands::kube::eks_token(cluster, region, printer).await
+        }
         Command::Validate { .. }
         | Command::Graph { .. }
         | Command::Fmt { .. }

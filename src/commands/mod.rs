@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod expired;
+pub mod kube;
 pub mod manual;
 mod remains;
 pub mod remote;

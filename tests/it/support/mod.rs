@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod stack;
+pub mod standin;
 pub mod testbed;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,252 @@
+//! The Kubernetes client (EKS token, CA from the cluster's description) and the apply / read
+//! / delete of one object, against the API stand-in (`tests/kube_standin.py`) over TLS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use vaultform::aws::{Aws, AwsSettings};
+use vaultform::runtime::kubernetes::apply::{self, Deleted, ObjectRef};
+use vaultform::runtime::kubernetes::client::{self, ClusterAccess, KubeError};
+use vaultform::runtime::kubernetes::manifests;
+use vaultform::runtime::kubernetes::token::EksTokens;
+
+use super::kube_manifests::{member, vault};
+use crate::support::standin::StandIn;
+
+async fn connect(access: &ClusterAccess) -> Result<kube::Client, KubeError> {
+    let mut settings = AwsSettings::resolve(None);
+    settings.static_credentials = Some(("test".into(), "test".into()));
+    let aws = Aws::connect(&settings).await;
+    let tokens = Arc::new(EksTokens::new(&aws, &access.region, &access.name)?);
+    client::client(access, tokens)
+}
+
+/// Applies a typed object; returns its reference and desired JSON.
+async fn apply<K>(c: &kube::Client, obj: &K) -> (ObjectRef, serde_json::Value)
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize,
+{
+    let (target, desired) = ObjectRef::of(obj).unwrap();
+    apply::apply(c, &target, &desired).await.unwrap();
+    (target, desired)
+}
+
+/// Waits until `n` pods match and none is terminating (the stand-in lets a deleted pod
+/// linger, as graceful termination does).
+async fn settle(pods: &Api<Pod>, selector: &ListParams, n: usize) {
+    vaultform::retry::poll(
+        vaultform::retry::Backoff::PROBE.deadline(Duration::from_secs(5)),
+        "the pods to settle",
+        || async {
+            let items = pods.list(selector).await.unwrap().items;
+            let live = items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .count();
+            if items.len() == n && live == n {
+                Ok(())
+            } else {
+                Err(format!("{} pods, {live} not terminating", items.len()))
+            }
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn rv(v: &serde_json::Value) -> String {
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_client_trusts_only_the_clusters_ca_and_sends_a_token() {
+    let standin = StandIn::start();
+    let other = StandIn::start();
+    let c = connect(&standin.access("c1")).await.unwrap();
+    let version = c.apiserver_version().await.unwrap();
+    assert_eq!(version.git_version, "v1.31.0-standin");
+
+    // Another server's CA: the TLS handshake fails.
+    let mut wrong = standin.access("c1");
+    wrong.ca_data = other.access("c2").ca_data;
+    let c = connect(&wrong).await.unwrap();
+    let err = c.apiserver_version().await.unwrap_err();
+    assert!(
+        format!("{err:?}").to_lowercase().contains("certificate"),
+        "{err:?}"
+    );
+
+    // Without the token the API refuses (what the bearer layer adds).
+    let ca = reqwest::Certificate::from_pem(standin.ca_pem().as_bytes()).unwrap();
+    let plain = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let answer = plain
+        .get(format!("{}/api/v1/namespaces", standin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+
+    // A CA that is not a certificate is refused before any request.
+    let mut garbage = standin.access("c1");
+    garbage.ca_data = "bm90IGEgY2VydGlmaWNhdGU=".into();
+    assert!(matches!(connect(&garbage).await, Err(KubeError::Ca { .. })));
+    drop((standin, other));
+}
+
+#[tokio::test]
+async fn objects_are_applied_read_with_drift_and_deleted() {
+    let standin = StandIn::start();
+    let c = connect(&standin.access("bv-eu-west-1")).await.unwrap();
+    let v = vault();
+    let m = member(1, "eu-west-1");
+    let objects = manifests::member(&v, &m);
+
+    // A namespaced object before its namespace: the API's error, not retryable.
+    let (cm_ref, cm) = ObjectRef::of(&objects.config).unwrap();
+    let err = apply::apply(&c, &cm_ref, &cm).await.unwrap_err();
+    assert!(!err.retryable(), "{err}");
+    assert!(err.to_string().contains("not found"), "{err}");
+
+    let (ns_ref, _) = apply(&c, &manifests::namespace(&v)).await;
+    apply(&c, &manifests::disruption_budget(&v)).await;
+    apply(&c, &objects.service_account).await;
+    apply(&c, &objects.config).await;
+    apply(&c, &objects.tls).await;
+    apply(&c, &objects.headless).await;
+    apply(&c, &objects.node_port).await;
+    let (sts_ref, sts) = ObjectRef::of(&objects.statefulset).unwrap();
+    let first = apply::apply(&c, &sts_ref, &sts).await.unwrap();
+    assert_eq!(first["metadata"]["generation"], 1);
+
+    // The second apply changes nothing, and a read sees no drift.
+    let again = apply::apply(&c, &sts_ref, &sts).await.unwrap();
+    assert_eq!(rv(&again), rv(&first));
+    for obj in [
+        ObjectRef::of(&objects.service_account).unwrap(),
+        ObjectRef::of(&objects.config).unwrap(),
+        ObjectRef::of(&objects.tls).unwrap(),
+        ObjectRef::of(&objects.headless).unwrap(),
+        ObjectRef::of(&objects.node_port).unwrap(),
+        (sts_ref.clone(), sts.clone()),
+    ] {
+        let seen = apply::read(&c, &obj.0, &obj.1).await.unwrap().unwrap();
+        assert_eq!(seen.drift, vec![], "{:?}", obj.0);
+        assert_eq!(seen.other_managers, Vec::<String>::new());
+    }
+
+    // The StatefulSet's pod and volume claim, found by label.
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "vault");
+    let selector = ListParams::default().labels("vaultform.io/member=vault-1");
+    let listed = pods.list(&selector).await.unwrap();
+    let names: Vec<_> = listed
+        .items
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["vault-1-0"]);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), "vault");
+    assert!(claims.get_opt("data-vault-1-0").await.unwrap().is_some());
+    let set_based = ListParams::default()
+        .labels("vaultform.io/member in (vault-1,vault-9),app.kubernetes.io/name");
+    assert_eq!(pods.list(&set_based).await.unwrap().items.len(), 1);
+    let none = ListParams::default().labels("vaultform.io/member!=vault-1");
+    assert!(pods.list(&none).await.unwrap().items.is_empty());
+
+    // Nothing runs the pod here: it stays Pending and the StatefulSet has no ready replica
+    // until the pod's status says Ready (what a kubelet would write).
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(c.clone(), "vault");
+    let ready = |s: &k8s_openapi::api::apps::v1::StatefulSet| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.ready_replicas)
+            .unwrap_or(0)
+    };
+    let pod = pods.get("vault-1-0").await.unwrap();
+    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(ready(&statefulsets.get("vault-1").await.unwrap()), 0);
+    pods.patch_status(
+        "vault-1-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ready(&statefulsets.get("vault-1").await.unwrap()), 1);
+
+    // Someone scales it to 0 with kubectl: drift, attributed; apply takes it back.
+    statefulsets
+        .patch(
+            "vault-1",
+            &PatchParams {
+                field_manager: Some("kubectl".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    settle(&pods, &selector, 0).await;
+    let seen = apply::read(&c, &sts_ref, &sts).await.unwrap().unwrap();
+    assert_eq!(seen.drift.len(), 1, "{:?}", seen.drift);
+    assert_eq!(seen.drift[0].path, "spec.replicas");
+    assert_eq!(seen.drift[0].desired, json!(1));
+    assert_eq!(seen.drift[0].live, Some(json!(0)));
+    assert_eq!(seen.other_managers, ["kubectl"]);
+    let back = apply::apply(&c, &sts_ref, &sts).await.unwrap();
+    assert_eq!(back["spec"]["replicas"], 1);
+    assert_eq!(back["metadata"]["generation"], 3);
+    settle(&pods, &selector, 1).await;
+    let seen = apply::read(&c, &sts_ref, &sts).await.unwrap().unwrap();
+    assert_eq!(seen.drift, vec![]);
+
+    // A second member on the same node ports of this cluster is refused by the API.
+    let clash = manifests::node_port(&v, &member(2, "eu-west-1"));
+    let (clash_ref, clash) = ObjectRef::of(&clash).unwrap();
+    let err = apply::apply(&c, &clash_ref, &clash).await.unwrap_err();
+    assert!(err.to_string().contains("already allocated"), "{err}");
+
+    // Delete: the StatefulSet and (background propagation) its pod; the claim stays, as
+    // the default retention policy keeps it.
+    let gone = apply::delete(&c, &sts_ref, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(gone, Deleted::Gone);
+    assert_eq!(apply::read(&c, &sts_ref, &sts).await.unwrap(), None);
+    settle(&pods, &selector, 0).await;
+    assert!(claims.get_opt("data-vault-1-0").await.unwrap().is_some());
+    assert_eq!(
+        apply::delete(&c, &sts_ref, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        Deleted::Absent
+    );
+
+    // The namespace lingers while it terminates: delete waits until it is gone, with
+    // everything in it.
+    let started = std::time::Instant::now();
+    let gone = apply::delete(&c, &ns_ref, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(gone, Deleted::Gone);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(claims.get_opt("data-vault-1-0").await.unwrap().is_none());
+    let (sa_ref, sa) = ObjectRef::of(&objects.service_account).unwrap();
+    assert_eq!(apply::read(&c, &sa_ref, &sa).await.unwrap(), None);
+    drop(standin);
+}
