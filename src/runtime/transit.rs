@@ -21,7 +21,7 @@ use crate::state::ResourceState;
 use crate::vault::cluster::poll;
 use crate::vault::seal::{TRANSIT_ROOT, TRANSIT_SHARE, TRANSIT_TOKEN, TransitSpec};
 use crate::vault::spec::{VaultSpec, Vaults};
-use crate::vault::store::{StoreBucket, UnsealStore};
+use crate::vault::store::UnsealStore;
 use crate::vault::{Client, ca, tls};
 
 /// The provider of `vault.<v>.seal.transit`.
@@ -314,48 +314,6 @@ async fn ensure_key_and_token(
     Ok(())
 }
 
-fn store_ids(store: &UnsealStore) -> BTreeMap<String, String> {
-    let buckets: Vec<Value> = store
-        .buckets
-        .iter()
-        .map(|b| json!({"region": b.region, "bucket": b.bucket}))
-        .collect();
-    BTreeMap::from([
-        ("buckets".to_string(), Value::Array(buckets).to_string()),
-        ("prefix".to_string(), store.prefix.clone()),
-    ])
-}
-
-/// The store as recorded, for a delete that needs no key (the objects are only removed).
-fn recorded_store(stack: &str, rs: &ResourceState) -> UnsealStore {
-    #[derive(serde::Deserialize)]
-    struct B {
-        region: String,
-        bucket: String,
-    }
-    let buckets: Vec<B> = rs
-        .ids
-        .get("buckets")
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or_default();
-    let prefix = rs.ids.get("prefix").cloned().unwrap_or_default();
-    UnsealStore::new(
-        stack,
-        "",
-        &BTreeMap::new(),
-        buckets
-            .into_iter()
-            .map(|b| StoreBucket {
-                region: b.region,
-                bucket: b.bucket,
-                key: String::new(),
-            })
-            .collect(),
-        &prefix,
-        0,
-    )
-}
-
 impl LocalTransit {
     fn spec<'a>(
         &'a self,
@@ -448,7 +406,7 @@ impl Provider for LocalTransit {
         ensure_unsealed(cx, &c, &store).await?;
         ensure_key_and_token(cx, &c, &store, t).await?;
         let mut ids = ids(&dir, &rec);
-        ids.extend(store_ids(&store));
+        ids.extend(store.ids());
         Ok(Recorded {
             ids,
             outputs: BTreeMap::from([("url".to_string(), t.url.clone())]),
@@ -475,7 +433,7 @@ impl Provider for LocalTransit {
             }
         }
         remove_process(&self.0, rs).await?;
-        recorded_store(cx.stack, rs)
+        UnsealStore::from_ids(cx.stack, &rs.ids)
             .delete_objects(cx.aws, &[TRANSIT_SHARE, TRANSIT_ROOT, TRANSIT_TOKEN])
             .await
             .map_err(store_err)

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::Client;
 use super::cluster::{cluster_urls, poll, raft_view, wait_until_whole};
 use super::spec::{VaultSpec, Vaults};
-use super::store::{Keys, StoreBucket, UnsealStore};
+use super::store::{Keys, UnsealStore};
 use petgraph::graph::NodeIndex;
 
 use crate::address::{Address, Role, VaultItem};
@@ -552,18 +552,6 @@ async fn store_everywhere(cx: &Cx<'_>, store: &UnsealStore, keys: &Keys) -> Resu
     Ok(())
 }
 
-fn store_ids(store: &UnsealStore) -> BTreeMap<String, String> {
-    let buckets: Vec<Value> = store
-        .buckets
-        .iter()
-        .map(|b| json!({"region": b.region, "bucket": b.bucket}))
-        .collect();
-    BTreeMap::from([
-        ("buckets".to_string(), Value::Array(buckets).to_string()),
-        ("prefix".to_string(), store.prefix.clone()),
-    ])
-}
-
 #[async_trait::async_trait]
 impl Provider for UnsealKeys {
     fn service(&self) -> &'static str {
@@ -609,38 +597,13 @@ impl Provider for UnsealKeys {
             }
         }
         Ok(Recorded {
-            ids: store_ids(&store),
+            ids: store.ids(),
             outputs: BTreeMap::new(),
         })
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        #[derive(serde::Deserialize)]
-        struct B {
-            region: String,
-            bucket: String,
-        }
-        let buckets: Vec<B> = rs
-            .ids
-            .get("buckets")
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or_default();
-        let prefix = rs.ids.get("prefix").cloned().unwrap_or_default();
-        let store = UnsealStore::new(
-            cx.stack,
-            "",
-            &BTreeMap::new(),
-            buckets
-                .into_iter()
-                .map(|b| StoreBucket {
-                    region: b.region,
-                    bucket: b.bucket,
-                    key: String::new(),
-                })
-                .collect(),
-            &prefix,
-            0,
-        );
+        let store = UnsealStore::from_ids(cx.stack, &rs.ids);
         store
             .delete_all(cx.aws)
             .await

@@ -761,17 +761,13 @@ impl Client {
         self.call_auth("approle login", req).await
     }
 
-    /// Sends a request whose answer carries a new token in `auth`, and zeroes the answer once
-    /// the token is taken out of it.
-    async fn call_auth(
+    /// Sends a request whose answer carries a secret, decodes it as `T`, and zeroes the
+    /// answer's bytes.
+    async fn call_secret<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         req: reqwest::RequestBuilder,
-    ) -> Result<CreatedToken, VaultError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            auth: CreatedToken,
-        }
+    ) -> Result<T, VaultError> {
         let resp = self.send(req).await?;
         let status = resp.status().as_u16();
         let bytes = resp
@@ -782,13 +778,11 @@ impl Client {
                 source,
             })?;
         let parsed = if (200..300).contains(&status) {
-            serde_json::from_slice::<Answer>(&bytes)
-                .map(|a| a.auth)
-                .map_err(|e| VaultError::Decode {
-                    addr: self.addr.clone(),
-                    what: what.into(),
-                    detail: e.to_string(),
-                })
+            serde_json::from_slice::<T>(&bytes).map_err(|e| VaultError::Decode {
+                addr: self.addr.clone(),
+                what: what.into(),
+                detail: e.to_string(),
+            })
         } else {
             Err(VaultError::Api {
                 addr: self.addr.clone(),
@@ -803,6 +797,20 @@ impl Client {
         };
         zero(bytes);
         parsed
+    }
+
+    /// Sends a request whose answer carries a new token in `auth`, zeroing the answer once
+    /// the token is taken out of it.
+    async fn call_auth(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<CreatedToken, VaultError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            auth: CreatedToken,
+        }
+        self.call_secret::<Answer>(what, req).await.map(|a| a.auth)
     }
 
     /// `sys/generate-root-token/attempt` (OpenBao 2.6+, authenticated): the attempt in progress.
@@ -878,37 +886,7 @@ impl Client {
         struct Answer {
             data: GenerateRoot,
         }
-        let resp = self.send(req).await?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| VaultError::Unreachable {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        let parsed = if (200..300).contains(&status) {
-            serde_json::from_slice::<Answer>(&bytes)
-                .map(|a| a.data)
-                .map_err(|e| VaultError::Decode {
-                    addr: self.addr.clone(),
-                    what: what.into(),
-                    detail: e.to_string(),
-                })
-        } else {
-            Err(VaultError::Api {
-                addr: self.addr.clone(),
-                what: what.into(),
-                status,
-                errors: serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("errors").cloned())
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            })
-        };
-        zero(bytes);
-        parsed
+        self.call_secret::<Answer>(what, req).await.map(|a| a.data)
     }
 
     /// `auth/token/lookup-self`: what the server knows of `token` (a 403 when it is invalid).

@@ -76,6 +76,46 @@ impl UnsealStore {
         }
     }
 
+    /// What a resource records of the store (its buckets and prefix, no key): enough for
+    /// [`UnsealStore::from_ids`] to delete its objects later.
+    pub fn ids(&self) -> BTreeMap<String, String> {
+        let buckets: Vec<serde_json::Value> = self
+            .buckets
+            .iter()
+            .map(|b| serde_json::json!({"region": b.region, "bucket": b.bucket}))
+            .collect();
+        BTreeMap::from([
+            (
+                "buckets".to_string(),
+                serde_json::Value::Array(buckets).to_string(),
+            ),
+            ("prefix".to_string(), self.prefix.clone()),
+        ])
+    }
+
+    /// The store as [`UnsealStore::ids`] recorded it: for deletes, which need no key.
+    pub fn from_ids(stack: &str, ids: &BTreeMap<String, String>) -> Self {
+        #[derive(serde::Deserialize)]
+        struct B {
+            region: String,
+            bucket: String,
+        }
+        let buckets: Vec<B> = ids
+            .get("buckets")
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or_default();
+        let prefix = ids.get("prefix").cloned().unwrap_or_default();
+        let buckets = buckets
+            .into_iter()
+            .map(|b| StoreBucket {
+                region: b.region,
+                bucket: b.bucket,
+                key: String::new(),
+            })
+            .collect();
+        UnsealStore::new(stack, "", &BTreeMap::new(), buckets, &prefix, 0)
+    }
+
     fn share_key(&self, i: usize) -> String {
         format!("{}vault-unseal-{i}", self.prefix)
     }
