@@ -139,6 +139,10 @@ pub fn is_running(r: &ProcessRecord) -> bool {
     // binary: the same PID shows `python3 .../bao` first, then `.../bin/bao`).
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
     match (cmdline(r.pid), r.command.first()) {
+        // Between the two programs: during an exec the kernel shows an empty command line
+        // for a moment. The start time matched and a zombie has none, so it is alive
+        // (regression: a member "exited; its log is empty" while its wrapper exec'd bao).
+        (Some(live), Some(_)) if live.is_empty() => true,
         (Some(live), Some(program)) => live
             .iter()
             .take(2)
