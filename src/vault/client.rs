@@ -341,17 +341,7 @@ impl Client {
                 source,
             })?;
         if !(200..300).contains(&status) {
-            let errors = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("errors").cloned())
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            return Err(VaultError::Api {
-                addr: self.addr.clone(),
-                what: what.to_string(),
-                status,
-                errors,
-            });
+            return Err(self.api_error(what, status, &bytes));
         }
         let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
         serde_json::from_slice(body).map_err(|e| VaultError::Decode {
@@ -359,6 +349,21 @@ impl Client {
             what: what.to_string(),
             detail: e.to_string(),
         })
+    }
+
+    /// A non-2xx answer: the server's `errors`, or the start of the body when it has none.
+    fn api_error(&self, what: &str, status: u16, bytes: &[u8]) -> VaultError {
+        let errors = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| String::from_utf8_lossy(bytes).chars().take(200).collect());
+        VaultError::Api {
+            addr: self.addr.clone(),
+            what: what.to_string(),
+            status,
+            errors,
+        }
     }
 
     /// Sends and expects a 2xx, whatever the body (some answer with warnings).
@@ -421,33 +426,8 @@ impl Client {
     }
 
     async fn init_with(&self, body: Value) -> Result<InitResponse, VaultError> {
-        let resp = self
-            .send(self.http.put(self.url("sys/init")).json(&body))
-            .await?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| VaultError::Unreachable {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        let parsed = if (200..300).contains(&status) {
-            serde_json::from_slice(&bytes).map_err(|e| VaultError::Decode {
-                addr: self.addr.clone(),
-                what: "init".into(),
-                detail: e.to_string(),
-            })
-        } else {
-            Err(VaultError::Api {
-                addr: self.addr.clone(),
-                what: "init".into(),
-                status,
-                errors: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-            })
-        };
-        zero(bytes);
-        parsed
+        let req = self.http.put(self.url("sys/init")).json(&body);
+        self.call_secret("init", req).await
     }
 
     /// Submits one unseal share; the request body holding it is zeroed when sent.
@@ -784,16 +764,7 @@ impl Client {
                 detail: e.to_string(),
             })
         } else {
-            Err(VaultError::Api {
-                addr: self.addr.clone(),
-                what: what.into(),
-                status,
-                errors: serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("errors").cloned())
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            })
+            Err(self.api_error(what, status, &bytes))
         };
         zero(bytes);
         parsed
