@@ -159,8 +159,14 @@ fn unseal_policy(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Option<Strin
 }
 
 fn tags(cx: &Cx<'_>, address: &str) -> Result<Vec<Tag>, OpError> {
-    cx.tags(address)
-        .iter()
+    iam_tags(&cx.tags(address))
+}
+
+/// Tags as IAM takes them.
+pub(crate) fn iam_tags(
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<Tag>, OpError> {
+    tags.iter()
         .map(|(k, v)| {
             Tag::builder()
                 .key(k)

@@ -188,7 +188,8 @@ async fn find_by_tags(
     }
 }
 
-fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, OpError> {
+/// Tags as KMS takes them.
+pub(crate) fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, OpError> {
     tags.iter()
         .map(|(k, v)| {
             Tag::builder()

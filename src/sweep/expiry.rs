@@ -84,29 +84,18 @@ pub async fn stamp(aws: &Aws, found: &[Found], tags: &BTreeMap<String, String>) 
                 .await
                 .map(drop)
                 .map_err(|e| OpError::from_sdk("tag load balancer", e)),
-            Thing::KmsKey => {
-                let kms_tags: Result<Vec<_>, _> = tags
-                    .iter()
-                    .map(|(k, v)| {
-                        aws_sdk_kms::types::Tag::builder()
-                            .tag_key(k)
-                            .tag_value(v)
-                            .build()
-                    })
-                    .collect();
-                match kms_tags {
-                    Ok(t) => aws
-                        .kms(region)
-                        .tag_resource()
-                        .key_id(&f.id)
-                        .set_tags(Some(t))
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|e| OpError::from_sdk("tag KMS key", e)),
-                    Err(e) => Err(OpError::fatal(e.to_string())),
-                }
-            }
+            Thing::KmsKey => match crate::resources::kms_key::kms_tags(tags) {
+                Ok(t) => aws
+                    .kms(region)
+                    .tag_resource()
+                    .key_id(&f.id)
+                    .set_tags(Some(t))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| OpError::from_sdk("tag KMS key", e)),
+                Err(e) => Err(e),
+            },
             Thing::S3Bucket => {
                 // S3 replaces the whole set: the bucket's tags with ours over them.
                 let mut all = f.tags.clone();
@@ -133,42 +122,30 @@ pub async fn stamp(aws: &Aws, found: &[Found], tags: &BTreeMap<String, String>) 
                     Err(e) => Err(OpError::fatal(e.to_string())),
                 }
             }
-            Thing::IamRole => {
-                let iam_tags: Result<Vec<_>, _> = tags
-                    .iter()
-                    .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
-                    .collect();
-                match iam_tags {
-                    Ok(t) => aws
-                        .iam()
-                        .tag_role()
-                        .role_name(&f.id)
-                        .set_tags(Some(t))
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|e| OpError::from_sdk("tag IAM role", e)),
-                    Err(e) => Err(OpError::fatal(e.to_string())),
-                }
-            }
-            Thing::OidcProvider => {
-                let iam_tags: Result<Vec<_>, _> = tags
-                    .iter()
-                    .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
-                    .collect();
-                match iam_tags {
-                    Ok(t) => aws
-                        .iam()
-                        .tag_open_id_connect_provider()
-                        .open_id_connect_provider_arn(&f.id)
-                        .set_tags(Some(t))
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|e| OpError::from_sdk("tag OIDC provider", e)),
-                    Err(e) => Err(OpError::fatal(e.to_string())),
-                }
-            }
+            Thing::IamRole => match crate::resources::iam_role::iam_tags(tags) {
+                Ok(t) => aws
+                    .iam()
+                    .tag_role()
+                    .role_name(&f.id)
+                    .set_tags(Some(t))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| OpError::from_sdk("tag IAM role", e)),
+                Err(e) => Err(e),
+            },
+            Thing::OidcProvider => match crate::resources::iam_role::iam_tags(tags) {
+                Ok(t) => aws
+                    .iam()
+                    .tag_open_id_connect_provider()
+                    .open_id_connect_provider_arn(&f.id)
+                    .set_tags(Some(t))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| OpError::from_sdk("tag OIDC provider", e)),
+                Err(e) => Err(e),
+            },
             Thing::VaultMember | Thing::LocalProxy => Ok(()),
         };
         if let Err(e) = result {
