@@ -568,18 +568,28 @@ impl Backend for S3Backend {
 
     async fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
         let s3 = self.s3().await;
-        match read_lock(&s3, &self.loc).await? {
-            Some((o, etag)) if !o.released && o.holder.id == id => {
-                let mut released = o.clone();
-                released.released = true;
-                match put_lock(&s3, &self.loc, &released, Cond::Unchanged(etag)).await? {
-                    Ok(_) => Ok(o.info()),
-                    Err(Refused) => Err(StateError::NotLocked {
-                        id: id.to_string(),
-                        current: "a lock that changed while it was being removed".into(),
-                    }),
+        // A live holder's heartbeat may renew the lock between the read and the write: the
+        // same lock, read again and released on its new ETag (a few times at most).
+        for _ in 0..4 {
+            match read_lock(&s3, &self.loc).await? {
+                Some((o, etag)) if !o.released && o.holder.id == id => {
+                    let mut released = o.clone();
+                    released.released = true;
+                    if put_lock(&s3, &self.loc, &released, Cond::Unchanged(etag))
+                        .await?
+                        .is_ok()
+                    {
+                        return Ok(o.info());
+                    }
                 }
+                _ => break,
             }
+        }
+        match read_lock(&s3, &self.loc).await? {
+            Some((o, _)) if !o.released && o.holder.id == id => Err(StateError::NotLocked {
+                id: id.to_string(),
+                current: "a lock that changed while it was being removed".into(),
+            }),
             other => Err(StateError::NotLocked {
                 id: id.to_string(),
                 current: match other {
