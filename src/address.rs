@@ -114,6 +114,90 @@ pub enum VaultItem {
     RevokeRoot,
     /// The transit server vaultform runs for the cluster's seal (`seal.transit`).
     SealTransit,
+    /// A Kubernetes object on EKS cluster `cluster` (`kube.<cluster>.<object>`).
+    Kube {
+        cluster: String,
+        object: KubeObject,
+    },
+}
+
+/// The Kubernetes objects of a Vault cluster on one EKS cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KubeObject {
+    Namespace,
+    /// The PodDisruptionBudget over the cluster's Vault pods.
+    DisruptionBudget,
+    /// A member's objects, named by the member.
+    ServiceAccount(String),
+    Config(String),
+    TlsSecret(String),
+    Service(String),
+    NodePort(String),
+    StatefulSet(String),
+    /// What the Kubernetes auth method reviews tokens with: a service account, its
+    /// `system:auth-delegator` binding and its token.
+    ReviewerAccount,
+    ReviewerBinding,
+    ReviewerToken,
+}
+
+impl KubeObject {
+    const SINGLE: [(&'static str, KubeObject); 5] = [
+        ("namespace", KubeObject::Namespace),
+        ("disruption-budget", KubeObject::DisruptionBudget),
+        ("token-reviewer", KubeObject::ReviewerAccount),
+        ("token-reviewer-binding", KubeObject::ReviewerBinding),
+        ("token-reviewer-token", KubeObject::ReviewerToken),
+    ];
+
+    fn render(&self) -> String {
+        let (what, member) = match self {
+            KubeObject::ServiceAccount(m) => ("service-account", m),
+            KubeObject::Config(m) => ("config", m),
+            KubeObject::TlsSecret(m) => ("tls", m),
+            KubeObject::Service(m) => ("service", m),
+            KubeObject::NodePort(m) => ("node-port", m),
+            KubeObject::StatefulSet(m) => ("statefulset", m),
+            single => {
+                return Self::SINGLE
+                    .iter()
+                    .find(|(_, o)| o == single)
+                    .map(|(t, _)| t.to_string())
+                    .unwrap_or_default();
+            }
+        };
+        format!("{what}.{member}")
+    }
+
+    fn parse(s: &str) -> Option<KubeObject> {
+        if let Some((_, o)) = Self::SINGLE.iter().find(|(t, _)| *t == s) {
+            return Some(o.clone());
+        }
+        let (what, member) = s.split_once('.')?;
+        let m = nonempty(member)?;
+        Some(match what {
+            "service-account" => KubeObject::ServiceAccount(m),
+            "config" => KubeObject::Config(m),
+            "tls" => KubeObject::TlsSecret(m),
+            "service" => KubeObject::Service(m),
+            "node-port" => KubeObject::NodePort(m),
+            "statefulset" => KubeObject::StatefulSet(m),
+            _ => return None,
+        })
+    }
+
+    /// The member whose object it is.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            KubeObject::ServiceAccount(m)
+            | KubeObject::Config(m)
+            | KubeObject::TlsSecret(m)
+            | KubeObject::Service(m)
+            | KubeObject::NodePort(m)
+            | KubeObject::StatefulSet(m) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 impl Address {
@@ -218,6 +302,9 @@ fn render(item: &Item) -> String {
                 VaultItem::AuthRole { mount, role } => format!("auth.{mount}.role.{role}"),
                 VaultItem::RevokeRoot => "revoke-root".into(),
                 VaultItem::SealTransit => "seal.transit".into(),
+                VaultItem::Kube { cluster, object } => {
+                    format!("kube.{cluster}.{}", object.render())
+                }
             };
             format!("vault.{vault}.{rest}")
         }
@@ -347,6 +434,13 @@ fn parse_vault(rest: &str) -> Option<VaultItem> {
                 "unseal" => VaultItem::Unseal(tail_s),
                 "join" => VaultItem::Join(tail_s),
                 "policy" => VaultItem::Policy(tail_s),
+                "kube" => {
+                    let (cluster, object) = tail.split_once('.')?;
+                    VaultItem::Kube {
+                        cluster: nonempty(cluster)?,
+                        object: KubeObject::parse(object)?,
+                    }
+                }
                 "secrets" => {
                     if let Some(mount) = tail.strip_suffix(".root-ca") {
                         VaultItem::RootCa(nonempty(mount)?)
@@ -499,6 +593,22 @@ mod tests {
                 mount: s("approle"),
                 role: s("ci"),
             }),
+            v(VaultItem::Kube {
+                cluster: s("c1"),
+                object: KubeObject::Namespace,
+            }),
+            v(VaultItem::Kube {
+                cluster: s("c1"),
+                object: KubeObject::ReviewerBinding,
+            }),
+            v(VaultItem::Kube {
+                cluster: s("c1"),
+                object: KubeObject::StatefulSet(s("vault-0")),
+            }),
+            v(VaultItem::Kube {
+                cluster: s("c1"),
+                object: KubeObject::TlsSecret(s("vault-0")),
+            }),
         ]
     }
 
@@ -539,6 +649,9 @@ mod tests {
             "iam.role.vault.",
             "iam.role.other",
             "s3.bucket",
+            "vault.bv.kube.c1",
+            "vault.bv.kube.c1.pod.vault-0",
+            "vault.bv.kube.c1.statefulset.",
         ] {
             assert!(bad.parse::<Address>().is_err(), "{bad}");
         }

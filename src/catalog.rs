@@ -8,11 +8,15 @@ use std::sync::Arc;
 use petgraph::graph::NodeIndex;
 
 use crate::graph::{Builder, Graph, Kind, Resource};
-use crate::provider::{Desired, Provider, Providers};
+use crate::provider::{Cx, Desired, Observed, OpError, Provider, Providers, Recorded};
 use crate::resources::{eks, elb, iam_role, kms_key, network, s3_bucket};
 use crate::runtime::cert::{self, LocalCert};
+use crate::runtime::kubernetes::clusters::Clusters;
+use crate::runtime::kubernetes::member::KubeMember;
+use crate::runtime::kubernetes::objects::{self as kube_objects, KubeObjects};
 use crate::runtime::local::{LocalData, LocalProxy, VaultMember};
 use crate::runtime::transit::{self, LocalTransit};
+use crate::state::ResourceState;
 use crate::topology::{Problem, Runtime, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
 use crate::vault::ca::{self, VaultCa};
@@ -34,6 +38,7 @@ pub fn graph(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
         elb::graph(&mut b, r);
     }
     bootstrap::graph(&mut b, t);
+    kube_objects::graph(&mut b, t);
     b.finish(problems)
 }
 
@@ -43,7 +48,8 @@ pub struct Catalog {
     ca: VaultCa,
     cert: LocalCert,
     proxy: LocalProxy,
-    member: VaultMember,
+    member: Members,
+    kube: KubeObjects,
     init: VaultInit,
     keys: UnsealKeys,
     unseal: VaultUnseal,
@@ -58,11 +64,23 @@ impl Catalog {
     pub fn new(vaults: Arc<Vaults>) -> Self {
         let v = || vaults.clone();
         let config = |kind| Config { kind, vaults: v() };
+        let clusters = Arc::new(Clusters::default());
         Catalog {
             ca: VaultCa(v()),
             cert: LocalCert(v()),
             proxy: LocalProxy(v()),
-            member: VaultMember(v()),
+            member: Members {
+                vaults: v(),
+                local: VaultMember(v()),
+                kube: KubeMember {
+                    vaults: v(),
+                    clusters: clusters.clone(),
+                },
+            },
+            kube: KubeObjects {
+                vaults: v(),
+                clusters,
+            },
             init: VaultInit {
                 vaults: v(),
                 data: Arc::new(LocalData),
@@ -89,18 +107,18 @@ impl Catalog {
         &self.vaults
     }
 
-    /// Whether this build can run the resource: every AWS kind, and the Vault kinds of
-    /// clusters on the local runtime (the Kubernetes runtime is not built yet).
+    /// Whether this build can run the resource: every kind it has a provider for, on both
+    /// runtimes, except what only the local runtime has (a managed transit seal server).
     fn supported(&self, t: &Topology, r: &Resource) -> bool {
         if self.provider(r.kind).is_none() {
             return false;
         }
         match r.address.vault_item() {
-            Some((name, _)) => t
+            Some((name, _)) if r.kind == Kind::SealTransit => t
                 .vaults
                 .iter()
                 .any(|v| v.name.value == name && matches!(v.runtime.value, Runtime::Local { .. })),
-            None => true,
+            _ => true,
         }
     }
 
@@ -197,7 +215,8 @@ impl Catalog {
             | Kind::AuthRole
             | Kind::VaultPolicy
             | Kind::RevokeRoot
-            | Kind::SealTransit => self.vault_desired(&r.address),
+            | Kind::SealTransit
+            | Kind::KubeObject => self.vault_desired(&r.address),
         }
     }
 
@@ -212,7 +231,11 @@ impl Catalog {
         match what {
             V::Ca => ca::desired(v),
             V::Cert(m) => cert::desired(v, v.member(m)?),
+            V::Member(m) if !v.local => {
+                crate::runtime::kubernetes::member::desired(v, v.member(m)?)
+            }
             V::Proxy(_) | V::Member(_) => crate::runtime::local::desired(v, what),
+            V::Kube { cluster, object } => kube_objects::desired(v, cluster, object),
             V::Init | V::UnsealKeys | V::Unseal(_) | V::Join(_) | V::Raft => {
                 bootstrap::desired(v, what)
             }
@@ -224,6 +247,10 @@ impl Catalog {
 }
 
 impl Providers for Catalog {
+    fn learn(&self, outputs: &BTreeMap<String, BTreeMap<String, String>>) {
+        self.vaults.learn(outputs);
+    }
+
     fn provider(&self, kind: Kind) -> Option<&dyn Provider> {
         Some(match kind {
             Kind::KmsKey => &kms_key::KmsKey,
@@ -257,6 +284,42 @@ impl Providers for Catalog {
             Kind::VaultPolicy => &self.config[5],
             Kind::RevokeRoot => &self.revoke_root,
             Kind::SealTransit => &self.transit,
+            Kind::KubeObject => &self.kube,
         })
+    }
+}
+
+/// The members of every cluster: processes on the local runtime, pods on Kubernetes.
+struct Members {
+    vaults: Arc<Vaults>,
+    local: VaultMember,
+    kube: KubeMember,
+}
+
+impl Members {
+    fn on(&self, address: &crate::address::Address) -> &dyn Provider {
+        match self.vaults.part(address) {
+            Ok((v, _)) if !v.local => &self.kube,
+            _ => &self.local,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Members {
+    fn service(&self) -> &'static str {
+        "local"
+    }
+
+    async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
+        self.on(&rs.address).read(cx, rs).await
+    }
+
+    async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
+        self.on(&d.address).create(cx, d).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
+        self.on(&rs.address).delete(cx, rs).await
     }
 }

@@ -50,6 +50,7 @@ pub enum Kind {
     VaultPolicy,
     RevokeRoot,
     SealTransit,
+    KubeObject,
 }
 
 impl Kind {
@@ -64,7 +65,12 @@ impl Kind {
     /// Whether a resource of this kind must be made again when a dependency of kind `dep`
     /// is (a certificate when its CA is new).
     pub fn reissued_with(self, dep: Kind) -> bool {
-        matches!((self, dep), (Kind::VaultCert, Kind::VaultCa))
+        // A member's TLS secret and StatefulSet (whose pod template carries the
+        // certificate's digest) go with a new certificate.
+        matches!(
+            (self, dep),
+            (Kind::VaultCert, Kind::VaultCa) | (Kind::KubeObject, Kind::VaultCert)
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +106,7 @@ impl Kind {
             Kind::VaultPolicy => "vault-policy",
             Kind::RevokeRoot => "revoke-root",
             Kind::SealTransit => "seal-transit",
+            Kind::KubeObject => "kube-object",
         }
     }
 }

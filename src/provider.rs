@@ -223,4 +223,7 @@ pub fn str_list(attrs: &Map<String, Value>, key: &str) -> Vec<String> {
 pub trait Providers: Send + Sync {
     /// The provider of `kind`, when this build implements it.
     fn provider(&self, kind: Kind) -> Option<&dyn Provider>;
+    /// Learns from the recorded outputs what only a create can tell (a load balancer's DNS
+    /// name, through which the Kubernetes runtime reaches its members).
+    fn learn(&self, _outputs: &BTreeMap<String, BTreeMap<String, String>>) {}
 }

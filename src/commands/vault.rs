@@ -19,6 +19,7 @@ pub(super) async fn open_ops(
         return Ok(None);
     };
     let outputs = session.load_state().await?.outputs();
+    session.catalog.vaults().learn(&outputs);
     let ops = Ops {
         catalog: session.catalog.clone(),
         aws: session.connect().await,

@@ -84,7 +84,9 @@ impl Shared {
     }
 
     async fn outputs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
-        self.state.lock().await.outputs()
+        let outputs = self.state.lock().await.outputs();
+        self.cx.providers.learn(&outputs);
+        outputs
     }
 
     /// What an operation may read, given a snapshot of the recorded outputs.

@@ -20,6 +20,7 @@ pub async fn refresh(
     attempts: u32,
 ) -> Result<HashMap<String, Observed>, OpError> {
     let outputs = state.outputs();
+    providers.learn(&outputs);
     let cx = Cx {
         aws,
         stack: &state.stack,

@@ -65,7 +65,7 @@ async fn front_active(front: &Client, v: &VaultSpec) -> Option<String> {
     }
     v.members
         .iter()
-        .find(|m| m.api_url() == l.leader_address.trim_end_matches('/'))
+        .find(|m| v.member_url(m) == l.leader_address.trim_end_matches('/'))
         .map(|m| m.name.clone())
 }
 
@@ -164,7 +164,7 @@ pub async fn failover(
             }
         }
         Method::StepDown => {
-            client(v, &old_member.api_url())?
+            client(v, &v.member_url(&old_member))?
                 .step_down(&token)
                 .await
                 .map_err(|e| fail(e.to_string(), ""))?;

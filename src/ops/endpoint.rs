@@ -29,7 +29,7 @@ impl Endpoint {
             (Some(front), Some(url)) => (front.clone(), url),
             _ => match v.proxy_url(&primary.load_balancer) {
                 Some(url) => (primary.load_balancer.clone(), url),
-                None => (primary.name.clone(), primary.api_url()),
+                None => (primary.name.clone(), v.member_url(primary)),
             },
         };
         Endpoint {

@@ -106,7 +106,7 @@ pub struct StoreStatus {
 }
 
 async fn member_status(v: &VaultSpec, m: &MemberSpec, raft: &[RaftServer]) -> MemberStatus {
-    let c = v.client(&m.api_url()).ok();
+    let c = v.client(&v.member_url(m)).ok();
     let health = match &c {
         Some(c) => c.health().await.ok(),
         None => None,

@@ -60,6 +60,8 @@ pub fn typical(kind: Kind, operation: &str) -> f64 {
         Kind::RevokeRoot => (2.0, 2.0, 0.0),
         // A server started, initialised, unsealed and given its transit key and token.
         Kind::SealTransit => (4.0, 4.0, 1.0),
+        // A write to the Kubernetes API; deleting a namespace waits for what is in it.
+        Kind::KubeObject => (1.0, 1.0, 5.0),
     };
     match operation {
         "update" => update,

@@ -207,7 +207,17 @@ pub fn validate(t: &Topology, v: &VaultCluster, problems: &mut Vec<Problem>) {
                 );
             }
         }
-        SealKind::Transit(TransitSeal::Existing { .. }) => {}
+        SealKind::Transit(TransitSeal::Existing { .. }) => {
+            if !local {
+                // Its token would have to reach every pod; KMS needs none (IRSA).
+                problems.push(
+                    Problem::error(Code::Seal, "the Kubernetes runtime unseals with `awskms`, not `transit`")
+                        .label(v.seal.span, "a transit seal")
+                        .label(v.runtime.span, "pods on EKS")
+                        .help("use `seal \"awskms\" key=\"unseal\"` (each pod reaches KMS through its service account's IAM role), or `shamir`"),
+                );
+            }
+        }
         SealKind::Awskms { key } => {
             if local {
                 problems.push(

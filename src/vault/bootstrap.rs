@@ -61,7 +61,7 @@ impl VaultInit {
             return false;
         }
         for m in &v.members {
-            let Ok(c) = client(v, &m.api_url()) else {
+            let Ok(c) = client(v, &v.member_url(m)) else {
                 return false;
             };
             if c.seal_status().await.is_ok_and(|s| !s.sealed) {
@@ -298,7 +298,7 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
         VaultItem::Unseal(m) => (member(m)?, attrs(json!({"sealed": false}))),
         VaultItem::Join(m) => (
             member(m)?,
-            attrs(json!({"joined": true, "leader_api_addr": v.leader_api_addr()})),
+            attrs(json!({"joined": true, "leader_api_addr": v.planned_leader_api_addr()})),
         ),
         VaultItem::Raft => {
             let mut voters: Vec<&str> = v.members.iter().map(|m| m.name.as_str()).collect();
@@ -410,7 +410,7 @@ impl Provider for VaultInit {
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, _) = self.vaults.part(&rs.address)?;
-        let c = client(v, &v.primary().api_url())?;
+        let c = client(v, &v.member_url(v.primary()))?;
         Ok(match c.seal_status().await {
             Ok(s) if s.initialized => Observed::Present {
                 attrs: attrs(json!({
@@ -444,7 +444,7 @@ impl Provider for VaultInit {
         };
         let (shares, threshold) = (count("shares")?, count("threshold")?);
         let primary = v.primary();
-        let c = client(v, &primary.api_url())?;
+        let c = client(v, &v.member_url(primary))?;
         answering(&c).await?;
         let store = v.unseal_store(cx.outputs)?;
         let status = settled(&c).await?;
@@ -619,7 +619,7 @@ impl Provider for VaultUnseal {
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, m) = self.0.member(&rs.address)?;
-        let sealed = match client(v, &m.api_url())?.seal_status().await {
+        let sealed = match client(v, &v.member_url(m))?.seal_status().await {
             Ok(s) => s.sealed,
             // Not running: sealed when it starts.
             Err(_) => true,
@@ -632,7 +632,7 @@ impl Provider for VaultUnseal {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, m) = self.0.member(&d.address)?;
-        let c = client(v, &m.api_url())?;
+        let c = client(v, &v.member_url(m))?;
         if v.seal.auto_unseal() {
             return unsealed_by_itself(&c, v.seal.kind_name()).await;
         }
@@ -654,7 +654,7 @@ impl Provider for RaftJoin {
 
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, m) = self.0.member(&rs.address)?;
-        let joined = match client(v, &m.api_url())?.seal_status().await {
+        let joined = match client(v, &v.member_url(m))?.seal_status().await {
             Ok(s) => s.initialized,
             // Not running: joined if its raft data is still there.
             Err(_) => v
@@ -674,12 +674,16 @@ impl Provider for RaftJoin {
 
     async fn create(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, m) = self.0.member(&d.address)?;
-        let c = client(v, &m.api_url())?;
+        let c = client(v, &v.member_url(m))?;
         answering(&c).await?;
         if c.seal_status().await.map_err(OpError::from)?.initialized {
             return Ok(Recorded::default());
         }
-        let leader_addr = str_attr(&d.attrs, "leader_api_addr")?.to_string();
+        // On Kubernetes the plan names the leader's load balancer; its DNS name is recorded.
+        let leader_addr = match str_attr(&d.attrs, "leader_api_addr")? {
+            planned if planned.contains("{{") => v.leader_api_addr(),
+            planned => planned.to_string(),
+        };
         let leader = client(v, &leader_addr)?;
         // The leader serves through its load balancer; autopilot then promotes joined members
         // after one second of stability instead of ten.

@@ -89,7 +89,7 @@ pub async fn first_with_health(
 pub fn cluster_urls(v: &VaultSpec) -> Vec<String> {
     v.front_url()
         .into_iter()
-        .chain(v.members.iter().map(|m| m.api_url()))
+        .chain(v.members.iter().map(|m| v.member_url(m)))
         .collect()
 }
 
@@ -98,7 +98,7 @@ pub fn cluster_urls(v: &VaultSpec) -> Vec<String> {
 pub async fn wait_until_whole(v: &VaultSpec, token: &Secret) -> Result<(), OpError> {
     let urls = cluster_urls(v);
     let tls = v.client_tls();
-    let member_urls: Vec<String> = v.members.iter().map(|m| m.api_url()).collect();
+    let member_urls: Vec<String> = v.members.iter().map(|m| v.member_url(m)).collect();
     let mut want: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
     want.sort();
     poll(

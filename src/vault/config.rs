@@ -215,7 +215,7 @@ async fn kv_serves_everywhere(v: &VaultSpec, token: &Secret, mount: &str) -> Res
         .proxies
         .keys()
         .filter_map(|lb| v.proxy_url(lb))
-        .chain(v.members.iter().map(|m| m.api_url()))
+        .chain(v.members.iter().map(|m| v.member_url(m)))
         .collect();
     let probe = format!("{mount}/data/vaultform-probe");
     for url in urls {

@@ -46,6 +46,8 @@ pub struct MemberSpec {
     pub region: String,
     /// Whether the member serves HTTPS.
     pub tls: bool,
+    /// The EKS cluster it runs on (the Kubernetes runtime).
+    pub cluster: String,
 }
 
 impl MemberSpec {
@@ -76,6 +78,16 @@ pub struct StoreBucketSpec {
     pub region: String,
     pub bucket: String,
     pub key_address: Address,
+}
+
+/// How a cluster runs on Kubernetes: the namespace on each EKS cluster, the image.
+#[derive(Debug, Clone)]
+pub struct KubeSpec {
+    pub namespace: String,
+    /// Image repository, without the tag.
+    pub image: String,
+    /// Image tag.
+    pub version: String,
 }
 
 /// One Vault cluster, as the local runtime and the bootstrap see it.
@@ -111,6 +123,11 @@ pub struct VaultSpec {
     pub revoke_root: bool,
     /// How the members unseal.
     pub seal: crate::vault::seal::SealSpec,
+    /// The Kubernetes runtime's settings (`None` on the local runtime).
+    pub kube: Option<KubeSpec>,
+    /// The DNS names of the cluster's load balancers, by name, as apply recorded them (the
+    /// Kubernetes runtime reaches members through them): learnt from the recorded outputs.
+    pub lb_hosts: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
 }
 
 impl VaultSpec {
@@ -125,8 +142,49 @@ impl VaultSpec {
         self.members.iter().find(|m| m.name == name)
     }
 
+    /// Learns the load balancers' DNS names from the recorded outputs.
+    pub fn learn(&self, outputs: &BTreeMap<String, BTreeMap<String, String>>) {
+        if self.local {
+            return;
+        }
+        let mut hosts = self.lb_hosts.write().unwrap_or_else(|e| e.into_inner());
+        for (lb, region) in &self.proxy_regions {
+            let at = Address::region(region, RegionItem::LoadBalancer(lb.clone()));
+            if let Some(dns) = outputs.get(at.as_str()).and_then(|o| o.get("dns_name")) {
+                hosts.insert(lb.clone(), dns.clone());
+            }
+        }
+    }
+
+    /// The DNS name of a load balancer (Kubernetes runtime), once apply has recorded it.
+    pub fn lb_host(&self, lb: &str) -> Option<String> {
+        let hosts = self.lb_hosts.read().unwrap_or_else(|e| e.into_inner());
+        hosts.get(lb).cloned()
+    }
+
+    /// Where vaultform reaches a member: its own address on the local runtime, its load
+    /// balancer on Kubernetes (whose target is that member alone).
+    pub fn member_url(&self, m: &MemberSpec) -> String {
+        if self.local {
+            return m.api_url();
+        }
+        let host = self
+            .lb_host(&m.load_balancer)
+            .unwrap_or_else(|| format!("{}.not-yet-created", m.load_balancer));
+        format!("{}://{host}:{}", scheme(m.tls), m.api_port)
+    }
+
     /// The URL of a load balancer's API port.
     pub fn proxy_url(&self, lb: &str) -> Option<String> {
+        if !self.local {
+            let p = self.proxies.get(lb)?;
+            return Some(format!(
+                "{}://{}:{}",
+                scheme(self.tls.is_some()),
+                self.lb_host(lb)?,
+                p.api_port
+            ));
+        }
         self.proxies.get(lb).map(|p| {
             format!(
                 "{}://{}:{}",
@@ -166,6 +224,20 @@ impl VaultSpec {
         let mut names = std::collections::BTreeSet::new();
         names.insert(m.address.to_string());
         names.insert(m.name.clone());
+        if let Some(k) = &self.kube {
+            // Its load balancer's DNS name is AWS's choice, made after the plan: every name
+            // under the region's ELB domains (NLB and classic spellings). The CA is the
+            // cluster's own, so only clients that trust this cluster honour the wildcard.
+            names.insert(format!("*.elb.{}.amazonaws.com", m.region));
+            names.insert(format!("*.{}.elb.amazonaws.com", m.region));
+            // Its pod through the StatefulSet's headless service, and `localhost` in the pod.
+            names.insert(format!(
+                "{}-0.{}-internal.{}.svc",
+                m.name, m.name, k.namespace
+            ));
+            names.insert("localhost".into());
+            return names.into_iter().collect();
+        }
         for lb in std::iter::once(&m.load_balancer).chain(self.front.iter()) {
             if let Some(p) = self.proxies.get(lb) {
                 names.insert(p.address.to_string());
@@ -188,7 +260,22 @@ impl VaultSpec {
     pub fn leader_api_addr(&self) -> String {
         let p = self.primary();
         self.proxy_url(&p.load_balancer)
-            .unwrap_or_else(|| p.api_url())
+            .unwrap_or_else(|| self.member_url(p))
+    }
+
+    /// The leader's address as a plan shows it: on Kubernetes, a reference to its load
+    /// balancer's DNS name, which AWS chooses when it creates it.
+    pub fn planned_leader_api_addr(&self) -> String {
+        let p = self.primary();
+        match (self.local, self.proxy_regions.get(&p.load_balancer)) {
+            (false, Some(region)) => format!(
+                "{}://{{{{{}:dns_name}}}}:{}",
+                scheme(self.tls.is_some()),
+                Address::region(region, RegionItem::LoadBalancer(p.load_balancer.clone())),
+                p.api_port
+            ),
+            _ => self.leader_api_addr(),
+        }
     }
 
     /// The front endpoint's URL, when the cluster has one.
@@ -337,6 +424,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                     .map(|(r, _)| r.name.value.clone())
                     .unwrap_or_default(),
                 tls: tls.is_some(),
+                cluster: m.cluster.value.clone(),
             })
             .collect();
         let mut proxies = BTreeMap::new();
@@ -435,10 +523,44 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 policies: v.policies.clone(),
                 revoke_root: v.revokes_root(),
                 seal,
+                kube: match &v.runtime.value {
+                    Runtime::Kubernetes { namespace } => {
+                        let (image, version) = image_and_tag(v);
+                        Some(KubeSpec {
+                            namespace: namespace.clone(),
+                            image,
+                            version,
+                        })
+                    }
+                    Runtime::Local { .. } => None,
+                },
+                lb_hosts: Default::default(),
             },
         );
     }
     Vaults(out)
+}
+
+/// The image repository and tag of a cluster on Kubernetes: `image` with its own tag, or the
+/// server's version as the tag, or the flavour's official image.
+fn image_and_tag(v: &crate::topology::VaultCluster) -> (String, String) {
+    let version = v.server.version.clone().unwrap_or_else(|| "latest".into());
+    let image = v.server.image.clone().unwrap_or_else(|| {
+        match v.server.flavour {
+            Flavour::Bao => "quay.io/openbao/openbao",
+            Flavour::Vault => "hashicorp/vault",
+        }
+        .to_string()
+    });
+    // A tag is a `:` after the last `/` (a registry's port comes before it).
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (
+            image[..slash + i].to_string(),
+            image[slash + i + 1..].to_string(),
+        ),
+        None => (image, version),
+    }
 }
 
 /// Every Vault cluster of the topology, by name: resolved once per run.
@@ -446,6 +568,14 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
 pub struct Vaults(pub BTreeMap<String, VaultSpec>);
 
 impl Vaults {
+    /// Learns what only apply can know (the load balancers' DNS names) from the recorded
+    /// outputs.
+    pub fn learn(&self, outputs: &BTreeMap<String, BTreeMap<String, String>>) {
+        for v in self.0.values() {
+            v.learn(outputs);
+        }
+    }
+
     /// The cluster a `vault.<name>.…` address belongs to, and the part it names.
     pub fn part<'a>(
         &'a self,

@@ -162,19 +162,48 @@ fn help_lists_only_working_commands() {
 }
 
 #[test]
-fn plan_names_the_kinds_it_cannot_create_yet() {
-    // The Kubernetes runtime for Vault is not built yet; its AWS part is.
-    let out = vaultform(&["plan", "topologies/aws-eu.kdl", "--refresh=false"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("cannot create these resource kinds yet"),
-        "{err}"
-    );
-    assert!(err.contains("vault-member (3)"), "{err}");
-    assert!(!err.contains("local-proxy"), "{err}");
-    assert!(!err.contains("eks-cluster"), "EKS is supported: {err}");
-    assert!(err.contains("--target"), "{err}");
+fn the_seed_topology_plans_every_kubernetes_object_in_order() {
+    // The Kubernetes runtime: nothing of the seed's topology is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let out = vaultform(&[
+        "plan",
+        "topologies/aws-eu.kdl",
+        "--refresh=false",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = stdout(&out);
+    let at = |what: &str| {
+        plan.find(&format!("+ {what} "))
+            .unwrap_or_else(|| panic!("{what} is not planned: {plan}"))
+    };
+    for (c, m) in [
+        ("bv-eu-central-1", "vault-0"),
+        ("bv-eu-west-1", "vault-1"),
+        ("bv-eu-north-1", "vault-2"),
+    ] {
+        let kube = |o: &str| at(&format!("vault.bv.kube.{c}.{o}"));
+        let cluster = at(&format!("region.{}.cluster.{c}", &c[3..]));
+        let ns = kube("namespace");
+        let sts = kube(&format!("statefulset.{m}"));
+        let member = at(&format!("vault.bv.member.{m}"));
+        assert!(cluster < ns && ns < sts && sts < member, "{plan}");
+        for o in ["service-account", "config", "tls", "service", "node-port"] {
+            let x = kube(&format!("{o}.{m}"));
+            assert!(
+                ns < x && x < sts,
+                "{o} comes between the namespace and the StatefulSet"
+            );
+        }
+        assert!(ns < kube("disruption-budget"));
+        assert!(member < at("vault.bv.init"));
+    }
+    // What apply fills in is shown as where it comes from, never as a value or a secret.
+    assert!(plan.contains("{{region.eu-central-1.load-balancer.bv-eu-central-1:dns_name}}"));
+    assert!(plan.contains("{{file-base64:tls/vault-0.key}}"));
+    assert!(!plan.contains("PRIVATE KEY"));
 }
 
 #[test]

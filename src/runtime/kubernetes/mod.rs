@@ -1,8 +1,12 @@
 //! The Kubernetes runtime's building blocks: reaching an EKS cluster's API (token, client,
-//! kubeconfig), the objects of a Vault member, and applying one object.
+//! kubeconfig), the objects of a Vault member, applying one object, the objects as planned
+//! resources and a member's readiness.
 
 pub mod apply;
 pub mod client;
+pub mod clusters;
 pub mod kubeconfig;
 pub mod manifests;
+pub mod member;
+pub mod objects;
 pub mod token;
