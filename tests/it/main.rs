@@ -20,6 +20,7 @@ mod interrupted_init;
 mod kube_apply;
 mod kube_cli;
 mod kube_manifests;
+mod kube_runtime;
 mod log;
 mod login;
 mod manual;
