@@ -107,6 +107,11 @@ impl Catalog {
         &self.vaults
     }
 
+    /// The Kubernetes clients of the run, one per EKS cluster.
+    pub fn kube_clusters(&self) -> &Clusters {
+        &self.kube.clusters
+    }
+
     /// Whether this build can run the resource: every kind it has a provider for, on both
     /// runtimes, except what only the local runtime has (a managed transit seal server).
     fn supported(&self, t: &Topology, r: &Resource) -> bool {

@@ -299,7 +299,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum DrillCommand {
-    /// Take the leader away, measure until the front endpoint serves a new active node,
+    /// Take the leader away, measure until the front endpoint serves a new active node (on
+    /// Kubernetes: the leader's pod deleted, until the other members name a new leader),
     /// then restore the old member.
     Failover {
         /// The topology file (KDL).
@@ -315,8 +316,9 @@ pub enum DrillCommand {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Lose a whole region (its members and load balancers, local runtime), measure until the
-    /// front endpoint serves from the other regions, then restore the region.
+    /// Lose a whole region (its members and load balancers on the local runtime, its
+    /// StatefulSets scaled to 0 on Kubernetes), measure until the other regions serve, then
+    /// restore the region.
     RegionLoss {
         /// The topology file (KDL).
         file: PathBuf,

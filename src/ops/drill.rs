@@ -126,6 +126,9 @@ pub async fn failover(
     method: Method,
     note: &dyn Fn(&str),
 ) -> Result<DrillReport, OpsError> {
+    if !v.local {
+        return kube::failover(ops, v, method, note).await;
+    }
     let (front_url, front) = front_of(v)?;
     let token = ops.root_token(v).await?;
     let old = serving(&front, &front_url, v).await?;
@@ -133,12 +136,6 @@ pub async fn failover(
         .member(&old)
         .cloned()
         .ok_or_else(|| fail(format!("{old} is not a member of {}", v.name), STATUS_HELP))?;
-    if method != Method::StepDown && !v.local {
-        return Err(fail(
-            "stopping a member is available on the local runtime only",
-            "use `--method step-down`",
-        ));
-    }
     if method != Method::StepDown {
         // Everything the restore needs is checked before anything is taken away.
         local::check_restartable(v, &old)?;
@@ -201,13 +198,6 @@ pub async fn region_loss(
     region: &str,
     note: &dyn Fn(&str),
 ) -> Result<RegionDrillReport, OpsError> {
-    if !v.local {
-        return Err(fail(
-            "losing a region is drilled on the local runtime only",
-            "`drill failover --method step-down` works on any runtime",
-        ));
-    }
-    let (front_url, front) = front_of(v)?;
     let lost: Vec<MemberSpec> = v
         .members
         .iter()
@@ -233,6 +223,10 @@ pub async fn region_loss(
             "spread the members so that no region holds half of them",
         ));
     }
+    if !v.local {
+        return kube::region_loss(ops, v, region, lost, note).await;
+    }
+    let (front_url, front) = front_of(v)?;
     let lbs: Vec<String> = v
         .proxy_regions
         .iter()
@@ -293,4 +287,208 @@ pub async fn region_loss(
         served_ms: served.as_millis() as u64,
         restore_ms: restore_started.elapsed().as_millis() as u64,
     })
+}
+
+/// The drills on the Kubernetes runtime: the leader's pod deleted (the StatefulSet makes a new
+/// one, which unseals itself through KMS), a region's StatefulSets scaled to 0 and back. There
+/// is no front endpoint to watch: every member's own load balancer serves and forwards to the
+/// active node, so a client's failover is when the surviving members name a new leader.
+mod kube {
+    use super::*;
+    use crate::runtime::kubernetes::{actions, member::pod_name};
+
+    /// How long a member's new pod may take to serve again (image cached, volume reattached).
+    const BACK_TIMEOUT: Duration = Duration::from_secs(600);
+
+    fn namespace(v: &VaultSpec) -> &str {
+        v.kube
+            .as_ref()
+            .map(|k| k.namespace.as_str())
+            .unwrap_or("default")
+    }
+
+    /// The leader the members (other than `skip`) name, through their load balancers.
+    async fn leader_named(v: &VaultSpec, skip: &[String]) -> Option<String> {
+        for m in v.members.iter().filter(|m| !skip.contains(&m.name)) {
+            let Ok(c) = Client::unpooled(&v.member_url(m), &v.client_tls()) else {
+                continue;
+            };
+            let Ok(l) = c.leader().await else {
+                continue;
+            };
+            let addr = l.leader_address.trim_end_matches('/');
+            if let Some(x) = v.members.iter().find(|x| v.member_url(x) == addr) {
+                return Some(x.name.clone());
+            }
+        }
+        None
+    }
+
+    /// Probes every 20 ms, for two minutes at most, until the surviving members name a
+    /// leader other than `gone`.
+    async fn led_by_other(
+        v: &VaultSpec,
+        gone: &[String],
+        started: Instant,
+    ) -> Result<(String, Duration), OpsError> {
+        let policy = Backoff::PROBE.deadline(Duration::from_secs(120));
+        poll(policy, "a new leader", || async {
+            match leader_named(v, gone).await {
+                Some(n) if !gone.contains(&n) => Ok(n),
+                Some(n) => Err(format!("{n} still leads")),
+                None => Err("no leader named".to_string()),
+            }
+        })
+        .await
+        .map(|n| (n, started.elapsed()))
+        .map_err(|e| fail(e.to_string(), STATUS_HELP))
+    }
+
+    async fn client_of(ops: &Ops, m: &MemberSpec) -> Result<::kube::Client, OpsError> {
+        Ok(ops
+            .catalog
+            .kube_clusters()
+            .client(&ops.aws, &m.region, &m.cluster)
+            .await?)
+    }
+
+    /// Waits until a member's new pod serves again, then unseals it from the store when the
+    /// seal is `shamir` (an auto-unseal member unseals itself).
+    async fn bring_back(ops: &Ops, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpsError> {
+        let c = client(v, &v.member_url(m))?;
+        poll(
+            Backoff::exponential(Duration::from_millis(500), Duration::from_secs(10))
+                .deadline(BACK_TIMEOUT),
+            &format!("{} to serve again", m.name),
+            || async { c.health().await.map(drop).map_err(|e| e.to_string()) },
+        )
+        .await
+        .map_err(|e| fail(e.to_string(), STATUS_HELP))?;
+        if !v.seal.auto_unseal() {
+            ops.revive(v, m).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn failover(
+        ops: &Ops,
+        v: &VaultSpec,
+        method: Method,
+        note: &dyn Fn(&str),
+    ) -> Result<DrillReport, OpsError> {
+        let token = ops.root_token(v).await?;
+        let old = leader_named(v, &[]).await.ok_or_else(|| {
+            fail(
+                format!("no member of {} names a leader", v.name),
+                "`vaultform status FILE` shows why; the drill needs a healthy cluster",
+            )
+        })?;
+        let m = v
+            .member(&old)
+            .cloned()
+            .ok_or_else(|| fail(format!("{old} is not a member of {}", v.name), STATUS_HELP))?;
+        let ns = namespace(v);
+        let pod = pod_name(&m);
+        let k = client_of(ops, &m).await?;
+        // Checked before anything is taken: the pod is there for its StatefulSet to replace.
+        if method != Method::StepDown && !actions::pod_exists(&k, ns, &pod).await? {
+            return Err(fail(
+                format!("pod {ns}/{pod} of the leader {old} is not there"),
+                "`vaultform apply FILE` brings it back",
+            ));
+        }
+        note(&format!(
+            "Drill: taking the leader {old} away ({method:?}: pod {ns}/{pod} on {}).",
+            m.cluster
+        ));
+        let started = Instant::now();
+        match method {
+            Method::Kill => actions::delete_pod(&k, ns, &pod, 0).await?,
+            Method::Stop => actions::delete_pod(&k, ns, &pod, 30).await?,
+            Method::StepDown => client(v, &v.member_url(&m))?
+                .step_down(&token)
+                .await
+                .map_err(|e| fail(e.to_string(), ""))?,
+        }
+        let (new, failover) = led_by_other(v, std::slice::from_ref(&old), started).await?;
+        note(&format!(
+            "{new} leads after {:.2}s; waiting for {old}'s new pod.",
+            failover.as_secs_f64()
+        ));
+        let restore_started = Instant::now();
+        if method != Method::StepDown {
+            bring_back(ops, v, &m).await?;
+        }
+        wait_until_whole(v, &token).await?;
+        Ok(DrillReport {
+            event: "drill",
+            vault: v.name.clone(),
+            method: format!("{method:?}").to_lowercase(),
+            old_leader: old,
+            new_leader: new,
+            failover_ms: failover.as_millis() as u64,
+            restore_ms: restore_started.elapsed().as_millis() as u64,
+        })
+    }
+
+    pub async fn region_loss(
+        ops: &Ops,
+        v: &VaultSpec,
+        region: &str,
+        lost: Vec<MemberSpec>,
+        note: &dyn Fn(&str),
+    ) -> Result<RegionDrillReport, OpsError> {
+        let token = ops.root_token(v).await?;
+        let before = leader_named(v, &[]).await.ok_or_else(|| {
+            fail(
+                format!("no member of {} names a leader", v.name),
+                "`vaultform status FILE` shows why; the drill needs a healthy cluster",
+            )
+        })?;
+        let ns = namespace(v);
+        let mut clients = Vec::new();
+        for m in &lost {
+            let k = client_of(ops, m).await?;
+            if !actions::pod_exists(&k, ns, &pod_name(m)).await? {
+                return Err(fail(
+                    format!("pod {ns}/{} of {} is not there", pod_name(m), m.name),
+                    "`vaultform apply FILE` brings it back",
+                ));
+            }
+            clients.push(k);
+        }
+        let names: Vec<String> = lost.iter().map(|m| m.name.clone()).collect();
+        note(&format!(
+            "Drill: losing {region} (StatefulSets of {} scaled to 0).",
+            names.join(", ")
+        ));
+        let started = Instant::now();
+        for (m, k) in lost.iter().zip(&clients) {
+            actions::scale(k, ns, &m.name, 0).await?;
+        }
+        let (after, served) = led_by_other(v, &names, started).await?;
+        note(&format!(
+            "{after} leads {:.2}s after the loss; restoring {region}.",
+            served.as_secs_f64()
+        ));
+        let restore_started = Instant::now();
+        for (m, k) in lost.iter().zip(&clients) {
+            actions::scale(k, ns, &m.name, 1).await?;
+        }
+        for m in &lost {
+            bring_back(ops, v, m).await?;
+        }
+        wait_until_whole(v, &token).await?;
+        Ok(RegionDrillReport {
+            event: "drill",
+            vault: v.name.clone(),
+            region: region.to_string(),
+            members_lost: names,
+            load_balancers_lost: Vec::new(),
+            leader_before: before,
+            leader_after: after,
+            served_ms: served.as_millis() as u64,
+            restore_ms: restore_started.elapsed().as_millis() as u64,
+        })
+    }
 }

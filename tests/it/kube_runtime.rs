@@ -13,8 +13,8 @@ use kube::discovery::ApiResource;
 use serde_json::json;
 
 use vaultform::aws::{Aws, AwsSettings};
-use vaultform::runtime::kubernetes::client;
 use vaultform::runtime::kubernetes::token::EksTokens;
+use vaultform::runtime::kubernetes::{actions, client};
 
 use crate::support::aws::Api as AwsApi;
 use crate::support::standin::StandIn;
@@ -319,6 +319,80 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let back = sts.get("vault-1").await.unwrap();
     assert_eq!(back.data["spec"]["replicas"], 1);
+
+    // The drills' actions: a pod deleted is made again by its StatefulSet; a StatefulSet
+    // scaled to 0 loses its pod and gets it back at 1.
+    let pods = |k: &kube::Client| -> Api<DynamicObject> {
+        Api::namespaced_with(k.clone(), "vault", &resource("v1", "Pod", "pods"))
+    };
+    let uid = |p: &DynamicObject| p.metadata.uid.clone().unwrap();
+    let first = pods(&clients[0]).get("vault-0-0").await.unwrap();
+    actions::delete_pod(&clients[0], "vault", "vault-0-0", 0)
+        .await
+        .unwrap();
+    let again = vaultform::retry::poll(
+        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(5)),
+        "vault-0-0 to be made again",
+        || async {
+            match pods(&clients[0]).get_opt("vault-0-0").await.unwrap() {
+                Some(p) if p.metadata.deletion_timestamp.is_none() && uid(&p) != uid(&first) => {
+                    Ok(p)
+                }
+                _ => Err("not yet".to_string()),
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_ne!(uid(&again), uid(&first));
+    actions::scale(&clients[2], "vault", "vault-2", 0)
+        .await
+        .unwrap();
+    assert!(
+        !actions::pod_exists(&clients[2], "vault", "vault-2-0")
+            .await
+            .unwrap()
+    );
+    actions::scale(&clients[2], "vault", "vault-2", 1)
+        .await
+        .unwrap();
+    // The old pod lingers while it terminates; then the controller makes it again.
+    vaultform::retry::poll(
+        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(5)),
+        "vault-2-0 to be made again",
+        || async {
+            match actions::pod_exists(&clients[2], "vault", "vault-2-0").await {
+                Ok(true) => Ok(()),
+                _ => Err("not yet".to_string()),
+            }
+        },
+    )
+    .await
+    .unwrap();
+    // A drill checks what it needs before it takes anything: with no cluster initialised it
+    // stops with a reason, every pod untouched.
+    let before: Vec<String> = futures::future::join_all(clients.iter().map(|k| async {
+        let list = pods(k).list(&ListParams::default()).await.unwrap();
+        list.items.iter().map(uid).collect::<Vec<_>>()
+    }))
+    .await
+    .concat();
+    for drill in [["drill", "failover"], ["drill", "region-loss"]] {
+        let mut args = drill.to_vec();
+        args.push("aws-eu.kdl");
+        if drill[1] == "region-loss" {
+            args.extend(["--region", "eu-north-1"]);
+        }
+        let out = run(d, &ep, &endpoints, &args);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    let after: Vec<String> = futures::future::join_all(clients.iter().map(|k| async {
+        let list = pods(k).list(&ListParams::default()).await.unwrap();
+        list.items.iter().map(uid).collect::<Vec<_>>()
+    }))
+    .await
+    .concat();
+    assert_eq!(before, after);
 
     // Destroy: the objects first (each StatefulSet before its namespace), then the node
     // groups and clusters; nothing is left in any API.

@@ -2,6 +2,7 @@
 //! kubeconfig), the objects of a Vault member, applying one object, the objects as planned
 //! resources and a member's readiness.
 
+pub mod actions;
 pub mod apply;
 pub mod client;
 pub mod clusters;
