@@ -197,11 +197,25 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
         secret["data"]["tls.crt"].as_str().unwrap(),
     )
     .unwrap();
-    assert!(
-        String::from_utf8(crt)
-            .unwrap()
-            .contains("BEGIN CERTIFICATE")
-    );
+    let ca = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        secret["data"]["ca.crt"].as_str().unwrap(),
+    )
+    .unwrap();
+    let info = vaultform::vault::tls::inspect(
+        &String::from_utf8(crt).unwrap(),
+        &String::from_utf8(ca).unwrap(),
+    )
+    .unwrap();
+    assert!(info.signed_by_ca);
+    for name in [
+        "*.elb.eu-central-1.amazonaws.com",
+        "*.eu-central-1.elb.amazonaws.com",
+        "vault-0-0.vault-0-internal.vault.svc",
+        "localhost",
+    ] {
+        assert!(info.names.iter().any(|n| n == name), "{:?}", info.names);
+    }
 
     // Every object as sent is valid for Kubernetes 1.31 (strict: unknown fields are errors).
     let yaml_dir = tempfile::tempdir().unwrap();
