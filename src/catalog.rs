@@ -63,8 +63,16 @@ pub struct Catalog {
 impl Catalog {
     pub fn new(vaults: Arc<Vaults>) -> Self {
         let v = || vaults.clone();
-        let config = |kind| Config { kind, vaults: v() };
         let clusters = Arc::new(Clusters::default());
+        let reviewer: Arc<dyn crate::vault::config::TokenReviewer> =
+            Arc::new(crate::runtime::kubernetes::reviewer::Reviewer {
+                clusters: clusters.clone(),
+            });
+        let config = |kind| Config {
+            kind,
+            vaults: v(),
+            reviewer: Some(reviewer.clone()),
+        };
         Catalog {
             ca: VaultCa(v()),
             cert: LocalCert(v()),

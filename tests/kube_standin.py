@@ -41,6 +41,10 @@ What it does:
   of type NodePort or LoadBalancer, a nodePort per port from 30000-32767; a requested
   nodePort outside that range or already allocated is refused with 422 Invalid; secret
   stringData is moved into data (base64);
+- the token controller: a Secret of type `kubernetes.io/service-account-token` annotated
+  `kubernetes.io/service-account.name` gets `data.token` (an opaque signed-looking token,
+  not a verifiable JWT), `data["ca.crt"]` (this server's CA) and `data.namespace` once that
+  service account exists in its namespace;
 - a StatefulSet "controller" acting at once on every write: pods `<name>-<i>` for i <
   spec.replicas, owned by the StatefulSet (ownerReferences, controller=true), labelled
   from the pod template plus `statefulset.kubernetes.io/pod-name`, phase Pending; one
@@ -242,6 +246,7 @@ class Store:
         self.owned = {}  # key -> {manager: (operation, set of paths)}
         self.rv = 0
         self.linger = linger
+        self.ca_pem = b""
 
     def next_rv(self):
         self.rv += 1
@@ -340,6 +345,15 @@ class Store:
                     base64.b64decode(v, validate=True)
                 except Exception:
                     raise ApiError(422, "Invalid", f"Secret is invalid: data[{k}]: not base64")
+            sa = (obj["metadata"].get("annotations") or {}).get("kubernetes.io/service-account.name")
+            ns = obj["metadata"].get("namespace", "")
+            if (obj.get("type") == "kubernetes.io/service-account-token" and sa
+                    and ("serviceaccounts", ns, sa) in self.objects and "token" not in data):
+                enc = lambda b: base64.b64encode(b).decode()
+                body = enc(json.dumps({"sub": f"system:serviceaccount:{ns}:{sa}"}).encode())
+                data["token"] = enc(f"standin.{body}.{uuid.uuid4().hex}".encode())
+                data["ca.crt"] = enc(self.ca_pem)
+                data["namespace"] = enc(ns.encode())
             if not data:
                 obj.pop("data")
         if plural == "services":
@@ -823,6 +837,8 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.store = Store(args.linger_ms / 1000)
+    with open(os.path.join(args.tls_dir, "ca.crt"), "rb") as f:
+        server.store.ca_pem = f.read()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)

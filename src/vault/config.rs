@@ -19,15 +19,32 @@ use crate::graph::{Builder, Kind};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
 use crate::topology::{
-    AuthMethod, AuthRole, PkiRole, Policy, SecretsEngine, VaultCluster, duration_seconds,
+    AuthKind, AuthMethod, AuthRole, PkiRole, Policy, SecretsEngine, VaultCluster, duration_seconds,
 };
+
+/// The service account whose token Kubernetes auth reviews workloads' tokens with.
+pub const KUBE_REVIEWER: &str = "vault-token-reviewer";
+
+/// What Kubernetes auth needs from the EKS cluster whose tokens it reviews: the API's CA
+/// (PEM) and the reviewer's token. The Kubernetes runtime answers (the catalog gives it to
+/// this layer); the token is never recorded.
+#[async_trait::async_trait]
+pub trait TokenReviewer: Send + Sync {
+    async fn reviewer(
+        &self,
+        cx: &Cx<'_>,
+        v: &VaultSpec,
+        cluster: &str,
+    ) -> Result<(String, Secret), OpError>;
+}
 
 /// One configuration item of a cluster, found by its address.
 enum Item<'a> {
     Engine(&'a SecretsEngine),
     RootCa(&'a SecretsEngine),
     PkiRole(&'a SecretsEngine, &'a PkiRole),
-    Auth(&'a AuthMethod),
+    /// An auth method; for Kubernetes auth on EKS, its mount on one cluster.
+    Auth(&'a AuthMethod, Option<&'a str>),
     AuthRole(&'a AuthMethod, &'a AuthRole),
     Policy(&'a Policy),
 }
@@ -42,7 +59,16 @@ fn lookup<'a>(v: &'a VaultSpec, what: &VaultItem) -> Option<Item<'a>> {
             let s = engine(mount)?;
             Item::PkiRole(s, s.roles.iter().find(|r| &r.name.value == role)?)
         }
-        VaultItem::Auth(path) => Item::Auth(auth(path)?),
+        VaultItem::Auth(path) => match auth(path) {
+            Some(a) => Item::Auth(a, None),
+            None => {
+                // `<path>/<cluster>`: Kubernetes auth's mount on one EKS cluster.
+                let (p, cluster) = path.rsplit_once('/')?;
+                let a = auth(p).filter(|a| a.kind.value == AuthKind::Kubernetes)?;
+                let m = v.members.iter().find(|m| m.cluster == cluster)?;
+                Item::Auth(a, Some(m.cluster.as_str()))
+            }
+        },
         VaultItem::AuthRole { mount, role } => {
             let m = auth(mount)?;
             Item::AuthRole(m, m.roles.iter().find(|r| &r.name.value == role)?)
@@ -93,6 +119,32 @@ pub fn graph<'t>(b: &mut Builder<'t>, v: &'t VaultCluster, verify: NodeIndex) {
         }
     }
     for a in &v.auth {
+        // Kubernetes auth on EKS: one mount per cluster, each reviewing that cluster's tokens
+        // (`<path>/<cluster>`), so that workloads in every region log in locally.
+        if a.kind.value == AuthKind::Kubernetes
+            && matches!(v.runtime.value, crate::topology::Runtime::Kubernetes { .. })
+        {
+            let mut clusters: Vec<&str> = Vec::new();
+            for m in &v.members {
+                if !clusters.contains(&m.cluster.value.as_str()) {
+                    clusters.push(&m.cluster.value);
+                }
+            }
+            for c in clusters {
+                let mount = format!("{}/{c}", a.path.value);
+                let ix = b.g.add(
+                    at(VaultItem::Auth(mount)),
+                    Kind::AuthMethod,
+                    None,
+                    a.path.span,
+                );
+                b.g.edge(verify, ix);
+                if let Some((cluster, _)) = b.clusters.get(c) {
+                    b.g.edge(*cluster, ix);
+                }
+            }
+            continue;
+        }
         let mount = &a.path.value;
         let ix = b.g.add(
             at(VaultItem::Auth(mount.clone())),
@@ -123,7 +175,8 @@ fn api_path(item: &Item) -> String {
         Item::Engine(s) => format!("sys/mounts/{}", s.path.value),
         Item::RootCa(s) => format!("{}/root", s.path.value),
         Item::PkiRole(s, r) => format!("{}/roles/{}", s.path.value, r.name.value),
-        Item::Auth(m) => format!("sys/auth/{}", m.path.value),
+        Item::Auth(m, None) => format!("sys/auth/{}", m.path.value),
+        Item::Auth(m, Some(c)) => format!("sys/auth/{}/{c}", m.path.value),
         Item::AuthRole(m, r) => format!("auth/{}/role/{}", m.path.value, r.name.value),
         Item::Policy(p) => format!("sys/policies/acl/{}", p.name.value),
     }
@@ -161,9 +214,27 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
             }
             r.name.value.clone()
         }
-        Item::Auth(a) => {
+        Item::Auth(a, None) => {
             m.insert("type".into(), json!(a.kind.value.as_str()));
             a.path.value.clone()
+        }
+        Item::Auth(a, Some(c)) => {
+            let member = v.members.iter().find(|m| m.cluster == *c)?;
+            let cluster = Address::region(
+                &member.region,
+                crate::address::RegionItem::Cluster(c.to_string()),
+            );
+            m.insert("type".into(), json!(a.kind.value.as_str()));
+            m.insert(
+                "kubernetes_host".into(),
+                json!(format!("{{{{{cluster}:endpoint}}}}")),
+            );
+            let ns = v.kube.as_ref().map(|k| k.namespace.as_str()).unwrap_or("");
+            m.insert(
+                "token_reviewer".into(),
+                json!(format!("{ns}/{KUBE_REVIEWER}")),
+            );
+            format!("{}/{c}", a.path.value)
         }
         Item::AuthRole(_, r) => {
             let mut policies: Vec<&str> = r.policies.iter().map(|p| p.value.as_str()).collect();
@@ -361,12 +432,38 @@ async fn current(
                 }
             }
         }
-        Item::Auth(a) => {
+        Item::Auth(a, cluster) => {
+            let mount = match cluster {
+                Some(c) => format!("{}/{c}", a.path.value),
+                None => a.path.value.clone(),
+            };
             let methods = c.read(token, "sys/auth").await.map_err(OpError::from)?;
-            let Some(method) = mount_of(&methods, &a.path.value) else {
+            let Some(method) = mount_of(&methods, &mount) else {
                 return Ok(None);
             };
             m.insert("type".into(), method["type"].clone());
+            if cluster.is_some() {
+                // The host as recorded while the server holds the same one (the reference
+                // resolves to it); the reviewer's token cannot be read back.
+                let config = read_opt(c, token, &format!("auth/{mount}/config")).await?;
+                let host = config
+                    .as_ref()
+                    .and_then(|c| c.pointer("/data/kubernetes_host"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let recorded_host = recorded.get("kubernetes_host").cloned();
+                m.insert(
+                    "kubernetes_host".into(),
+                    if host.is_empty() {
+                        Value::Null
+                    } else {
+                        recorded_host.unwrap_or(json!(host))
+                    },
+                );
+                if let Some(r) = recorded.get("token_reviewer") {
+                    m.insert("token_reviewer".into(), r.clone());
+                }
+            }
         }
     }
     Ok(Some(m))
@@ -415,11 +512,15 @@ async fn write(
                 .await
                 .map(drop)
         }
-        Item::Auth(a) => {
+        Item::Auth(a, cluster) => {
             if exists {
                 return Ok(());
             }
-            c.enable_auth(token, &a.path.value, text("type")).await
+            let mount = match cluster {
+                Some(c) => format!("{}/{c}", a.path.value),
+                None => a.path.value.clone(),
+            };
+            c.enable_auth(token, &mount, text("type")).await
         }
         Item::Policy(p) => c.put_policy(token, &p.name.value, text("rules")).await,
         Item::PkiRole(..) | Item::AuthRole(..) => c
@@ -434,6 +535,8 @@ async fn write(
 pub struct Config {
     pub kind: Kind,
     pub vaults: Arc<Vaults>,
+    /// Kubernetes auth's view of each EKS cluster (from the Kubernetes runtime).
+    pub reviewer: Option<Arc<dyn TokenReviewer>>,
 }
 
 #[async_trait::async_trait]
@@ -480,6 +583,41 @@ impl Provider for Config {
         let (c, token) = require_admin(cx, v).await?;
         let exists = current(&c, &token, &item, &d.attrs).await?.is_some();
         write(&c, &token, &item, &d.attrs, exists).await?;
+        if let Item::Auth(a, Some(cluster)) = &item {
+            let reviewer = self.reviewer.as_ref().ok_or_else(|| {
+                OpError::fatal(format!(
+                    "{}: no Kubernetes runtime to review tokens",
+                    d.address
+                ))
+            })?;
+            let (ca, jwt) = reviewer.reviewer(cx, v, cluster).await?;
+            let host = d
+                .attrs
+                .get("kubernetes_host")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            // `{{<cluster address>:endpoint}}`: the cluster's recorded API endpoint.
+            let host = match host.strip_prefix("{{").and_then(|h| h.strip_suffix("}}")) {
+                Some(r) => {
+                    let (address, key) = r.rsplit_once(':').unwrap_or((r, "endpoint"));
+                    cx.output(address, key)?.to_string()
+                }
+                None => host.to_string(),
+            };
+            let body = json!({
+                "kubernetes_host": host,
+                "kubernetes_ca_cert": ca,
+                "token_reviewer_jwt": jwt.expose(),
+                "disable_local_ca_jwt": true,
+            });
+            c.write(
+                &token,
+                &format!("auth/{}/{cluster}/config", a.path.value),
+                body,
+            )
+            .await
+            .map_err(OpError::from)?;
+        }
         if let Item::Engine(s) = &item
             && d.attrs.get("version").and_then(Value::as_str) == Some("2")
         {

@@ -28,7 +28,7 @@ const CLUSTERS: [(&str, &str); 3] = [
 ];
 
 /// The kinds vaultform sends, as (group/version, kind, plural).
-const KINDS: [(&str, &str, &str); 7] = [
+const KINDS: [(&str, &str, &str); 8] = [
     ("v1", "Namespace", "namespaces"),
     ("v1", "ServiceAccount", "serviceaccounts"),
     ("v1", "ConfigMap", "configmaps"),
@@ -36,6 +36,11 @@ const KINDS: [(&str, &str, &str); 7] = [
     ("v1", "Service", "services"),
     ("apps/v1", "StatefulSet", "statefulsets"),
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    ),
 ];
 
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
@@ -158,6 +163,10 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
             format!("Service vault/{m}-internal"),
             format!("StatefulSet vault/{m}"),
             "PodDisruptionBudget vault/bv".to_string(),
+            // Kubernetes auth's token reviewer.
+            "ServiceAccount vault/vault-token-reviewer".to_string(),
+            "Secret vault/vault-token-reviewer-token".to_string(),
+            "ClusterRoleBinding /vault-bv-token-reviewer".to_string(),
         ];
         want.sort();
         let mut got = names.clone();
@@ -183,6 +192,13 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
     assert!(hcl.contains("elb.amazonaws.com:8200"), "{hcl}");
     assert!(hcl.contains("seal \"awskms\""), "{hcl}");
     assert!(hcl.contains("kms_key_id = \"mrk-"), "{hcl}");
+    // Kubernetes auth's reviewer: bound to system:auth-delegator, its token filled in by
+    // the token controller.
+    let binding = get("ClusterRoleBinding /vault-bv-token-reviewer");
+    assert_eq!(binding["roleRef"]["name"], "system:auth-delegator");
+    assert_eq!(binding["subjects"][0]["name"], "vault-token-reviewer");
+    let token = get("Secret vault/vault-token-reviewer-token");
+    assert!(token["data"]["token"].is_string(), "{token}");
     let sa = get("ServiceAccount vault/vault-0");
     assert!(
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
@@ -276,6 +292,9 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
     assert_eq!(
         pending,
         [
+            "create vault.bv.auth.kubernetes/bv-eu-central-1",
+            "create vault.bv.auth.kubernetes/bv-eu-north-1",
+            "create vault.bv.auth.kubernetes/bv-eu-west-1",
             "create vault.bv.init",
             "create vault.bv.join.vault-1",
             "create vault.bv.join.vault-2",

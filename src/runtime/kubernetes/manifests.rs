@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{
     Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -164,6 +165,61 @@ pub fn disruption_budget(v: &KubeVault) -> PodDisruptionBudget {
             ..PodDisruptionBudgetSpec::default()
         }),
         ..PodDisruptionBudget::default()
+    }
+}
+
+/// The service account whose token the Kubernetes auth method reviews workloads' tokens
+/// with (`TokenReview`), in the Vault cluster's namespace.
+pub const REVIEWER: &str = crate::vault::config::KUBE_REVIEWER;
+
+pub fn reviewer_account(v: &KubeVault) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(v, REVIEWER, vault_labels(v)),
+        ..ServiceAccount::default()
+    }
+}
+
+/// The name of the reviewer's binding: cluster-scoped, so it carries the namespace.
+pub fn reviewer_binding_name(v: &KubeVault) -> String {
+    format!("{}-{}-token-reviewer", v.namespace, v.name)
+}
+
+/// `system:auth-delegator` for the reviewer: it may create TokenReviews.
+pub fn reviewer_binding(v: &KubeVault) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(reviewer_binding_name(v)),
+            labels: Some(vault_labels(v)),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "system:auth-delegator".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: REVIEWER.into(),
+            namespace: s(&v.namespace),
+            ..Subject::default()
+        }]),
+    }
+}
+
+/// The name of the reviewer's long-lived token secret.
+pub fn reviewer_token_name() -> String {
+    format!("{REVIEWER}-token")
+}
+
+/// A long-lived token of the reviewer, which Kubernetes' token controller fills in
+/// (`data.token`, `data["ca.crt"]`): what vaultform gives the auth method.
+pub fn reviewer_token(v: &KubeVault) -> Secret {
+    let mut metadata = meta(v, &reviewer_token_name(), vault_labels(v));
+    metadata.annotations = Some(labels(&[("kubernetes.io/service-account.name", REVIEWER)]));
+    Secret {
+        metadata,
+        type_: s("kubernetes.io/service-account-token"),
+        ..Secret::default()
     }
 }
 

@@ -10,4 +10,5 @@ pub mod kubeconfig;
 pub mod manifests;
 pub mod member;
 pub mod objects;
+pub mod reviewer;
 pub mod token;

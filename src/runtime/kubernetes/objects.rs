@@ -67,6 +67,46 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
                 }),
             _ => None,
         };
+        // Kubernetes auth: a token reviewer on each cluster, before the method's mount there
+        // (`vault.<v>.auth.<path>/<cluster>`).
+        let kube_auth = v
+            .auth
+            .iter()
+            .find(|a| a.kind.value == crate::topology::AuthKind::Kubernetes);
+        let reviewer = |b: &mut Builder<'_>, c: &str, ns, region| {
+            let account = b.g.add(
+                at(c, KubeObject::ReviewerAccount),
+                Kind::KubeObject,
+                region,
+                v.runtime.span,
+            );
+            b.g.edge(ns, account);
+            let binding = b.g.add(
+                at(c, KubeObject::ReviewerBinding),
+                Kind::KubeObject,
+                region,
+                v.runtime.span,
+            );
+            b.g.edge(account, binding);
+            let token = b.g.add(
+                at(c, KubeObject::ReviewerToken),
+                Kind::KubeObject,
+                region,
+                v.runtime.span,
+            );
+            b.g.edge(account, token);
+            for a in v
+                .auth
+                .iter()
+                .filter(|a| a.kind.value == crate::topology::AuthKind::Kubernetes)
+            {
+                let mount = Address::vault(vn, VaultItem::Auth(format!("{}/{c}", a.path.value)));
+                if let Some(ix) = b.g.get(mount.as_str()) {
+                    b.g.edge(binding, ix);
+                    b.g.edge(token, ix);
+                }
+            }
+        };
         let mut namespaces = BTreeMap::new();
         for m in &v.members {
             let c = m.cluster.value.as_str();
@@ -93,6 +133,9 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
                     v.runtime.span,
                 );
                 b.g.edge(ns, pdb);
+                if kube_auth.is_some() {
+                    reviewer(b, c, ns, region);
+                }
                 (ns, pdb)
             });
             let name = m.name.value.clone();
@@ -270,9 +313,9 @@ pub fn manifest(v: &VaultSpec, cluster: &str, object: &KubeObject) -> Option<Val
             }
             j
         }
-        KubeObject::ReviewerAccount | KubeObject::ReviewerBinding | KubeObject::ReviewerToken => {
-            return None;
-        }
+        KubeObject::ReviewerAccount => value(ObjectRef::of(&manifests::reviewer_account(&kv)))?,
+        KubeObject::ReviewerBinding => value(ObjectRef::of(&manifests::reviewer_binding(&kv)))?,
+        KubeObject::ReviewerToken => value(ObjectRef::of(&manifests::reviewer_token(&kv)))?,
     })
 }
 
