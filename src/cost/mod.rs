@@ -153,6 +153,21 @@ fn items(
             out
         }
         Kind::KmsKey => vec![("KMS key".into(), 1.0, p.kms_key_month / month)],
+        // A Vault member's StatefulSet: its raft volume (an EBS gp3 volume through the EBS
+        // CSI driver), per replica.
+        Kind::KubeObject if attrs.get("kind").and_then(Value::as_str) == Some("StatefulSet") => {
+            let size = attrs
+                .get("spec.volumeClaimTemplates[0].spec.resources.requests.storage")
+                .and_then(Value::as_str)
+                .and_then(|q| q.strip_suffix("Gi"))
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            vec![(
+                "EBS gp3 GB (Vault data)".into(),
+                num("spec.replicas") * size,
+                p.ebs_gp3_gb_month / month,
+            )]
+        }
         _ => Vec::new(),
     }
 }
@@ -169,7 +184,11 @@ fn add(
     let Some(region) = region else { return };
     let priced = matches!(
         kind,
-        Kind::EksCluster | Kind::EksNodeGroup | Kind::LoadBalancer | Kind::KmsKey
+        Kind::EksCluster
+            | Kind::EksNodeGroup
+            | Kind::LoadBalancer
+            | Kind::KmsKey
+            | Kind::KubeObject
     );
     if !priced {
         return;
