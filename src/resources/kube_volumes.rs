@@ -182,3 +182,22 @@ impl Provider for KubeVolumes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::{Tag, Volume, VolumeState};
+
+    #[test]
+    fn a_volume_left_is_named_with_its_state_and_claim() {
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+        let v = Volume::builder()
+            .state(VolumeState::InUse)
+            .tags(tag(super::PVC_NAMESPACE_TAG, "vault"))
+            .tags(tag(super::PVC_NAME_TAG, "data-vault-0-0"))
+            .build();
+        assert_eq!(
+            super::describe("vol-1", &v),
+            "vol-1 (in-use, claim vault/data-vault-0-0)"
+        );
+    }
+}

@@ -272,6 +272,26 @@ fn the_aws_side_of_the_kubernetes_runtime_applies_and_destroys_to_nothing() {
             .unwrap();
         assert_eq!(inline.policy_names(), ["vaultform-unseal"]);
 
+        // The unseal key's policy is the default one: the account, through IAM policies.
+        let key = output("region.eu-west-1.key.unseal", "arn");
+        let policy = api
+            .kms(WEST)
+            .get_key_policy()
+            .key_id(&key)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap();
+        let policy: serde_json::Value =
+            serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{policy}");
+        assert_eq!(
+            statements[0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:root"
+        );
+        assert_eq!(statements[0]["Action"], "kms:*");
+
         // Target groups: the member's node ports, instance targets, HTTPS checks on the API
         // node port that count a standby as healthy.
         let groups = api
@@ -404,7 +424,64 @@ fn the_aws_side_of_the_kubernetes_runtime_applies_and_destroys_to_nothing() {
     assert!(!swept.contains(&sg), "{swept}");
     assert!(!swept.contains(&west_volume), "{swept}");
 
+    // The west volume is still attached to a node when destroy begins; it is released 3 s
+    // later (as the CSI driver does once the pod is gone): destroy waits for it.
+    let instance = rt.block_on(async {
+        let ec2 = api.ec2(WEST);
+        let image = ec2.describe_images().send().await.unwrap().images()[0]
+            .image_id()
+            .unwrap()
+            .to_string();
+        let run = ec2
+            .run_instances()
+            .image_id(image)
+            .min_count(1)
+            .max_count(1)
+            .placement(
+                aws_sdk_ec2::types::Placement::builder()
+                    .availability_zone("eu-west-1a")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let instance = run.instances()[0].instance_id().unwrap().to_string();
+        ec2.attach_volume()
+            .volume_id(&west_volume)
+            .instance_id(&instance)
+            .device("/dev/xvdf")
+            .send()
+            .await
+            .unwrap();
+        instance
+    });
+    let endpoint = stack.moto.endpoint();
+    let detach_volume = west_volume.clone();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let api = Api::new(&endpoint).await;
+            api.ec2(WEST)
+                .detach_volume()
+                .volume_id(&detach_volume)
+                .instance_id(&instance)
+                .send()
+                .await
+                .unwrap();
+        });
+    });
+    let started = std::time::Instant::now();
     stack.ok(&["destroy", FILE, "--auto-approve"]);
+    let took = started.elapsed();
+    release.join().unwrap();
+    assert!(
+        took >= std::time::Duration::from_secs(3),
+        "destroy waited for the attached volume: {took:?}"
+    );
     rt.block_on(async {
         // The claims' volumes are gone, another cluster's is not.
         for (r, key) in [
@@ -453,4 +530,64 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// The state with one resource forgotten, as after a lost save.
+fn forget(stack: &LocalStack, address: &str) {
+    let mut state = stack.state(STATE);
+    state["resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove(address)
+        .expect("recorded");
+    std::fs::write(
+        stack.path().join(STATE),
+        serde_json::to_vec_pretty(&state).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_oidc_provider_of_the_issuer_is_adopted_when_ours_and_refused_otherwise() {
+    const OIDC: &str = "region.eu-north-1.cluster.ea-north.oidc";
+    let stack = LocalStack::new(FILE, ".vaultform/ea");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = rt.block_on(Api::new(&stack.moto.endpoint()));
+    stack.ok(&["apply", FILE, "--auto-approve", "--target", OIDC]);
+    let arn = stack.state(STATE)["resources"][OIDC]["outputs"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Forgotten by the state but tagged as this stack's: adopted, not made twice.
+    forget(&stack, OIDC);
+    stack.ok(&["apply", FILE, "--auto-approve", "--target", OIDC]);
+    assert_eq!(
+        stack.state(STATE)["resources"][OIDC]["outputs"]["arn"],
+        arn.as_str()
+    );
+    let listed = rt.block_on(api.iam().list_open_id_connect_providers().send());
+    assert_eq!(listed.unwrap().open_id_connect_provider_list().len(), 1);
+
+    // Without our tags it is someone else's: refused.
+    rt.block_on(
+        api.iam()
+            .untag_open_id_connect_provider()
+            .open_id_connect_provider_arn(&arn)
+            .tag_keys("vaultform:stack")
+            .tag_keys("vaultform:address")
+            .send(),
+    )
+    .unwrap();
+    forget(&stack, OIDC);
+    let out = stack.run(&["apply", FILE, "--auto-approve", "--target", OIDC]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("already exists and no vaultform stack owns it"),
+        "{}",
+        stderr(&out)
+    );
 }
