@@ -717,3 +717,48 @@ impl Provider for Listener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::address::{Address, Port, RegionItem};
+    use crate::graph::{Kind, Resource};
+
+    fn target_group(
+        file: &str,
+        region: &str,
+        lb: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let source = crate::topology::SourceFile::new(file, std::fs::read_to_string(file).unwrap());
+        let mut problems = Vec::new();
+        let t = crate::topology::read(&source, &mut problems).expect("valid");
+        let r = Resource {
+            address: Address::region(
+                region,
+                RegionItem::TargetGroup {
+                    lb: lb.to_string(),
+                    port: Port::Api,
+                },
+            ),
+            kind: Kind::TargetGroup,
+            region: Some(region.to_string()),
+            span: (0, 0).into(),
+            origin: None,
+        };
+        super::desired(&t, &r).expect("desired").1
+    }
+
+    #[test]
+    fn on_kubernetes_a_front_checks_the_active_node_and_a_member_any_unsealed_one() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/single-region.kdl");
+        let front = target_group(file, "us-east-1", "vault-front");
+        assert_eq!(front["health_path"], "/v1/sys/health");
+        assert_eq!(front["health_codes"], "200");
+        assert_eq!(front["port"], 32000);
+        assert_eq!(front["target_type"], "instance");
+        let member = target_group(file, "us-east-1", "vault-b");
+        assert_eq!(member["health_path"], super::KUBE_UNSEALED_HEALTH);
+        assert_eq!(member["health_codes"], "200");
+        assert_eq!(member["health_protocol"], "HTTPS");
+        assert_eq!(member["health_port"], "32000");
+    }
+}

@@ -282,8 +282,7 @@ fn the_aws_side_of_the_kubernetes_runtime_applies_and_destroys_to_nothing() {
             .send()
             .await
             .unwrap();
-        let policy: serde_json::Value =
-            serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
         let statements = policy["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1, "{policy}");
         assert_eq!(
@@ -589,5 +588,76 @@ fn an_oidc_provider_of_the_issuer_is_adopted_when_ours_and_refused_otherwise() {
         stderr(&out).contains("already exists and no vaultform stack owns it"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// The fenced block that follows `heading` in docs/eks.md.
+fn doc_block(heading: &str) -> String {
+    let doc = std::fs::read_to_string(crate::support::root().join("docs/eks.md")).unwrap();
+    let at = doc.find(heading).unwrap_or_else(|| panic!("{heading}"));
+    let rest = &doc[at..];
+    let open = rest.find("```").unwrap();
+    let body = &rest[open..];
+    let start = body.find('\n').unwrap() + 1;
+    let end = body[start..].find("```").unwrap();
+    body[start..start + end].to_string()
+}
+
+#[test]
+fn the_documented_iam_policy_is_what_the_script_finds_in_the_source() {
+    let out = std::process::Command::new(crate::support::root().join("scripts/iam-policy"))
+        .current_dir(crate::support::root())
+        .output()
+        .expect("run scripts/iam-policy");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let documented: serde_json::Value =
+        serde_json::from_str(&doc_block("## IAM permissions vaultform needs")).unwrap();
+    assert_eq!(
+        documented, printed,
+        "run scripts/iam-policy and update docs/eks.md"
+    );
+    let actions = printed["Statement"][0]["Action"].as_array().unwrap();
+    for a in [
+        "iam:CreateOpenIDConnectProvider",
+        "eks:CreateAccessEntry",
+        "eks:AssociateAccessPolicy",
+        "autoscaling:AttachLoadBalancerTargetGroups",
+        "ec2:DeleteVolume",
+        "iam:PassRole",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} missing");
+    }
+}
+
+#[test]
+fn the_documented_cost_command_prints_the_documented_total() {
+    let script = doc_block("## What it costs per hour");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_vaultform"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let script = script.replace(
+        "/tmp/none.json",
+        &dir.path().join("none.json").display().to_string(),
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(crate::support::root())
+        .env(
+            "PATH",
+            format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Total: 0.5456/h, 398.28/month"),
+        "{}",
+        stdout(&out)
     );
 }
