@@ -73,6 +73,21 @@ async fn issuer(cx: &Cx<'_>, region: &str, cluster: &str) -> Result<String, OpEr
         })
 }
 
+/// The resource's tags as IAM takes them (not `iam_role`'s helper: that module imports this
+/// one).
+fn tags(cx: &Cx<'_>, address: &str) -> Result<Vec<aws_sdk_iam::types::Tag>, OpError> {
+    cx.tags(address)
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| OpError::fatal(e.to_string()))
+        })
+        .collect()
+}
+
 async fn tags_of(
     iam: &aws_sdk_iam::Client,
     arn: &str,
@@ -169,9 +184,7 @@ impl Provider for OidcProvider {
                 .create_open_id_connect_provider()
                 .url(&issuer)
                 .client_id_list(AUDIENCE)
-                .set_tags(Some(super::iam_role::iam_tags(
-                    &cx.tags(d.address.as_str()),
-                )?))
+                .set_tags(Some(tags(cx, d.address.as_str())?))
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("create OIDC provider", e))?
