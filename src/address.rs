@@ -71,6 +71,16 @@ pub enum RegionItem {
         cluster: String,
         pool: String,
     },
+    /// The IAM OIDC provider of an EKS cluster's issuer (`cluster.<c>.oidc`), for IRSA.
+    OidcProvider(String),
+    /// An access entry of an IAM principal on an EKS cluster (`cluster.<c>.access.<arn>`).
+    AccessEntry {
+        cluster: String,
+        principal: String,
+    },
+    /// The EBS volumes Kubernetes made for an EKS cluster, removed on destroy
+    /// (`cluster.<c>.volumes`).
+    KubeVolumes(String),
     LoadBalancer(String),
     TargetGroup {
         lb: String,
@@ -79,6 +89,13 @@ pub enum RegionItem {
     Listener {
         lb: String,
         port: Port,
+    },
+    /// A target group attached to the auto scaling groups of an EKS cluster's node groups
+    /// (`load-balancer.<lb>.target-group.<port>.nodes.<cluster>`).
+    TargetAttachment {
+        lb: String,
+        port: Port,
+        cluster: String,
     },
 }
 
@@ -273,12 +290,23 @@ fn render(item: &Item) -> String {
                 RegionItem::NodePool { cluster, pool } => {
                     format!("cluster.{cluster}.node-pool.{pool}")
                 }
+                RegionItem::OidcProvider(c) => format!("cluster.{c}.oidc"),
+                RegionItem::AccessEntry { cluster, principal } => {
+                    format!("cluster.{cluster}.access.{principal}")
+                }
+                RegionItem::KubeVolumes(c) => format!("cluster.{c}.volumes"),
                 RegionItem::LoadBalancer(lb) => format!("load-balancer.{lb}"),
                 RegionItem::TargetGroup { lb, port } => {
                     format!("load-balancer.{lb}.target-group.{}", port.as_str())
                 }
                 RegionItem::Listener { lb, port } => {
                     format!("load-balancer.{lb}.listener.{}", port.as_str())
+                }
+                RegionItem::TargetAttachment { lb, port, cluster } => {
+                    format!(
+                        "load-balancer.{lb}.target-group.{}.nodes.{cluster}",
+                        port.as_str()
+                    )
                 }
             };
             format!("region.{region}.{rest}")
@@ -367,6 +395,10 @@ fn parse_port(s: &str) -> Option<Port> {
     }
 }
 
+fn port_only(s: &str) -> Option<&str> {
+    (!s.contains('.')).then_some(s)
+}
+
 fn parse_region(rest: &str) -> Option<RegionItem> {
     Some(match rest {
         "network" => RegionItem::ExistingNetwork,
@@ -388,18 +420,37 @@ fn parse_region(rest: &str) -> Option<RegionItem> {
                 }
                 "key" => RegionItem::Key(nonempty(tail)?),
                 "bucket" => RegionItem::Bucket(nonempty(tail)?),
-                "cluster" => match tail.split_once(".node-pool.") {
-                    Some((cluster, pool)) => RegionItem::NodePool {
-                        cluster: nonempty(cluster)?,
-                        pool: nonempty(pool)?,
-                    },
+                // Cluster names have no dots: the first one ends the name.
+                "cluster" => match tail.split_once('.') {
                     None => RegionItem::Cluster(nonempty(tail)?),
+                    Some((cluster, "oidc")) => RegionItem::OidcProvider(nonempty(cluster)?),
+                    Some((cluster, "volumes")) => RegionItem::KubeVolumes(nonempty(cluster)?),
+                    Some((cluster, rest)) => {
+                        if let Some(pool) = rest.strip_prefix("node-pool.") {
+                            RegionItem::NodePool {
+                                cluster: nonempty(cluster)?,
+                                pool: nonempty(pool)?,
+                            }
+                        } else {
+                            RegionItem::AccessEntry {
+                                cluster: nonempty(cluster)?,
+                                principal: nonempty(rest.strip_prefix("access.")?)?,
+                            }
+                        }
+                    }
                 },
                 "load-balancer" => {
-                    if let Some((lb, port)) = tail.rsplit_once(".target-group.") {
-                        RegionItem::TargetGroup {
-                            lb: nonempty(lb)?,
-                            port: parse_port(port)?,
+                    if let Some((lb, rest)) = tail.rsplit_once(".target-group.") {
+                        match rest.split_once(".nodes.") {
+                            Some((port, cluster)) => RegionItem::TargetAttachment {
+                                lb: nonempty(lb)?,
+                                port: parse_port(port)?,
+                                cluster: nonempty(cluster)?,
+                            },
+                            None => RegionItem::TargetGroup {
+                                lb: nonempty(lb)?,
+                                port: parse_port(port_only(rest)?)?,
+                            },
                         }
                     } else if let Some((lb, port)) = tail.rsplit_once(".listener.") {
                         RegionItem::Listener {
@@ -562,6 +613,17 @@ mod tests {
             r(RegionItem::NodePool {
                 cluster: s("c1"),
                 pool: s("spot"),
+            }),
+            r(RegionItem::OidcProvider(s("c1"))),
+            r(RegionItem::KubeVolumes(s("c1"))),
+            r(RegionItem::AccessEntry {
+                cluster: s("c1"),
+                principal: s("arn:aws:iam::111122223333:role/team.ci/deploy"),
+            }),
+            r(RegionItem::TargetAttachment {
+                lb: s("lb"),
+                port: Port::Api,
+                cluster: s("c1"),
             }),
             r(RegionItem::LoadBalancer(s("lb"))),
             r(RegionItem::TargetGroup {

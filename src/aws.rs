@@ -346,6 +346,14 @@ impl Aws {
     }
 
     /// IAM is global; its endpoint is in us-east-1.
+    pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        let conf = aws_sdk_autoscaling::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.observe("autoscaling", region))
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(conf)
+    }
+
     pub fn iam(&self) -> aws_sdk_iam::Client {
         let conf = aws_sdk_iam::config::Builder::from(&self.config)
             .region(Region::new("us-east-1"))

@@ -9,7 +9,10 @@ use petgraph::graph::NodeIndex;
 
 use crate::graph::{Builder, Graph, Kind, Resource};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Providers, Recorded};
-use crate::resources::{eks, elb, iam_role, kms_key, network, s3_bucket};
+use crate::resources::{
+    access_entry, eks, eks_runtime, elb, iam_role, kms_key, kube_volumes, network, oidc_provider,
+    s3_bucket, target_attachment,
+};
 use crate::runtime::cert::{self, LocalCert};
 use crate::runtime::kubernetes::clusters::Clusters;
 use crate::runtime::kubernetes::member::KubeMember;
@@ -37,6 +40,7 @@ pub fn graph(t: &Topology, problems: &mut Vec<Problem>) -> Graph {
         eks::graph(&mut b, r);
         elb::graph(&mut b, r);
     }
+    eks_runtime::graph(&mut b, t);
     bootstrap::graph(&mut b, t);
     kube_objects::graph(&mut b, t);
     b.finish(problems)
@@ -205,6 +209,10 @@ impl Catalog {
             Kind::S3Bucket => s3_bucket::desired(t, r),
             Kind::IamRole => iam_role::desired(t, r),
             Kind::EksCluster | Kind::EksNodeGroup => eks::desired(t, r),
+            Kind::OidcProvider => oidc_provider::desired(t, r),
+            Kind::AccessEntry => access_entry::desired(t, r),
+            Kind::KubeVolumes => kube_volumes::desired(t, r),
+            Kind::TargetAttachment => target_attachment::desired(t, r),
             Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => elb::desired(t, r),
             Kind::Vpc
             | Kind::Subnet
@@ -271,6 +279,10 @@ impl Providers for Catalog {
             Kind::IamRole => &iam_role::IamRole,
             Kind::EksCluster => &eks::EksCluster,
             Kind::EksNodeGroup => &eks::EksNodeGroup,
+            Kind::OidcProvider => &oidc_provider::OidcProvider,
+            Kind::AccessEntry => &access_entry::AccessEntry,
+            Kind::KubeVolumes => &kube_volumes::KubeVolumes,
+            Kind::TargetAttachment => &target_attachment::TargetAttachment,
             Kind::LoadBalancer => &elb::LoadBalancer,
             Kind::TargetGroup => &elb::TargetGroup,
             Kind::Listener => &elb::Listener,

@@ -28,11 +28,19 @@ pub enum Kind {
     IamRole,
     EksCluster,
     EksNodeGroup,
+    /// The IAM OIDC provider of an EKS cluster's issuer (IRSA).
+    OidcProvider,
+    /// An IAM principal's EKS access entry with its access policy.
+    AccessEntry,
+    /// The EBS volumes Kubernetes made for an EKS cluster: deleted on destroy.
+    KubeVolumes,
     KmsKey,
     S3Bucket,
     LoadBalancer,
     TargetGroup,
     Listener,
+    /// A target group attached to the auto scaling groups of an EKS cluster's node groups.
+    TargetAttachment,
     VaultCa,
     VaultCert,
     LocalProxy,
@@ -84,11 +92,15 @@ impl Kind {
             Kind::IamRole => "iam-role",
             Kind::EksCluster => "eks-cluster",
             Kind::EksNodeGroup => "eks-node-group",
+            Kind::OidcProvider => "oidc-provider",
+            Kind::AccessEntry => "access-entry",
+            Kind::KubeVolumes => "kube-volumes",
             Kind::KmsKey => "kms-key",
             Kind::S3Bucket => "s3-bucket",
             Kind::LoadBalancer => "load-balancer",
             Kind::TargetGroup => "target-group",
             Kind::Listener => "listener",
+            Kind::TargetAttachment => "target-attachment",
             Kind::VaultCa => "vault-ca",
             Kind::VaultCert => "vault-cert",
             Kind::LocalProxy => "local-proxy",
@@ -272,6 +284,12 @@ pub struct Builder<'t> {
     pub load_balancers: HashMap<&'t str, (NodeIndex, Vec<NodeIndex>)>,
     /// The EKS cluster and node roles, when the topology has a cluster.
     pub eks_roles: Option<(NodeIndex, NodeIndex)>,
+    /// Per EKS cluster hosting members on the Kubernetes runtime: the node that deletes the
+    /// EBS volumes Kubernetes made for it (`region.<r>.cluster.<c>.volumes`). The Kubernetes
+    /// objects that make volumes come after it, so they are destroyed before it.
+    pub kube_volumes: HashMap<&'t str, NodeIndex>,
+    /// Per EKS cluster hosting members on the Kubernetes runtime: its IAM OIDC provider.
+    pub oidc_providers: HashMap<&'t str, NodeIndex>,
 }
 
 impl<'t> Builder<'t> {

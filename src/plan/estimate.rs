@@ -43,6 +43,11 @@ pub fn typical(kind: Kind, operation: &str) -> f64 {
         // A network load balancer provisions in 2-3 minutes.
         Kind::LoadBalancer => (180.0, 5.0, 60.0),
         Kind::TargetGroup | Kind::Listener => (2.0, 2.0, 2.0),
+        Kind::OidcProvider | Kind::TargetAttachment => (2.0, 2.0, 2.0),
+        Kind::AccessEntry => (3.0, 3.0, 3.0),
+        // Nothing to create; a delete finds the volumes, deletes them and may wait for
+        // detachments.
+        Kind::KubeVolumes => (0.0, 0.0, 10.0),
         Kind::VaultCa | Kind::VaultCert => (1.0, 1.0, 1.0),
         Kind::LocalProxy | Kind::VaultMember => (2.0, 2.0, 1.0),
         Kind::VaultInit => (3.0, 3.0, 0.0),

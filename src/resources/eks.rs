@@ -87,6 +87,19 @@ pub fn graph<'t>(b: &mut Builder<'t>, r: &'t Region) {
             b.depends.extend(p.depends_on.iter().map(|d| (pix, d)));
             pools.push(pix);
         }
+        for a in &c.access {
+            let entry = RegionItem::AccessEntry {
+                cluster: name.clone(),
+                principal: a.principal.value.clone(),
+            };
+            let aix = b.g.add(
+                Address::region(rn, entry),
+                Kind::AccessEntry,
+                reg,
+                a.principal.span,
+            );
+            b.g.edge(ix, aix);
+        }
         b.clusters.insert(name.as_str(), (ix, pools));
     }
 }
@@ -325,9 +338,12 @@ impl Provider for EksCluster {
                             .unwrap_or_default(),
                     )
                     .resources_vpc_config(vpc_config(cx, &d.attrs, true)?)
+                    // Access entries (the topology's `access` list) beside the aws-auth
+                    // ConfigMap; the creator (vaultform's identity) is made cluster admin.
                     .access_config(
                         CreateAccessConfigRequest::builder()
                             .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                            .bootstrap_cluster_creator_admin_permissions(true)
                             .build(),
                     )
                     .set_tags(Some(tags(cx, d.address.as_str())));

@@ -168,6 +168,7 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
                     HealthMode::Active => "200",
                 }),
             );
+            kube_targets(t, lb_name, port_of, &mut attrs);
             Some((target_group_name(lb_name, port_name), attrs))
         }
         (Kind::Listener, Some(port_of)) => {
@@ -185,6 +186,59 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             Some((format!("{lb_name}:{port}"), attrs))
         }
         _ => None,
+    }
+}
+
+/// The health check path of a load balancer serving members on Kubernetes in `unsealed` mode:
+/// a standby (or performance standby) answers 200 like the active node, so every unsealed
+/// member takes traffic and forwards it to the leader.
+pub const KUBE_UNSEALED_HEALTH: &str = "/v1/sys/health?standbyok=true&perfstandbyok=true";
+
+/// On the Kubernetes runtime a target group sends to its members' fixed node ports on every
+/// node of their clusters (instance targets, registered by the node groups' auto scaling
+/// groups) and checks health on the API node port, over HTTPS when the cluster has TLS.
+fn kube_targets(t: &Topology, lb: &str, port: Port, attrs: &mut Map<String, Value>) {
+    let Some((v, m)) = t.kube_members_behind(lb).next() else {
+        return;
+    };
+    let Some((api, cluster)) = t.member_node_ports(&v.name.value, &m.name.value) else {
+        return;
+    };
+    let Some((_, l)) = t.load_balancer(lb) else {
+        return;
+    };
+    attrs.insert(
+        "port".into(),
+        json!(match port {
+            Port::Api => api,
+            Port::Cluster => cluster,
+        }),
+    );
+    attrs.insert("target_type".into(), json!("instance"));
+    attrs.insert(
+        "health_protocol".into(),
+        json!(if v.tls.enabled { "HTTPS" } else { "HTTP" }),
+    );
+    attrs.insert("health_port".into(), json!(api.to_string()));
+    let (path, codes) = match l.health.value {
+        HealthMode::Unsealed => (KUBE_UNSEALED_HEALTH, "200"),
+        HealthMode::Active => ("/v1/sys/health", "200"),
+    };
+    attrs.insert("health_path".into(), json!(path));
+    attrs.insert("health_codes".into(), json!(codes));
+}
+
+fn health_protocol(attrs: &Map<String, Value>) -> ProtocolEnum {
+    match attrs.get("health_protocol").and_then(Value::as_str) {
+        Some("HTTPS") => ProtocolEnum::Https,
+        _ => ProtocolEnum::Http,
+    }
+}
+
+fn target_type(attrs: &Map<String, Value>) -> TargetTypeEnum {
+    match attrs.get("target_type").and_then(Value::as_str) {
+        Some("instance") => TargetTypeEnum::Instance,
+        _ => TargetTypeEnum::Ip,
     }
 }
 
@@ -421,7 +475,7 @@ async fn set_health(
 ) -> Result<(), OpError> {
     elb.modify_target_group()
         .target_group_arn(arn)
-        .health_check_protocol(ProtocolEnum::Http)
+        .health_check_protocol(health_protocol(&d.attrs))
         .health_check_path(str_attr(&d.attrs, "health_path")?)
         .health_check_port(str_attr(&d.attrs, "health_port")?)
         .matcher(
@@ -442,7 +496,7 @@ impl Provider for TargetGroup {
     }
 
     fn forces_replacement(&self) -> &'static [&'static str] {
-        &["port", "vpc"]
+        &["port", "vpc", "target_type"]
     }
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
@@ -466,6 +520,11 @@ impl Provider for TargetGroup {
                 }
                 if let Some(m) = tg.matcher().and_then(|m| m.http_code()) {
                     attrs.insert("health_codes".into(), json!(m));
+                }
+                if attrs.contains_key("health_protocol")
+                    && let Some(p) = tg.health_check_protocol()
+                {
+                    attrs.insert("health_protocol".into(), json!(p.as_str()));
                 }
                 Ok(Observed::Present {
                     attrs,
@@ -503,8 +562,8 @@ impl Provider for TargetGroup {
                 .protocol(ProtocolEnum::Tcp)
                 .port(port(&d.attrs))
                 .vpc_id(cx.output(str_attr(&d.attrs, "vpc")?, "vpc_id")?)
-                .target_type(TargetTypeEnum::Ip)
-                .health_check_protocol(ProtocolEnum::Http)
+                .target_type(target_type(&d.attrs))
+                .health_check_protocol(health_protocol(&d.attrs))
                 .health_check_path(str_attr(&d.attrs, "health_path")?)
                 .health_check_port(str_attr(&d.attrs, "health_port")?)
                 .health_check_interval_seconds(10)
@@ -656,5 +715,50 @@ impl Provider for Listener {
             Err(e) if e.code() == Some("ListenerNotFound") => Ok(()),
             Err(e) => Err(OpError::from_sdk("delete listener", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::address::{Address, Port, RegionItem};
+    use crate::graph::{Kind, Resource};
+
+    fn target_group(
+        file: &str,
+        region: &str,
+        lb: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let source = crate::topology::SourceFile::new(file, std::fs::read_to_string(file).unwrap());
+        let mut problems = Vec::new();
+        let t = crate::topology::read(&source, &mut problems).expect("valid");
+        let r = Resource {
+            address: Address::region(
+                region,
+                RegionItem::TargetGroup {
+                    lb: lb.to_string(),
+                    port: Port::Api,
+                },
+            ),
+            kind: Kind::TargetGroup,
+            region: Some(region.to_string()),
+            span: (0, 0).into(),
+            origin: None,
+        };
+        super::desired(&t, &r).expect("desired").1
+    }
+
+    #[test]
+    fn on_kubernetes_a_front_checks_the_active_node_and_a_member_any_unsealed_one() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/single-region.kdl");
+        let front = target_group(file, "us-east-1", "vault-front");
+        assert_eq!(front["health_path"], "/v1/sys/health");
+        assert_eq!(front["health_codes"], "200");
+        assert_eq!(front["port"], 32000);
+        assert_eq!(front["target_type"], "instance");
+        let member = target_group(file, "us-east-1", "vault-b");
+        assert_eq!(member["health_path"], super::KUBE_UNSEALED_HEALTH);
+        assert_eq!(member["health_codes"], "200");
+        assert_eq!(member["health_protocol"], "HTTPS");
+        assert_eq!(member["health_port"], "32000");
     }
 }

@@ -1,5 +1,7 @@
 //! IAM roles: the EKS cluster role, the node role, and a role per Vault cluster on the
-//! Kubernetes runtime with exactly the KMS and S3 permissions its unseal-key store needs.
+//! Kubernetes runtime with exactly the KMS and S3 permissions its unseal-key store needs,
+//! assumed by the members' service accounts through IRSA (web identity from each cluster's
+//! OIDC provider, restricted to exactly those service accounts).
 //! IAM is global: role names carry the stack name, so that several stacks coexist.
 
 use std::collections::BTreeMap;
@@ -91,14 +93,8 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             if !matches!(v.runtime.value, Runtime::Kubernetes { .. }) {
                 return None;
             }
-            // EKS Pod Identity: the Vault pods assume this role.
-            attrs.insert(
-                "trust".into(),
-                trust(
-                    "pods.eks.amazonaws.com",
-                    &["sts:AssumeRole", "sts:TagSession"],
-                ),
-            );
+            // IRSA: the service account of each member, through its cluster's OIDC provider.
+            attrs.insert("irsa".into(), json!(irsa(t, v)));
             attrs.insert("managed_policies".into(), json!([]));
             let mut keys = Vec::new();
             let mut buckets = Vec::new();
@@ -118,6 +114,60 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
         }
     };
     Some((name, attrs))
+}
+
+/// Per EKS cluster hosting members of `v`, in member order: its OIDC provider's address and
+/// the service accounts (one per member, named after it) the role trusts there.
+fn irsa(t: &Topology, v: &crate::topology::VaultCluster) -> Vec<Value> {
+    let Runtime::Kubernetes { namespace } = &v.runtime.value else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Address, Vec<String>)> = Vec::new();
+    for m in &v.members {
+        let Some((region, _)) = t.cluster(&m.cluster.value) else {
+            continue;
+        };
+        let provider = Address::region(
+            &region.name.value,
+            RegionItem::OidcProvider(m.cluster.value.clone()),
+        );
+        let subject = format!("system:serviceaccount:{namespace}:{}", m.name.value);
+        match out.iter_mut().find(|(p, _)| *p == provider) {
+            Some((_, subjects)) => subjects.push(subject),
+            None => out.push((provider, vec![subject])),
+        }
+    }
+    out.into_iter()
+        .map(|(p, s)| json!({"oidc_provider": p, "subjects": s}))
+        .collect()
+}
+
+/// The trust policy: the fixed one of `trust`, or for a Vault role the IRSA statements made
+/// from its clusters' OIDC providers (their ARNs and issuers are known once they exist).
+fn trust_document(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<String, OpError> {
+    let Some(irsa) = attrs.get("irsa").and_then(Value::as_array) else {
+        return Ok(attrs.get("trust").map(Value::to_string).unwrap_or_default());
+    };
+    let mut statements = Vec::new();
+    for entry in irsa {
+        let provider = entry
+            .get("oidc_provider")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let arn = cx.output(provider, "arn")?;
+        let host = super::oidc_provider::issuer_host(cx.output(provider, "issuer")?);
+        let subjects = entry.get("subjects").cloned().unwrap_or(json!([]));
+        statements.push(json!({
+            "Effect": "Allow",
+            "Principal": {"Federated": arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                format!("{host}:sub"): subjects,
+                format!("{host}:aud"): super::oidc_provider::AUDIENCE,
+            }}
+        }));
+    }
+    Ok(json!({"Version": "2012-10-17", "Statement": statements}).to_string())
 }
 
 /// The inline policy of a Vault role: KMS on the store's keys, S3 on the store's prefix.
@@ -242,12 +292,7 @@ async fn converge(
     }
     iam.update_assume_role_policy()
         .role_name(&d.name)
-        .policy_document(
-            d.attrs
-                .get("trust")
-                .map(Value::to_string)
-                .unwrap_or_default(),
-        )
+        .policy_document(trust_document(cx, &d.attrs)?)
         .send()
         .await
         .map_err(|e| OpError::from_sdk("update trust policy", e))?;
@@ -316,12 +361,7 @@ impl Provider for IamRole {
             Err(e) if is_not_found(&e) => {
                 iam.create_role()
                     .role_name(&d.name)
-                    .assume_role_policy_document(
-                        d.attrs
-                            .get("trust")
-                            .map(Value::to_string)
-                            .unwrap_or_default(),
-                    )
+                    .assume_role_policy_document(trust_document(cx, &d.attrs)?)
                     .description(format!("vaultform {} {}", cx.stack, d.address))
                     .set_tags(Some(tags(cx, d.address.as_str())?))
                     .send()

@@ -1,6 +1,8 @@
 //! Everything one stack's tags name, listed through each service's own calls: EC2 (VPCs,
 //! subnets, gateways, route tables, security groups, network interfaces, EBS volumes), EKS,
-//! ELBv2, KMS, S3 and IAM, and the local runtime's processes under a work-dir.
+//! ELBv2, KMS, S3 and IAM, and the local runtime's processes under a work-dir; and what
+//! Kubernetes or EKS made for the stack's clusters (volumes, load balancers and security
+//! groups tagged `kubernetes.io/cluster/<name>`, volumes tagged `KubernetesCluster=<name>`).
 //!
 //! The Resource Groups Tagging API would save calls on AWS, but it knows neither IAM nor (in
 //! moto) EKS, so every service is asked itself: one inventory, the same everywhere.
@@ -227,8 +229,10 @@ async fn ec2(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
         .send()
         .await
         .map_err(|e| OpError::from_sdk("describe security groups", e))?;
+    let mut sg_seen = std::collections::BTreeSet::new();
     for x in sgs.security_groups() {
         let id = x.group_id().unwrap_or_default();
+        sg_seen.insert(id.to_string());
         out.push(found(
             &q.stack,
             Thing::SecurityGroup,
@@ -237,6 +241,36 @@ async fn ec2(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
             &ec2_tags(x.tags()),
             &[("group_id", id)],
         ));
+    }
+    // Security groups Kubernetes (a Service's load balancer, the load balancer controller) or
+    // EKS made for one of the stack's clusters: the cluster's while it is recorded.
+    if !q.clusters.is_empty() {
+        let k8s = ec2
+            .describe_security_groups()
+            .filters(cluster_tag_filter(&q.clusters))
+            .send()
+            .await
+            .map_err(|e| OpError::from_sdk("describe security groups", e))?;
+        for x in k8s.security_groups() {
+            let id = x.group_id().unwrap_or_default();
+            if !sg_seen.insert(id.to_string()) {
+                continue;
+            }
+            let tags = ec2_tags(x.tags());
+            let mut f = found(
+                &q.stack,
+                Thing::SecurityGroup,
+                Some(r),
+                id,
+                &tags,
+                &[("group_id", id)],
+            );
+            f.detail = x.group_name().map(str::to_owned);
+            if !ours(&tags, s) {
+                f.belongs_to = k8s_cluster(&tags, &q.clusters).map(|c| (Thing::EksCluster, c));
+            }
+            out.push(f);
+        }
     }
     // Network interfaces: tagged with the stack, or in one of its VPCs (a load balancer's or
     // a cluster's, which block deleting the VPC).
@@ -288,15 +322,12 @@ async fn ec2(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
     // the values of a filter are alternatives).
     let mut volumes = vec![tag_filter(s)];
     if !q.clusters.is_empty() {
+        volumes.push(cluster_tag_filter(&q.clusters));
+        // The EBS CSI driver's own tag, when it was given the cluster's name.
         volumes.push(
             Filter::builder()
-                .name("tag-key")
-                .set_values(Some(
-                    q.clusters
-                        .iter()
-                        .map(|c| format!("kubernetes.io/cluster/{c}"))
-                        .collect(),
-                ))
+                .name("tag:KubernetesCluster")
+                .set_values(Some(q.clusters.clone()))
                 .build(),
         );
     }
@@ -332,6 +363,20 @@ async fn ec2(aws: &Aws, q: &Query, r: &str) -> Result<Vec<Found>, OpError> {
     Ok(out)
 }
 
+/// Anything Kubernetes tagged for one of `clusters` (`kubernetes.io/cluster/<name>`; the
+/// values of a filter are alternatives).
+fn cluster_tag_filter(clusters: &[String]) -> Filter {
+    Filter::builder()
+        .name("tag-key")
+        .set_values(Some(
+            clusters
+                .iter()
+                .map(|c| format!("kubernetes.io/cluster/{c}"))
+                .collect(),
+        ))
+        .build()
+}
+
 /// The stack's cluster that Kubernetes tagged a resource for.
 fn k8s_cluster(tags: &BTreeMap<String, String>, clusters: &[String]) -> Option<String> {
     clusters
@@ -339,6 +384,7 @@ fn k8s_cluster(tags: &BTreeMap<String, String>, clusters: &[String]) -> Option<S
         .find(|c| {
             tags.contains_key(&format!("kubernetes.io/cluster/{c}"))
                 || tags.get("elbv2.k8s.aws/cluster") == Some(*c)
+                || tags.get("KubernetesCluster") == Some(*c)
         })
         .cloned()
 }

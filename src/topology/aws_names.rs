@@ -129,6 +129,56 @@ pub fn eks_name_problem(name: &str, max: usize) -> Option<String> {
     None
 }
 
+/// Why a text is not the ARN of an IAM role or user (what an EKS access entry takes), if it
+/// is not: `arn:<partition>:iam::<12-digit account>:role/<path/name>` (or `user/...`).
+pub fn iam_principal_problem(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" {
+        return Some("not an ARN: expected arn:aws:iam::ACCOUNT:role/NAME".into());
+    }
+    if !matches!(parts[1], "aws" | "aws-cn" | "aws-us-gov") {
+        return Some(format!("unknown partition \"{}\"", parts[1]));
+    }
+    if parts[2] != "iam" {
+        if parts[2] == "sts" {
+            return Some(
+                "an assumed-role session, not a principal: name the IAM role itself".into(),
+            );
+        }
+        return Some(format!("an ARN of service \"{}\", not IAM", parts[2]));
+    }
+    if !parts[3].is_empty() {
+        return Some("IAM ARNs have no region".into());
+    }
+    if parts[4].len() != 12 || !parts[4].bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!(
+            "the account must be 12 digits, not \"{}\"",
+            parts[4]
+        ));
+    }
+    let Some((kind, name)) = parts[5].split_once('/') else {
+        return Some("expected role/NAME or user/NAME after the account".into());
+    };
+    if kind != "role" && kind != "user" {
+        return Some(format!(
+            "an access entry takes an IAM role or user, not a {kind}"
+        ));
+    }
+    let leaf = name.rsplit('/').next().unwrap_or_default();
+    if leaf.is_empty() || leaf.len() > 64 {
+        return Some("the name must be 1-64 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-/".contains(*c)))
+    {
+        return Some(format!(
+            "IAM names take letters, digits and +=,.@_- only; found '{c}'"
+        ));
+    }
+    None
+}
+
 /// Why a KMS alias is invalid, if it is.
 pub fn kms_alias_problem(alias: &str) -> Option<String> {
     let Some(rest) = alias.strip_prefix("alias/") else {
@@ -159,4 +209,33 @@ pub fn is_kubernetes_version(v: &str) -> bool {
         (Some(major), Some(minor), None)
             if major == "1" && !minor.is_empty() && minor.chars().all(|c| c.is_ascii_digit())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iam_principal_problem;
+
+    #[test]
+    fn access_entries_take_iam_roles_and_users_only() {
+        for ok in [
+            "arn:aws:iam::111122223333:role/ci",
+            "arn:aws:iam::111122223333:role/team/deploy.ci",
+            "arn:aws:iam::111122223333:user/alice@example",
+            "arn:aws-cn:iam::111122223333:role/ci",
+        ] {
+            assert_eq!(iam_principal_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "role/ci",
+            "arn:aws:sts::111122223333:assumed-role/ci/session",
+            "arn:aws:iam:eu-west-1:111122223333:role/ci",
+            "arn:aws:iam::1111:role/ci",
+            "arn:aws:iam::111122223333:group/ops",
+            "arn:aws:iam::111122223333:role/",
+            "arn:aws:iam::111122223333:role/a b",
+            "arn:azure:iam::111122223333:role/ci",
+        ] {
+            assert!(iam_principal_problem(bad).is_some(), "{bad}");
+        }
+    }
 }

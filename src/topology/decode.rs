@@ -116,6 +116,12 @@ const HEALTH: &[(&str, HealthMode)] = &[
     ("unsealed", HealthMode::Unsealed),
     ("active", HealthMode::Active),
 ];
+const ACCESS_POLICY: &[(&str, AccessPolicy)] = &[
+    ("cluster-admin", AccessPolicy::ClusterAdmin),
+    ("admin", AccessPolicy::Admin),
+    ("edit", AccessPolicy::Edit),
+    ("view", AccessPolicy::View),
+];
 const FLAVOUR: &[(&str, Flavour)] = &[("bao", Flavour::Bao), ("vault", Flavour::Vault)];
 
 /// Decodes a parsed document. Returns `None` when a required top-level piece is missing;
@@ -603,6 +609,12 @@ fn decode_cluster(
         .into_iter()
         .filter_map(|n| decode_pool(n, defaults.node_pool, problems))
         .collect();
+    let entries: Vec<Access> = l
+        .own
+        .children("access")
+        .into_iter()
+        .filter_map(|n| decode_access(n, problems))
+        .collect();
     let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
     l.finish(&shown, problems);
     Some(Cluster {
@@ -612,7 +624,33 @@ fn decode_cluster(
             .map(|a| a.value)
             .unwrap_or(EndpointAccess::PublicAndPrivate),
         node_pools: pools,
+        access: entries,
         depends_on: depends,
+    })
+}
+
+/// `access "<IAM principal ARN>" policy="cluster-admin|admin|edit|view"`.
+fn decode_access(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Access> {
+    let mut r = NodeReader::node("access", node);
+    let principal = r.arg_string("an IAM principal ARN");
+    let policy = r.choice("policy", ACCESS_POLICY);
+    let head = r.head();
+    if policy.is_none()
+        && !node
+            .entries()
+            .iter()
+            .any(|e| e.name().is_some_and(|n| n.value() == "policy"))
+    {
+        r.push(
+            Problem::error(Code::MissingValue, "an access entry needs a `policy`")
+                .label(head, "no `policy`")
+                .help("add `policy=\"cluster-admin\"` (or \"admin\", \"edit\", \"view\")"),
+        );
+    }
+    r.finish(problems);
+    Some(Access {
+        principal: principal?,
+        policy: policy?,
     })
 }
 

@@ -50,6 +50,8 @@ pub enum Code {
     VaultConfig,
     PlainHttp,
     Seal,
+    IamPrincipal,
+    KubeLoadBalancer,
 }
 
 impl Code {

@@ -104,7 +104,51 @@ pub struct Cluster {
     pub version: Spanned<String>,
     pub endpoint_access: EndpointAccess,
     pub node_pools: Vec<NodePool>,
+    /// `access "<IAM principal ARN>" policy="..."`: IAM principals given an EKS access policy
+    /// on the cluster (access entries), beside the creator's own admin access.
+    pub access: Vec<Access>,
     pub depends_on: Vec<Spanned<String>>,
+}
+
+/// An IAM principal's access to an EKS cluster: an access entry with one access policy,
+/// cluster-wide.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub principal: Spanned<String>,
+    pub policy: Spanned<AccessPolicy>,
+}
+
+/// The EKS access policies a topology can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessPolicy {
+    ClusterAdmin,
+    Admin,
+    Edit,
+    View,
+}
+
+impl AccessPolicy {
+    /// The ARN of the AWS-managed EKS access policy.
+    pub fn arn(self) -> &'static str {
+        match self {
+            AccessPolicy::ClusterAdmin => {
+                "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+            }
+            AccessPolicy::Admin => "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy",
+            AccessPolicy::Edit => "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
+            AccessPolicy::View => "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy",
+        }
+    }
+}
+
+/// The first fixed node port: member `i` of a Kubernetes cluster gets `32000 + 2i` (API) and
+/// `32001 + 2i` (cluster), inside Kubernetes' default node port range 30000-32767.
+pub const NODE_PORT_BASE: u16 = 32000;
+
+/// The fixed node ports of the `index`-th member on one cluster: 32000/32001, 32002/32003...
+pub fn node_ports(index: u16) -> (u16, u16) {
+    (NODE_PORT_BASE + 2 * index, NODE_PORT_BASE + 2 * index + 1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -515,6 +559,51 @@ impl Topology {
                 .find(|b| b.name.value == name)
                 .map(|b| (r, b))
         })
+    }
+}
+
+impl Topology {
+    /// The members of Vault clusters on the Kubernetes runtime that run on EKS cluster
+    /// `cluster`, in topology order (Vault clusters, then their members): the order that
+    /// gives each its node ports.
+    pub fn kube_members_on<'a>(
+        &'a self,
+        cluster: &'a str,
+    ) -> impl Iterator<Item = (&'a VaultCluster, &'a Member)> + 'a {
+        self.vaults
+            .iter()
+            .filter(|v| matches!(v.runtime.value, Runtime::Kubernetes { .. }))
+            .flat_map(|v| v.members.iter().map(move |m| (v, m)))
+            .filter(move |(_, m)| m.cluster.value == cluster)
+    }
+
+    /// The node ports (API, cluster) of member `member` of Vault cluster `vault` on the
+    /// Kubernetes runtime: by its index among the members on its EKS cluster.
+    pub fn member_node_ports(&self, vault: &str, member: &str) -> Option<(u16, u16)> {
+        let v = self.vaults.iter().find(|v| v.name.value == vault)?;
+        let m = v.members.iter().find(|m| m.name.value == member)?;
+        let i = self
+            .kube_members_on(&m.cluster.value)
+            .position(|(kv, km)| kv.name.value == vault && km.name.value == member)?;
+        Some(node_ports(u16::try_from(i).ok()?))
+    }
+
+    /// The members a load balancer serves on the Kubernetes runtime: those whose own load
+    /// balancer it is, and every member of a cluster whose front endpoint it is.
+    pub fn kube_members_behind<'a>(
+        &'a self,
+        lb: &'a str,
+    ) -> impl Iterator<Item = (&'a VaultCluster, &'a Member)> + 'a {
+        self.vaults
+            .iter()
+            .filter(|v| matches!(v.runtime.value, Runtime::Kubernetes { .. }))
+            .flat_map(move |v| {
+                let front = v.front.as_ref().is_some_and(|f| f.value == lb);
+                v.members
+                    .iter()
+                    .filter(move |m| front || m.load_balancer.value == lb)
+                    .map(move |m| (v, m))
+            })
     }
 }
 

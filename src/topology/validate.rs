@@ -23,6 +23,7 @@ pub fn validate(t: &Topology, problems: &mut Vec<Problem>) {
         v.revoke_root(vault);
         super::seal::validate(t, vault, v.problems);
     }
+    v.kube_load_balancers();
     v.unique_names();
 }
 
@@ -373,6 +374,24 @@ impl Checker<'_> {
                 );
                 for p in &c.node_pools {
                     self.node_pool(p);
+                }
+                duplicates(
+                    "access entry",
+                    " within a cluster",
+                    c.access.iter().map(|a| &a.principal),
+                    self.problems,
+                );
+                for a in &c.access {
+                    if let Some(why) = iam_principal_problem(&a.principal.value) {
+                        self.problems.push(
+                            Problem::error(
+                                Code::IamPrincipal,
+                                format!("\"{}\" is not an IAM role or user ARN", a.principal.value),
+                            )
+                            .label(a.principal.span, why)
+                            .help("an access entry names an IAM principal, for example \"arn:aws:iam::111122223333:role/ci\""),
+                        );
+                    }
                 }
             }
         }
@@ -782,6 +801,61 @@ impl Checker<'_> {
                     .label(v.name.span, "loses quorum with one region")
                     .help("raft needs a majority: spread members over at least 3 regions, or run several per region"),
             );
+        }
+    }
+
+    /// On the Kubernetes runtime a load balancer's target groups are attached to the auto
+    /// scaling groups of its members' node groups and send to one node port: every member it
+    /// serves must run in the load balancer's region (its VPC) and have the same node ports.
+    fn kube_load_balancers(&mut self) {
+        for r in &self.t.regions {
+            for lb in &r.load_balancers {
+                let lb_name = lb.name.value.as_str();
+                let mut first: Option<(&Member, (u16, u16))> = None;
+                for (v, m) in self.t.kube_members_behind(lb_name) {
+                    let Some((cr, _)) = self.t.cluster(&m.cluster.value) else {
+                        continue;
+                    };
+                    if cr.name.value != r.name.value {
+                        // A member's own load balancer elsewhere is `cross-region` already.
+                        if m.load_balancer.value == lb_name {
+                            continue;
+                        }
+                        self.problems.push(
+                            Problem::error(
+                                Code::KubeLoadBalancer,
+                                format!(
+                                    "load balancer \"{lb_name}\" in {} would serve member \"{}\" on a cluster in {}",
+                                    r.name.value, m.name.value, cr.name.value
+                                ),
+                            )
+                            .label(m.cluster.span, format!("in {}", cr.name.value))
+                            .label(lb.name.span, format!("in {}", r.name.value))
+                            .help("a network load balancer can only target the nodes of its own region's VPC: serve each region's members from a load balancer there"),
+                        );
+                        continue;
+                    }
+                    let Some(ports) = self.t.member_node_ports(&v.name.value, &m.name.value) else {
+                        continue;
+                    };
+                    match first {
+                        None => first = Some((m, ports)),
+                        Some((f, fp)) if fp != ports => self.problems.push(
+                            Problem::error(
+                                Code::KubeLoadBalancer,
+                                format!(
+                                    "load balancer \"{lb_name}\" would serve members \"{}\" (node port {}) and \"{}\" (node port {})",
+                                    f.name.value, fp.0, m.name.value, ports.0
+                                ),
+                            )
+                            .label(m.name.span, format!("node port {}", ports.0))
+                            .label(f.name.span, format!("node port {}", fp.0))
+                            .help("its target groups send to one node port on every node; members sharing a load balancer must each be the same-numbered member of their own cluster, so give each a load balancer of its own"),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
         }
     }
 

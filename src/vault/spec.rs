@@ -48,6 +48,8 @@ pub struct MemberSpec {
     pub tls: bool,
     /// The EKS cluster it runs on (the Kubernetes runtime).
     pub cluster: String,
+    /// Its fixed node ports (API, cluster) on that cluster: the Kubernetes runtime.
+    pub node_ports: Option<(u16, u16)>,
 }
 
 impl MemberSpec {
@@ -425,6 +427,9 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                     .unwrap_or_default(),
                 tls: tls.is_some(),
                 cluster: m.cluster.value.clone(),
+                node_ports: matches!(v.runtime.value, Runtime::Kubernetes { .. })
+                    .then(|| t.member_node_ports(&v.name.value, &m.name.value))
+                    .flatten(),
             })
             .collect();
         let mut proxies = BTreeMap::new();

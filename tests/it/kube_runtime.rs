@@ -120,6 +120,23 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
         .collect();
     std::fs::write(&endpoints, serde_json::to_string(&map).unwrap()).unwrap();
 
+    // The node groups first; then their auto scaling groups, which real EKS makes and moto
+    // does not (the load balancers' target groups are attached to them).
+    let mut first = vec!["apply", "aws-eu.kdl", "--auto-approve"];
+    let pools: Vec<String> = CLUSTERS
+        .iter()
+        .map(|(c, r)| format!("region.{r}.cluster.{c}.node-pool.pool1"))
+        .collect();
+    for p in &pools {
+        first.extend(["--target", p.as_str()]);
+    }
+    let out = run(d, &ep, &endpoints, &first);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let aws = AwsApi::new(&ep).await;
+    for (c, r) in CLUSTERS {
+        crate::eks_aws::make_node_group_asg(&aws, r, c).await;
+    }
+
     // Apply: everything up to the pods, then a deadline with each pod's status.
     let out = run(
         d,
@@ -459,7 +476,6 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
                 .is_empty()
         );
     }
-    let aws = AwsApi::new(&ep).await;
     for (_, r) in CLUSTERS {
         let eks = aws.eks(r).list_clusters().send().await.unwrap();
         assert!(eks.clusters().is_empty(), "{r}");

@@ -31,8 +31,9 @@ pub const DATA_DIR: &str = "/vault/data";
 pub const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// The label that picks one member's pod.
 pub const MEMBER_LABEL: &str = "vaultform.io/member";
-/// Node ports are allocated from here per member of a cluster: API then cluster port.
-pub const NODE_PORT_BASE: u16 = 32000;
+/// Node ports are allocated from here per member of a cluster: API then cluster port. The
+/// rule lives in the topology, where the load balancers' target groups read it too.
+pub use crate::topology::{NODE_PORT_BASE, node_ports};
 
 /// A Vault cluster's settings shared by its members on Kubernetes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +83,6 @@ pub struct KubeMember {
     pub tls_cert: String,
     pub tls_key: String,
     pub tls_ca: String,
-}
-
-/// The fixed node ports of the `index`-th member on one cluster: 32000/32001, 32002/32003...
-pub fn node_ports(index: u16) -> (u16, u16) {
-    (NODE_PORT_BASE + 2 * index, NODE_PORT_BASE + 2 * index + 1)
 }
 
 /// The objects of one member, in the order they are created.

@@ -126,6 +126,10 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
                     b.g.edge(cluster, ns);
                     b.g.edges(&pools, ns);
                 }
+                // The namespace (its claims) goes before the volumes' sweep at destroy.
+                if let Some(volumes) = b.kube_volumes.get(c).copied() {
+                    b.g.edge(volumes, ns);
+                }
                 let pdb = b.g.add(
                     at(c, KubeObject::DisruptionBudget),
                     Kind::KubeObject,
@@ -223,15 +227,6 @@ pub fn kube_vault(v: &VaultSpec) -> Option<KubeVault> {
     })
 }
 
-/// The index of a member among the members of its EKS cluster: its node ports.
-fn index_in_cluster(v: &VaultSpec, m: &MemberSpec) -> u16 {
-    v.members
-        .iter()
-        .filter(|o| o.cluster == m.cluster)
-        .position(|o| o.name == m.name)
-        .unwrap_or(0) as u16
-}
-
 /// A member's inputs, with references where apply fills the values in.
 fn kube_member(v: &VaultSpec, m: &MemberSpec) -> Option<KubeMember> {
     let host = output_ref(&lb_address(v, &m.load_balancer)?, "dns_name");
@@ -259,7 +254,7 @@ fn kube_member(v: &VaultSpec, m: &MemberSpec) -> Option<KubeMember> {
         join_url,
         kms_key_id,
         role_arn: output_ref(&Address::role(Role::Vault(v.name.clone())), "arn"),
-        node_ports: manifests::node_ports(index_in_cluster(v, m)),
+        node_ports: m.node_ports.unwrap_or_else(|| manifests::node_ports(0)),
         tls_cert: String::new(),
         tls_key: String::new(),
         tls_ca: String::new(),

@@ -54,6 +54,13 @@ impl Api {
         aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
     }
 
+    pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        let conf = aws_sdk_autoscaling::config::Builder::from(&self.config)
+            .region(aws_types::region::Region::new(region.to_string()))
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(conf)
+    }
+
     pub fn iam(&self) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.config)
     }
