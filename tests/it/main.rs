@@ -20,6 +20,7 @@ mod interrupted_init;
 mod kube_apply;
 mod kube_cli;
 mod kube_manifests;
+mod lifecycle;
 mod log;
 mod login;
 mod manual;
