@@ -68,7 +68,7 @@ impl Seen {
 
     fn row(&self, runs: f64) -> String {
         format!(
-            "{:>5.1}-{:<5.1} {:>6} {:>6} {:>4.0}%",
+            "{:>4.1}-{:<4.1}  {:>12} {:>6} {:>7.0}%",
             self.polls.0 / runs,
             self.polls.1 / runs,
             (self.lag / self.waits).as_millis(),
@@ -81,9 +81,13 @@ impl Seen {
 fn main() {
     let began = std::time::Instant::now();
     let deadline = Duration::from_secs(3600);
-    let mut out = String::from(
-        "                                    lifecycle pace                 | old backoff (1 s -> 30 s)\n\
-         lifecycle              range s      polls    lag ms mean worst %target | polls    lag ms mean worst %target\n",
+    let columns = format!(
+        "{:<9}  {:>12} {:>6} {:>8}",
+        "polls", "lag ms mean", "worst", "%target"
+    );
+    let mut out = format!(
+        "{:<33}{:<41}| old backoff (1 s -> 30 s)\n{:<22} {:<9} {columns}  | {columns}\n",
+        "", "lifecycle pace", "lifecycle", "range s",
     );
     for &(kind, op, shortest, longest) in AWS_RANGES {
         let lifecycle = Lifecycle::new(kind, op, TimeScale::REAL);
@@ -98,7 +102,7 @@ fn main() {
             }
         }
         out.push_str(&format!(
-            "{:<22} {:>4.0}-{:<4.0}  {}    | {}\n",
+            "{:<22} {:>4.0}-{:<4.0} {}  | {}\n",
             format!("{kind}/{op}"),
             shortest,
             longest,
