@@ -21,6 +21,8 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 
+use crate::lifecycle::TimeScale;
+
 /// Requests sent per service (every attempt, retries included).
 #[derive(Debug, Default)]
 pub struct ApiCalls {
@@ -175,6 +177,9 @@ pub struct AwsSettings {
     /// Fixed credentials (access key ID, secret) instead of the standard chain: for tests
     /// against an emulator, which must not set process-wide variables.
     pub static_credentials: Option<(String, String)>,
+    /// How fast the endpoint runs AWS's lifecycles (`VAULTFORM_AWS_TIME_SCALE`, read by
+    /// `session::open`); the waits for EKS and load balancers are paced by it.
+    pub time_scale: TimeScale,
 }
 
 impl AwsSettings {
@@ -187,6 +192,7 @@ impl AwsSettings {
             endpoint,
             max_attempts: 10,
             static_credentials: None,
+            time_scale: TimeScale::REAL,
         }
     }
 }
@@ -198,6 +204,7 @@ pub struct Aws {
     endpoint: Option<String>,
     pub calls: Arc<ApiCalls>,
     account: Arc<tokio::sync::OnceCell<String>>,
+    time_scale: TimeScale,
 }
 
 impl Aws {
@@ -225,6 +232,7 @@ impl Aws {
             endpoint: settings.endpoint.clone(),
             calls: Arc::new(ApiCalls::default()),
             account: Arc::new(tokio::sync::OnceCell::new()),
+            time_scale: settings.time_scale,
         }
     }
 
@@ -300,6 +308,11 @@ impl Aws {
             region: region.to_string(),
             count: self.calls.counter(service),
         }
+    }
+
+    /// How fast the endpoint runs AWS's lifecycles.
+    pub fn time_scale(&self) -> TimeScale {
+        self.time_scale
     }
 
     pub fn endpoint(&self) -> Option<&str> {

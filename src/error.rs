@@ -27,6 +27,9 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Prices(#[from] crate::cost::PricesError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    TimeScale(#[from] crate::lifecycle::TimeScaleError),
     #[error("this build cannot create these resource kinds yet: {kinds}")]
     #[diagnostic(
         code(vaultform::unsupported),

@@ -13,6 +13,7 @@ pub mod cost;
 pub mod engine;
 pub mod error;
 pub mod graph;
+pub mod lifecycle;
 pub mod loaded;
 pub mod ops;
 pub mod plan;

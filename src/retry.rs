@@ -1,5 +1,6 @@
 //! One backoff policy for every retry and every wait: the delays between attempts, their
-//! jitter, and when to stop.
+//! jitter, and when to stop; the poll loops, which also follow a [`Pace`] that knows what it
+//! waits for (`lifecycle`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -200,6 +201,26 @@ impl Schedule {
     }
 }
 
+/// When to poll again: a [`Schedule`] of a [`Backoff`], or a pace that knows what it waits for
+/// (`lifecycle::Pace`). [`try_poll_paced`] follows any of them.
+pub trait Pace {
+    /// Records a poll that ended `elapsed` after the first began, and returns how long to
+    /// sleep before the next, or `None` when no more are allowed.
+    fn next_wait(&mut self, elapsed: Duration) -> Option<Duration>;
+    /// Polls recorded so far.
+    fn polls(&self) -> u32;
+}
+
+impl Pace for Schedule {
+    fn next_wait(&mut self, elapsed: Duration) -> Option<Duration> {
+        Schedule::next_wait(self, elapsed)
+    }
+
+    fn polls(&self) -> u32 {
+        self.attempts
+    }
+}
+
 /// Whether an error is worth another attempt.
 pub trait Retryable {
     fn retryable(&self) -> bool;
@@ -267,7 +288,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let outcome = poll_seen(policy, what, || {
+    let outcome = poll_seen(policy.schedule(), what, || {
         let probed = probe();
         async move {
             match probed.await {
@@ -298,13 +319,26 @@ pub enum TryPollError<E> {
 pub async fn try_poll<T, E, F, Fut>(
     policy: Backoff,
     what: &str,
+    probe: F,
+) -> Result<T, TryPollError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
+    try_poll_paced(policy.schedule(), what, probe).await
+}
+
+/// [`try_poll`] at the times `pace` gives.
+pub async fn try_poll_paced<T, E, F, Fut>(
+    pace: impl Pace,
+    what: &str,
     mut probe: F,
 ) -> Result<T, TryPollError<E>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, E>>,
 {
-    poll_seen(policy, what, || {
+    poll_seen(pace, what, || {
         let probed = probe();
         async move {
             match probed.await {
@@ -325,7 +359,7 @@ enum Seen<T, E> {
 }
 
 async fn poll_seen<T, E, F, Fut>(
-    policy: Backoff,
+    mut schedule: impl Pace,
     what: &str,
     mut probe: F,
 ) -> Result<T, TryPollError<E>>
@@ -334,7 +368,6 @@ where
     Fut: Future<Output = Seen<T, E>>,
 {
     let started = Instant::now();
-    let mut schedule = policy.schedule();
     loop {
         let last_reason = match probe().await {
             Seen::Ready(v) => return Ok(v),
@@ -347,7 +380,7 @@ where
                 return Err(TryPollError::GaveUp(PollError {
                     what: what.to_string(),
                     waited: started.elapsed(),
-                    polls: schedule.attempts(),
+                    polls: schedule.polls(),
                     last_reason,
                 }));
             }

@@ -84,7 +84,7 @@ pub fn open(
             kinds: kinds.join(", "),
         });
     }
-    let aws = AwsSettings::resolve(
+    let mut aws = AwsSettings::resolve(
         stack
             .topology
             .aws
@@ -92,6 +92,7 @@ pub fn open(
             .as_ref()
             .map(|e| e.value.as_str()),
     );
+    aws.time_scale = crate::lifecycle::TimeScale::from_env()?;
     let state_location = state_location(&stack.topology, parent, state_path);
     let backend = backend(&stack.topology, parent, state_path, &aws);
     Ok(Some(Session {

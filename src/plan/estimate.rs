@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Action, Change};
 use crate::address::Address;
 use crate::graph::Kind;
+pub use crate::lifecycle::typical;
 
 /// What a plan is expected to take, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,55 +25,6 @@ pub struct Estimate {
 /// The key under which a duration is recorded in state: `eks-cluster/create`.
 pub fn key(kind: Kind, operation: &str) -> String {
     format!("{kind}/{operation}")
-}
-
-/// Typical seconds of an operation on real AWS (and on the local runtime for its kinds).
-pub fn typical(kind: Kind, operation: &str) -> f64 {
-    let (create, update, delete) = match kind {
-        Kind::Vpc => (3.0, 2.0, 3.0),
-        Kind::Subnet | Kind::RouteTable | Kind::SecurityGroup => (2.0, 2.0, 3.0),
-        Kind::InternetGateway => (3.0, 2.0, 5.0),
-        Kind::ExistingNetwork => (1.0, 1.0, 0.0),
-        Kind::IamRole => (3.0, 2.0, 3.0),
-        // EKS: a control plane in 10-15 minutes, a version upgrade in about 25, node groups in
-        // 3-5 (deletes of both take minutes too).
-        Kind::EksCluster => (660.0, 1500.0, 360.0),
-        Kind::EksNodeGroup => (240.0, 600.0, 300.0),
-        Kind::KmsKey => (2.0, 1.0, 1.0),
-        Kind::S3Bucket => (3.0, 2.0, 3.0),
-        // A network load balancer provisions in 2-3 minutes.
-        Kind::LoadBalancer => (180.0, 5.0, 60.0),
-        Kind::TargetGroup | Kind::Listener => (2.0, 2.0, 2.0),
-        Kind::OidcProvider | Kind::TargetAttachment => (2.0, 2.0, 2.0),
-        Kind::AccessEntry => (3.0, 3.0, 3.0),
-        // Nothing to create; a delete finds the volumes, deletes them and may wait for
-        // detachments.
-        Kind::KubeVolumes => (0.0, 0.0, 10.0),
-        Kind::VaultCa | Kind::VaultCert => (1.0, 1.0, 1.0),
-        Kind::LocalProxy | Kind::VaultMember => (2.0, 2.0, 1.0),
-        Kind::VaultInit => (3.0, 3.0, 0.0),
-        Kind::UnsealKeys => (1.0, 1.0, 1.0),
-        Kind::VaultUnseal => (2.0, 2.0, 0.0),
-        // Autopilot promotes a joined member after its stabilization time.
-        Kind::RaftJoin | Kind::RaftVerify => (12.0, 12.0, 1.0),
-        Kind::SecretsEngine
-        | Kind::PkiRootCa
-        | Kind::PkiRole
-        | Kind::AuthMethod
-        | Kind::AuthRole
-        | Kind::VaultPolicy => (1.0, 1.0, 1.0),
-        // The generate-root AppRole, one generation to prove it, the revoke.
-        Kind::RevokeRoot => (2.0, 2.0, 0.0),
-        // A server started, initialised, unsealed and given its transit key and token.
-        Kind::SealTransit => (4.0, 4.0, 1.0),
-        // A write to the Kubernetes API; deleting a namespace waits for what is in it.
-        Kind::KubeObject => (1.0, 1.0, 5.0),
-    };
-    match operation {
-        "update" => update,
-        "delete" => delete,
-        _ => create,
-    }
 }
 
 /// The operations a change runs.

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::wait;
 use crate::address::{Address, RegionItem, Role};
 use crate::graph::{Builder, Kind, Resource};
+use crate::lifecycle::Lifecycle;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
 use crate::topology::{Capacity, EndpointAccess, NetworkKind, Region, Topology};
@@ -215,8 +216,18 @@ fn vpc_config(
 
 pub struct EksCluster;
 
-async fn wait_cluster_active(eks: &aws_sdk_eks::Client, name: &str) -> Result<Recorded, OpError> {
+/// The pace of a wait on an EKS cluster or node group going through `operation`.
+fn lifecycle(cx: &Cx<'_>, kind: Kind, operation: &str) -> Lifecycle {
+    Lifecycle::new(kind, operation, cx.aws.time_scale())
+}
+
+async fn wait_cluster_active(
+    eks: &aws_sdk_eks::Client,
+    name: &str,
+    lifecycle: Lifecycle,
+) -> Result<Recorded, OpError> {
     wait::until(
+        lifecycle,
         &format!("EKS cluster {name} to be ACTIVE"),
         CREATE_TIMEOUT,
         || async {
@@ -356,7 +367,8 @@ impl Provider for EksCluster {
             }
             Err(e) => return Err(OpError::from_sdk("describe EKS cluster", e)),
         }
-        wait_cluster_active(&eks, &d.name).await
+        let pace = lifecycle(cx, Kind::EksCluster, "create");
+        wait_cluster_active(&eks, &d.name, pace).await
     }
 
     async fn update(
@@ -378,7 +390,8 @@ impl Provider for EksCluster {
                 .send()
                 .await
                 .map_err(|e| OpError::from_sdk("update EKS cluster version", e))?;
-            wait_cluster_active(&eks, &d.name).await?;
+            let pace = lifecycle(cx, Kind::EksCluster, "update");
+            wait_cluster_active(&eks, &d.name, pace).await?;
         }
         let access = ["endpoint_public", "endpoint_private"];
         if access
@@ -392,7 +405,8 @@ impl Provider for EksCluster {
                 .await
                 .map_err(|e| OpError::from_sdk("update EKS endpoint access", e))?;
         }
-        wait_cluster_active(&eks, &d.name).await
+        let pace = lifecycle(cx, Kind::EksCluster, "update");
+        wait_cluster_active(&eks, &d.name, pace).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
@@ -406,6 +420,7 @@ impl Provider for EksCluster {
             Err(e) => return Err(OpError::from_sdk("delete EKS cluster", e)),
         }
         wait::until(
+            lifecycle(cx, Kind::EksCluster, "delete"),
             &format!("EKS cluster {name} to be deleted"),
             DELETE_TIMEOUT,
             || async {
@@ -453,8 +468,10 @@ async fn wait_nodegroup_active(
     eks: &aws_sdk_eks::Client,
     cluster: &str,
     name: &str,
+    lifecycle: Lifecycle,
 ) -> Result<Recorded, OpError> {
     wait::until(
+        lifecycle,
         &format!("node group {name} to be ACTIVE"),
         CREATE_TIMEOUT,
         || async {
@@ -600,7 +617,8 @@ impl Provider for EksNodeGroup {
             }
             Err(e) => return Err(OpError::from_sdk("describe node group", e)),
         }
-        wait_nodegroup_active(&eks, cluster, &d.name).await
+        let pace = lifecycle(cx, Kind::EksNodeGroup, "create");
+        wait_nodegroup_active(&eks, cluster, &d.name, pace).await
     }
 
     async fn update(
@@ -634,7 +652,8 @@ impl Provider for EksNodeGroup {
         req.send()
             .await
             .map_err(|e| OpError::from_sdk("update node group", e))?;
-        wait_nodegroup_active(&eks, cluster, &d.name).await
+        let pace = lifecycle(cx, Kind::EksNodeGroup, "update");
+        wait_nodegroup_active(&eks, cluster, &d.name, pace).await
     }
 
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
@@ -654,6 +673,7 @@ impl Provider for EksNodeGroup {
             Err(e) => return Err(OpError::from_sdk("delete node group", e)),
         }
         wait::until(
+            lifecycle(cx, Kind::EksNodeGroup, "delete"),
             &format!("node group {name} to be deleted"),
             DELETE_TIMEOUT,
             || async {

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::wait;
 use crate::address::{Address, Port, RegionItem};
 use crate::graph::{Builder, Kind, Resource};
+use crate::lifecycle::Lifecycle;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::state::ResourceState;
 use crate::topology::{HealthMode, NetworkKind, Region, Scheme, Topology};
@@ -348,25 +349,31 @@ async fn create_load_balancer(
 async fn wait_active(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     arn: &str,
+    lifecycle: Lifecycle,
 ) -> Result<Option<String>, OpError> {
-    wait::until("the load balancer to be active", TIMEOUT, || async {
-        let out = elb
-            .describe_load_balancers()
-            .load_balancer_arns(arn)
-            .send()
-            .await
-            .map_err(|e| OpError::from_sdk("describe load balancer", e))?;
-        let Some(lb) = out.load_balancers().first() else {
-            return Ok(None);
-        };
-        match lb.state().and_then(|s| s.code()) {
-            Some(LoadBalancerStateEnum::Active) => Ok(Some(lb.dns_name().map(str::to_owned))),
-            Some(LoadBalancerStateEnum::Failed) => {
-                Err(OpError::fatal("the load balancer failed to provision"))
+    wait::until(
+        lifecycle,
+        "the load balancer to be active",
+        TIMEOUT,
+        || async {
+            let out = elb
+                .describe_load_balancers()
+                .load_balancer_arns(arn)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("describe load balancer", e))?;
+            let Some(lb) = out.load_balancers().first() else {
+                return Ok(None);
+            };
+            match lb.state().and_then(|s| s.code()) {
+                Some(LoadBalancerStateEnum::Active) => Ok(Some(lb.dns_name().map(str::to_owned))),
+                Some(LoadBalancerStateEnum::Failed) => {
+                    Err(OpError::fatal("the load balancer failed to provision"))
+                }
+                _ => Ok(None),
             }
-            _ => Ok(None),
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -430,7 +437,8 @@ impl Provider for LoadBalancer {
             }
             Err(e) => return Err(OpError::from_sdk("describe load balancer", e)),
         };
-        let dns = wait_active(&elb, &arn).await?.unwrap_or_default();
+        let pace = Lifecycle::new(Kind::LoadBalancer, "create", cx.aws.time_scale());
+        let dns = wait_active(&elb, &arn, pace).await?.unwrap_or_default();
         Ok(recorded(&arn, &[("dns_name", &dns), ("name", &d.name)]))
     }
 
@@ -449,7 +457,8 @@ impl Provider for LoadBalancer {
             Err(e) if e.code() == Some("LoadBalancerNotFound") => return Ok(()),
             Err(e) => return Err(OpError::from_sdk("delete load balancer", e)),
         }
-        wait::until("the load balancer to be deleted", TIMEOUT, || async {
+        let pace = Lifecycle::new(Kind::LoadBalancer, "delete", cx.aws.time_scale());
+        wait::until(pace, "the load balancer to be deleted", TIMEOUT, || async {
             match elb
                 .describe_load_balancers()
                 .load_balancer_arns(arn)

@@ -1,19 +1,25 @@
-//! Waiting for AWS to reach a state, through the one backoff policy (`retry`): never a fixed
-//! sleep, a deadline, and a clear error when it passes.
+//! Waiting for AWS to reach a state, through the one poll loop (`retry`): never a fixed sleep,
+//! polls paced by what is awaited (`lifecycle`), a deadline, and a clear error when it passes.
 
 use std::time::Duration;
 
+use crate::lifecycle::Lifecycle;
 use crate::provider::OpError;
-use crate::retry::{Backoff, TryPollError, try_poll};
+use crate::retry::{Backoff, TryPollError, try_poll, try_poll_paced};
 
-/// Polls `check` until it returns `Some`, first at once, then backing off from 1 s to 30 s
-/// (`Backoff::AWS_WAIT`); an error from `check` ends the wait.
-pub async fn until<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T, OpError>
+/// Polls `check` until it returns `Some`, at the times of `lifecycle` (first at once, densest
+/// around its typical completion); an error from `check` ends the wait.
+pub async fn until<T, F, Fut>(
+    lifecycle: Lifecycle,
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> Result<T, OpError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, OpError>>,
 {
-    match try_poll(Backoff::AWS_WAIT.deadline(timeout), what, check).await {
+    match try_poll_paced(lifecycle.pace(timeout), what, check).await {
         Ok(v) => Ok(v),
         Err(TryPollError::Failed(e)) => Err(e),
         Err(TryPollError::GaveUp(_)) => Err(OpError::fatal(format!(

@@ -22,6 +22,7 @@ mod kube_apply;
 mod kube_cli;
 mod kube_manifests;
 mod kube_runtime;
+mod lifecycle;
 mod log;
 mod login;
 mod manual;
