@@ -713,12 +713,23 @@ impl Checker<'_> {
                     .problems
                     .push(unknown_ref("load balancer", front, &lb_names)),
                 Some((_, lb)) => {
-                    if lb.health.value != HealthMode::Active {
+                    if local && lb.health.value != HealthMode::Active {
                         self.problems.push(
                             Problem::error(Code::Front, format!("the front endpoint \"{}\" must route to the active node only", front.value))
                                 .label(front.span, "front endpoint")
                                 .label(lb.name.span, "its health mode is `unsealed`")
                                 .help("set `health=\"active\"` on this load balancer: healthy on 200 only"),
+                        );
+                    }
+                    // On AWS an NLB takes two failed checks of at least 10 s to drop a target:
+                    // routing to the active node only would make every failover 10-20 s. The
+                    // front sends to every unsealed member, and standbys forward.
+                    if !local && lb.health.value == HealthMode::Active {
+                        self.problems.push(
+                            Problem::error(Code::Front, format!("on Kubernetes the front endpoint \"{}\" routes to every unsealed member", front.value))
+                                .label(front.span, "front endpoint")
+                                .label(lb.health.span, "active node only")
+                                .help("remove `health=\"active\"`: an NLB needs 10-20 s of failed checks to drop the old leader, while a standby forwards to the new one as soon as raft has elected it (docs/eks.md)"),
                         );
                     }
                     if let Some(m) = v
