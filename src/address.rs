@@ -73,6 +73,11 @@ pub enum RegionItem {
     },
     /// The IAM OIDC provider of an EKS cluster's issuer (`cluster.<c>.oidc`), for IRSA.
     OidcProvider(String),
+    /// An EKS add-on of a cluster (`cluster.<c>.addon.<name>`).
+    Addon {
+        cluster: String,
+        name: String,
+    },
     /// An access entry of an IAM principal on an EKS cluster (`cluster.<c>.access.<arn>`).
     AccessEntry {
         cluster: String,
@@ -291,6 +296,7 @@ fn render(item: &Item) -> String {
                     format!("cluster.{cluster}.node-pool.{pool}")
                 }
                 RegionItem::OidcProvider(c) => format!("cluster.{c}.oidc"),
+                RegionItem::Addon { cluster, name } => format!("cluster.{cluster}.addon.{name}"),
                 RegionItem::AccessEntry { cluster, principal } => {
                     format!("cluster.{cluster}.access.{principal}")
                 }
@@ -424,6 +430,10 @@ fn parse_region(rest: &str) -> Option<RegionItem> {
                 "cluster" => match tail.split_once('.') {
                     None => RegionItem::Cluster(nonempty(tail)?),
                     Some((cluster, "oidc")) => RegionItem::OidcProvider(nonempty(cluster)?),
+                    Some((cluster, rest)) if rest.starts_with("addon.") => RegionItem::Addon {
+                        cluster: nonempty(cluster)?,
+                        name: nonempty(&rest["addon.".len()..])?,
+                    },
                     Some((cluster, "volumes")) => RegionItem::KubeVolumes(nonempty(cluster)?),
                     Some((cluster, rest)) => {
                         if let Some(pool) = rest.strip_prefix("node-pool.") {
@@ -615,6 +625,10 @@ mod tests {
                 pool: s("spot"),
             }),
             r(RegionItem::OidcProvider(s("c1"))),
+            r(RegionItem::Addon {
+                cluster: s("c1"),
+                name: s("aws-ebs-csi-driver"),
+            }),
             r(RegionItem::KubeVolumes(s("c1"))),
             r(RegionItem::AccessEntry {
                 cluster: s("c1"),

@@ -10,8 +10,8 @@ use petgraph::graph::NodeIndex;
 use crate::graph::{Builder, Graph, Kind, Resource};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Providers, Recorded};
 use crate::resources::{
-    access_entry, eks, eks_runtime, elb, iam_role, kms_key, kube_volumes, network, oidc_provider,
-    s3_bucket, target_attachment,
+    access_entry, eks, eks_addon, eks_runtime, elb, iam_role, kms_key, kube_volumes, network,
+    oidc_provider, s3_bucket, target_attachment,
 };
 use crate::runtime::cert::{self, LocalCert};
 use crate::runtime::kubernetes::clusters::Clusters;
@@ -211,6 +211,7 @@ impl Catalog {
             Kind::EksCluster | Kind::EksNodeGroup => eks::desired(t, r),
             Kind::OidcProvider => oidc_provider::desired(t, r),
             Kind::AccessEntry => access_entry::desired(t, r),
+            Kind::EksAddon => eks_addon::desired(t, r),
             Kind::KubeVolumes => kube_volumes::desired(t, r),
             Kind::TargetAttachment => target_attachment::desired(t, r),
             Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => elb::desired(t, r),
@@ -281,6 +282,7 @@ impl Providers for Catalog {
             Kind::EksNodeGroup => &eks::EksNodeGroup,
             Kind::OidcProvider => &oidc_provider::OidcProvider,
             Kind::AccessEntry => &access_entry::AccessEntry,
+            Kind::EksAddon => &eks_addon::EksAddon,
             Kind::KubeVolumes => &kube_volumes::KubeVolumes,
             Kind::TargetAttachment => &target_attachment::TargetAttachment,
             Kind::LoadBalancer => &elb::LoadBalancer,

@@ -59,6 +59,7 @@ pub enum Kind {
     RevokeRoot,
     SealTransit,
     KubeObject,
+    EksAddon,
 }
 
 impl Kind {
@@ -119,6 +120,7 @@ impl Kind {
             Kind::RevokeRoot => "revoke-root",
             Kind::SealTransit => "seal-transit",
             Kind::KubeObject => "kube-object",
+            Kind::EksAddon => "eks-addon",
         }
     }
 }
@@ -288,6 +290,8 @@ pub struct Builder<'t> {
     /// EBS volumes Kubernetes made for it (`region.<r>.cluster.<c>.volumes`). The Kubernetes
     /// objects that make volumes come after it, so they are destroyed before it.
     pub kube_volumes: HashMap<&'t str, NodeIndex>,
+    /// The EKS add-ons of each cluster, by cluster name.
+    pub addons: HashMap<&'t str, Vec<NodeIndex>>,
     /// Per EKS cluster hosting members on the Kubernetes runtime: its IAM OIDC provider.
     pub oidc_providers: HashMap<&'t str, NodeIndex>,
 }

@@ -49,6 +49,8 @@ pub fn typical(kind: Kind, operation: &str) -> f64 {
         Kind::SealTransit => (4.0, 4.0, 1.0),
         // A write to the Kubernetes API; deleting a namespace waits for what is in it.
         Kind::KubeObject => (1.0, 1.0, 5.0),
+        // An add-on's pods scheduled and ready; its removal.
+        Kind::EksAddon => (60.0, 30.0, 30.0),
     };
     match operation {
         "update" => update,

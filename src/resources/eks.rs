@@ -101,6 +101,20 @@ pub fn graph<'t>(b: &mut Builder<'t>, r: &'t Region) {
             );
             b.g.edge(ix, aix);
         }
+        let mut addons = Vec::new();
+        for a in &c.addons {
+            let addon = RegionItem::Addon {
+                cluster: name.clone(),
+                name: a.value.clone(),
+            };
+            let aix =
+                b.g.add(Address::region(rn, addon), Kind::EksAddon, reg, a.span);
+            // Its pods run on the nodes.
+            b.g.edge(ix, aix);
+            b.g.edges(&pools, aix);
+            addons.push(aix);
+        }
+        b.addons.insert(name.as_str(), addons);
         b.clusters.insert(name.as_str(), (ix, pools));
     }
 }

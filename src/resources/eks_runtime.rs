@@ -52,6 +52,10 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
                 );
                 b.g.edge(cix, ix);
                 b.g.edges(&pools, ix);
+                // The EBS CSI driver deletes the claims' volumes: it goes after them.
+                if let Some(addons) = b.addons.get(cn).cloned() {
+                    b.g.edges(&addons, ix);
+                }
                 b.kube_volumes.insert(cn, ix);
             }
         }

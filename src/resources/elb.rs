@@ -757,10 +757,11 @@ mod tests {
     }
 
     #[test]
-    fn on_kubernetes_a_front_checks_the_active_node_and_a_member_any_unsealed_one() {
+    fn on_kubernetes_the_front_and_each_member_check_any_unsealed_member() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/single-region.kdl");
         let front = target_group(file, "us-east-1", "vault-front");
-        assert_eq!(front["health_path"], "/v1/sys/health");
+        // Standbys forward to the active node: failover follows raft, not NLB checks.
+        assert_eq!(front["health_path"], super::KUBE_UNSEALED_HEALTH);
         assert_eq!(front["health_codes"], "200");
         assert_eq!(front["port"], 32000);
         assert_eq!(front["target_type"], "instance");

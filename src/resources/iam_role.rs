@@ -18,6 +18,8 @@ use crate::topology::{Runtime, Topology};
 pub struct IamRole;
 
 const EKS_CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
+/// What the EBS CSI driver needs to make, attach and delete volumes.
+const EBS_CSI_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy";
 const EKS_NODE_POLICIES: &[&str] = &[
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -85,7 +87,17 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
                 "trust".into(),
                 trust("ec2.amazonaws.com", &["sts:AssumeRole"]),
             );
-            attrs.insert("managed_policies".into(), json!(sorted(EKS_NODE_POLICIES)));
+            let mut policies = EKS_NODE_POLICIES.to_vec();
+            // The EBS CSI driver add-on acts with the nodes' credentials.
+            let ebs_csi = t.regions.iter().flat_map(|r| &r.clusters).any(|c| {
+                c.addons
+                    .iter()
+                    .any(|a| a.value == crate::topology::model::EBS_CSI_ADDON)
+            });
+            if ebs_csi {
+                policies.push(EBS_CSI_POLICY);
+            }
+            attrs.insert("managed_policies".into(), json!(sorted(&policies)));
             role_name(stack, "eks-node")
         }
         Role::Vault(vault_name) => {

@@ -4,6 +4,7 @@
 
 pub mod access_entry;
 pub mod eks;
+pub mod eks_addon;
 pub mod eks_runtime;
 pub mod elb;
 pub mod iam_role;

@@ -615,6 +615,17 @@ fn decode_cluster(
         .into_iter()
         .filter_map(|n| decode_access(n, problems))
         .collect();
+    let addons: Vec<Spanned<String>> = l
+        .own
+        .children("addon")
+        .into_iter()
+        .filter_map(|n| {
+            let mut r = NodeReader::node("addon", n);
+            let name = r.arg_string("an EKS add-on name, e.g. \"aws-ebs-csi-driver\"");
+            r.finish(problems);
+            name
+        })
+        .collect();
     let shown = name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
     l.finish(&shown, problems);
     Some(Cluster {
@@ -625,6 +636,7 @@ fn decode_cluster(
             .unwrap_or(EndpointAccess::PublicAndPrivate),
         node_pools: pools,
         access: entries,
+        addons,
         depends_on: depends,
     })
 }

@@ -107,8 +107,14 @@ pub struct Cluster {
     /// `access "<IAM principal ARN>" policy="..."`: IAM principals given an EKS access policy
     /// on the cluster (access entries), beside the creator's own admin access.
     pub access: Vec<Access>,
+    /// `addon "<name>"`: EKS add-ons installed on the cluster (`aws-ebs-csi-driver` gives the
+    /// Vault members' volume claims their EBS volumes).
+    pub addons: Vec<Spanned<String>>,
     pub depends_on: Vec<Spanned<String>>,
 }
+
+/// The EKS add-on that provisions EBS volumes for volume claims.
+pub const EBS_CSI_ADDON: &str = "aws-ebs-csi-driver";
 
 /// An IAM principal's access to an EKS cluster: an access entry with one access policy,
 /// cluster-wide.

@@ -198,12 +198,20 @@ fn the_seed_topology_plans_every_kubernetes_object_in_order() {
             );
         }
         assert!(ns < kube("disruption-budget"));
+        // The claims need the EBS CSI driver: the add-on comes before the namespace.
+        assert!(
+            at(&format!(
+                "region.{}.cluster.{c}.addon.aws-ebs-csi-driver",
+                &c[3..]
+            )) < ns
+        );
         assert!(member < at("vault.bv.init"));
     }
     // What apply fills in is shown as where it comes from, never as a value or a secret.
     assert!(plan.contains("{{region.eu-central-1.load-balancer.bv-eu-central-1:dns_name}}"));
     assert!(plan.contains("{{file-base64:tls/vault-0.key}}"));
     assert!(!plan.contains("PRIVATE KEY"));
+    assert!(plan.contains("arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"));
 }
 
 #[test]

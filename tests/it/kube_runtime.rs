@@ -96,15 +96,17 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
     let standins: Vec<StandIn> = CLUSTERS.iter().map(|_| StandIn::start()).collect();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // The seed as shipped, with its state in a local file and buckets that destroy may
-    // empty (an experiment torn down: the unseal store goes with it).
+    // The seed as shipped, with its state in a local file, buckets that destroy may empty
+    // (an experiment torn down: the unseal store goes with it), and no EBS CSI add-on.
     let text = std::fs::read_to_string(crate::support::root().join("topologies/aws-eu.kdl"))
         .unwrap()
         .lines()
         .filter(|l| !l.starts_with("state "))
         .collect::<Vec<_>>()
         .join("\n")
-        .replace("force-destroy=#false", "force-destroy=#true");
+        .replace("force-destroy=#false", "force-destroy=#true")
+        // moto has no EKS add-on API (it answers 404): the stand-in's claims need no driver.
+        .replace("        addon \"aws-ebs-csi-driver\"\n", "");
     std::fs::write(d.join("aws-eu.kdl"), text).unwrap();
     let endpoints = d.join("endpoints.json");
     let map: serde_json::Map<String, serde_json::Value> = CLUSTERS
@@ -488,4 +490,42 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
         );
     }
     assert!(log.contains("Nothing billable remains"), "{log}");
+}
+
+/// moto has no EKS add-on API: the EBS CSI driver's add-on is planned, and its apply says
+/// plainly that the endpoint lacks add-ons (real EKS is needed), after creating the cluster.
+#[test]
+fn the_ebs_csi_add_on_needs_real_eks() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let addon = "region.eu-north-1.cluster.bv-eu-north-1.addon.aws-ebs-csi-driver";
+    let out = aws_command(
+        &crate::support::root(),
+        &ep,
+        &[
+            "apply",
+            "topologies/aws-eu.kdl",
+            "--auto-approve",
+            "--state",
+            state.to_str().unwrap(),
+            "--target",
+            addon,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("this EKS endpoint does not implement add-ons"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("region.eu-north-1.cluster.bv-eu-north-1: created")
+            || err.contains("region.eu-north-1.cluster.bv-eu-north-1: created"),
+        "{}{err}",
+        stdout(&out)
+    );
 }

@@ -126,6 +126,10 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
                     b.g.edge(cluster, ns);
                     b.g.edges(&pools, ns);
                 }
+                // The claims need the EBS CSI driver add-on.
+                if let Some(addons) = b.addons.get(c).cloned() {
+                    b.g.edges(&addons, ns);
+                }
                 // The namespace (its claims) goes before the volumes' sweep at destroy.
                 if let Some(volumes) = b.kube_volumes.get(c).copied() {
                     b.g.edge(volumes, ns);
