@@ -45,6 +45,7 @@ pub async fn expired(args: &ExpiredArgs, printer: &Printer) -> Result<Outcome, E
         regions: regions.clone(),
         clusters: Vec::new(),
         work_dirs: Vec::new(),
+        bucket_names: Vec::new(),
     };
     let found = sweep::inventory(&aws, &query)
         .await

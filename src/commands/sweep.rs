@@ -66,6 +66,7 @@ async fn target(args: &SweepArgs, printer: &Printer) -> Result<Option<Target>, E
             regions: args.regions.clone(),
             clusters: Query::recorded_clusters(&state),
             work_dirs: Vec::new(),
+            bucket_names: Vec::new(),
         },
         state,
         aws: AwsSettings::resolve(None),

@@ -91,6 +91,7 @@ pub async fn destroy(
         regions: regions.to_vec(),
         clusters: Query::recorded_clusters(&after),
         work_dirs: Vec::new(),
+        bucket_names: Vec::new(),
     };
     match inventory(aws, &query).await {
         Ok(found) => {

@@ -30,6 +30,9 @@ pub struct Query {
     pub clusters: Vec<String>,
     /// The local runtime's working directories, by Vault cluster.
     pub work_dirs: Vec<(String, std::path::PathBuf)>,
+    /// The bucket names the topology declares: one of them that exists untagged and empty is
+    /// what a create cut short between `CreateBucket` and its tags leaves behind.
+    pub bucket_names: Vec<String>,
 }
 
 impl Query {
@@ -60,6 +63,11 @@ impl Query {
                 .values()
                 .filter(|v| v.local)
                 .map(|v| (v.name.clone(), v.work_dir.clone()))
+                .collect(),
+            bucket_names: t
+                .regions
+                .iter()
+                .flat_map(|r| r.buckets.iter().map(|b| b.name.value.clone()))
                 .collect(),
         }
     }
@@ -750,9 +758,38 @@ async fn s3(aws: &Aws, q: &Query) -> Result<Vec<Found>, OpError> {
                 &tags,
                 &[("name", name)],
             ));
+        } else if !tags.contains_key(crate::provider::TAG_STACK)
+            && q.bucket_names.iter().any(|b| b == name)
+            && bucket_is_empty(aws, &region, name).await?
+        {
+            // Named by the topology, untagged and empty: a create cut short before its tags
+            // (nothing can be lost by deleting it).
+            let mut f = found(
+                &q.stack,
+                Thing::S3Bucket,
+                Some(&region),
+                name,
+                &tags,
+                &[("name", name)],
+            );
+            f.detail = Some("untagged and empty: a create cut short before its tags".into());
+            out.push(f);
         }
     }
     Ok(out)
+}
+
+/// Whether a bucket holds no object version and no delete marker.
+async fn bucket_is_empty(aws: &Aws, region: &str, name: &str) -> Result<bool, OpError> {
+    let out = aws
+        .s3(region)
+        .list_object_versions()
+        .bucket(name)
+        .max_keys(1)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("list object versions", e))?;
+    Ok(out.versions().is_empty() && out.delete_markers().is_empty())
 }
 
 async fn iam(aws: &Aws, q: &Query) -> Result<Vec<Found>, OpError> {

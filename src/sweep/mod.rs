@@ -163,6 +163,9 @@ pub fn orphans(found: &[Found], state: &State) -> Vec<Found> {
         .filter(|f| f.pending_deletion.is_none())
         .filter(|f| match &f.belongs_to {
             _ if f.tagged => !recorded(state, f),
+            // An untagged bucket the topology names, found empty (inventory's rule): the
+            // stack's when the state does not record it.
+            None if f.thing == Thing::S3Bucket && f.detail.is_some() => !recorded(state, f),
             // Untagged: the orphan's when what it belongs to is not recorded.
             Some((owner, id)) => !live.contains(&(*owner, id.as_str())),
             None => false,
