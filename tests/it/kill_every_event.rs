@@ -706,3 +706,31 @@ fn kill_at_every_event() {
     );
     assert!(failed.is_empty(), "failed at events {failed:?}");
 }
+
+/// Regression: a run killed after starting a load balancer's HAProxy and before writing its
+/// `process.json` left it running unrecorded, and the next apply refused the address as
+/// "already served by a process vaultform did not start". Now it is found by its command line
+/// (the directory's `haproxy.cfg`), recorded and adopted. Loopback 127.0.95.x, this test's own.
+#[tokio::test]
+async fn a_proxy_started_but_never_recorded_is_adopted_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = topology("127.0.95.").replace("    shares 5\n", "    shares 5\n    tls #false\n");
+    let loaded = vaultform::load("local.kdl", text);
+    let (t, _) = loaded.valid().expect("valid");
+    let vaults = vaultform::vault::spec::specs(t, dir.path());
+    let v = &vaults.0["bv"];
+    let first = vaultform::runtime::local::start_proxy(v, "bv-eu-west-1")
+        .await
+        .expect("the first start");
+    // What the killed run left: the process, no record of it.
+    std::fs::remove_file(v.proxy_dir("bv-eu-west-1").join("process.json")).unwrap();
+    let again = vaultform::runtime::local::start_proxy(v, "bv-eu-west-1").await;
+    process::kill(&first);
+    let again = again.expect("the unrecorded HAProxy is adopted");
+    assert_eq!(again.pid, first.pid);
+    assert_eq!(
+        vaultform::runtime::local::read_pidfile(&v.proxy_dir("bv-eu-west-1")).map(|r| r.pid),
+        Some(first.pid),
+        "recorded again"
+    );
+}
