@@ -270,9 +270,7 @@ where
 /// The process a run killed between starting it and writing its `process.json` left running
 /// in `dir` (found by its command line naming this directory's configuration), recorded now.
 fn adopt_unrecorded(dir: &Path, program: &str, log: &Path) -> Option<ProcessRecord> {
-    let rec = process::find_under(dir, Some(program), log)
-        .into_iter()
-        .next()?;
+    let rec = process::find_under(dir, program, log).into_iter().next()?;
     write_private(&pidfile(dir), &serde_json::to_string(&rec).ok()?).ok()?;
     Some(rec)
 }
@@ -326,11 +324,17 @@ pub(crate) async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Resul
         _ => None,
     };
     let dir = rs.ids.get("dir").map(PathBuf::from).or_else(from_topology);
-    // And one a killed run started but never recorded (its command line names the directory).
-    let unrecorded = dir
-        .as_deref()
-        .map(|d| process::find_under(d, None, &d.join("unrecorded.log")))
-        .unwrap_or_default();
+    // And one a killed run started but never recorded: the program the part runs, with an
+    // argument naming a file in the directory (never, say, a `tail -f` of its log).
+    let program = match vaults.part(&rs.address).ok() {
+        Some((_, VaultItem::Proxy(_))) => Some("haproxy"),
+        Some((v, VaultItem::Member(_) | VaultItem::SealTransit)) => Some(v.binary.as_str()),
+        _ => None,
+    };
+    let unrecorded = match (dir.as_deref(), program) {
+        (Some(d), Some(p)) => process::find_under(d, p, &d.join("unrecorded.log")),
+        _ => Vec::new(),
+    };
     let records = recorded_process(rs)
         .into_iter()
         .chain(dir.as_deref().and_then(read_pidfile))

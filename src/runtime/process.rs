@@ -130,10 +130,10 @@ fn cmdline(pid: u32) -> Option<Vec<String>> {
     )
 }
 
-/// Live processes with an argument naming a file under `dir` (`FILE` or `-opt=FILE`), running
-/// `program` when one is given: what a run killed between starting a process and recording it
-/// left running. `dir` is one of vaultform's own (a member's or a proxy's), so they are ours.
-pub fn find_under(dir: &Path, program: Option<&str>, log: &Path) -> Vec<ProcessRecord> {
+/// Live processes running `program` with an argument naming a file under `dir` (`FILE` or
+/// `-opt=FILE`): what a run killed between starting a process and recording it left running.
+/// `dir` is one of vaultform's own (a member's or a proxy's), so they are ours.
+pub fn find_under(dir: &Path, program: &str, log: &Path) -> Vec<ProcessRecord> {
     let prefix = format!("{}/", dir.display());
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
     let names_file = |a: &String| {
@@ -152,7 +152,7 @@ pub fn find_under(dir: &Path, program: Option<&str>, log: &Path) -> Vec<ProcessR
                 return None;
             }
             let command = cmdline(pid)?;
-            let runs = program.is_none_or(|p| command.iter().take(2).any(|c| base(c) == base(p)));
+            let runs = command.iter().take(2).any(|c| base(c) == base(program));
             if !runs || !command.iter().skip(1).any(names_file) {
                 return None;
             }
@@ -256,10 +256,10 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let found = find_under(&member, Some("bash"), &log);
+        let found = find_under(&member, "bash", &log);
         let pids: Vec<u32> = found.iter().map(|r| r.pid).collect();
-        let other_program = find_under(&member, Some("haproxy"), &log);
-        let other_dir = find_under(&dir.path().join("members/vault-1"), None, &log);
+        let other_program = find_under(&member, "haproxy", &log);
+        let other_dir = find_under(&dir.path().join("members/vault-1"), "bash", &log);
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(pids, vec![child.id()]);
