@@ -1,5 +1,7 @@
 //! Benchmark: planning a 10,000-resource topology against a state of the same size, refresh
-//! off: load + desired attributes + diff, and the peak memory (RSS) of the process.
+//! off, as `vaultform plan` does it: read the state file, load the topology (parse, validate,
+//! graph), desired attributes, diff, and render the plan and its cost; the median of each phase
+//! and the peak memory (RSS) of the process.
 //!
 //!     cargo run --release --example bench_plan [-- RESOURCES [ITERATIONS]]
 
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 use vaultform::catalog::Catalog;
 use vaultform::plan::{self, PlanOptions};
 use vaultform::provider::Providers;
-use vaultform::state::{ResourceState, State, Status};
+use vaultform::state::local::LocalBackend;
+use vaultform::state::{Backend, ResourceState, State, Status};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -102,6 +105,15 @@ fn main() {
     state.serial = 1;
     let count = state.resources.len();
     drop(loaded);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let backend = LocalBackend::new(dir.path().join("bench.state.json"));
+    rt.block_on(backend.save(&state)).expect("save the state");
+    let state_size = std::fs::metadata(backend.path()).map_or(0, |m| m.len());
+    drop(state);
+    let prices = vaultform::cost::Prices::load(None).expect("the built-in prices");
 
     let forces = |k| {
         catalog
@@ -110,12 +122,28 @@ fn main() {
             .unwrap_or(&[])
     };
     let mut times: Vec<Duration> = Vec::new();
+    // read state, load, desired, diff, render
+    let mut phases: [Vec<Duration>; 5] = Default::default();
     let mut changes = 0;
+    let mut rendered = 0;
     for _ in 0..iterations {
         let start = Instant::now();
+        let mut lap = start;
+        let mut mark = |i: usize| {
+            let now = Instant::now();
+            phases[i].push(now - lap);
+            lap = now;
+        };
+        let state = rt
+            .block_on(backend.load())
+            .expect("read the state")
+            .expect("a state");
+        mark(0);
         let loaded = vaultform::load("bench.kdl", text.as_str());
         let (t, g) = loaded.valid().expect("valid");
+        mark(1);
         let desired = catalog_of(t).desired(t, g);
+        mark(2);
         let plan = plan::plan(
             &desired,
             &state,
@@ -124,7 +152,12 @@ fn main() {
             &PlanOptions::default(),
         )
         .expect("plan");
+        mark(3);
+        let text = vaultform::ui::plan::human(&plan, false)
+            + &vaultform::ui::cost::human(&vaultform::cost::of(&plan, &prices));
+        mark(4);
         times.push(start.elapsed());
+        rendered = text.len();
         changes = plan
             .changes
             .iter()
@@ -133,12 +166,25 @@ fn main() {
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        ms(v[v.len() / 2])
+    };
+    let [read, load, desired, diff, render] = &mut phases;
     let out = format!(
-        "plan (refresh off): {count} resources in topology and state, {changes} changes, {iterations} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms; peak RSS {:.1} MiB\n",
+        "plan (refresh off): {count} resources in topology and state ({} KiB state file), {changes} changes, {} KiB rendered, {iterations} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms; peak RSS {:.1} MiB\n\
+         phase medians: read state {:.1} ms, load topology {:.1} ms, desired {:.1} ms, diff {:.1} ms, render {:.1} ms\n",
+        state_size / 1024,
+        rendered / 1024,
         ms(times[0]),
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1]),
         peak_rss_mib(),
+        median(read),
+        median(load),
+        median(desired),
+        median(diff),
+        median(render),
     );
     std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes()).expect("stdout");
 }

@@ -1,9 +1,11 @@
 //! Benchmark: parse + validate + graph of a generated topology with about 10,000 resources.
 //!
-//!     cargo run --release --example bench_topology [-- RESOURCES [ITERATIONS]]
+//!     cargo run --release --example bench_topology [-- RESOURCES [ITERATIONS [PAUSE_MS]]]
 //!     cargo run --release --example bench_topology -- --write FILE [RESOURCES]
 //!
 //! Prints the graph's node count and the min / median / max wall time over the iterations.
+//! PAUSE_MS (default 0) sleeps between iterations, each then standing for one CLI invocation
+//! on an otherwise idle process (caches and allocator no longer warm from the previous run).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -90,10 +92,12 @@ fn main() {
     }
     let target: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let iterations: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let pause = Duration::from_millis(args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0));
     let text = generate(target);
     let mut times: Vec<Duration> = Vec::with_capacity(iterations);
     let mut nodes = 0;
     for _ in 0..iterations {
+        std::thread::sleep(pause);
         let start = Instant::now();
         let loaded = vaultform::load("bench.kdl", text.as_str());
         let elapsed = start.elapsed();
@@ -120,8 +124,9 @@ fn main() {
     let split = split[split.len() / 2];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let out = format!(
-        "parse+validate+graph: {nodes} resources, {} KiB of KDL, {iterations} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms (KDL parsing: {:.1} ms on all cores, {:.1} ms on one)\n",
+        "parse+validate+graph: {nodes} resources, {} KiB of KDL, {iterations} runs, {} ms pause: min {:.1} ms, median {:.1} ms, max {:.1} ms (KDL parsing: {:.1} ms on all cores, {:.1} ms on one)\n",
         text.len() / 1024,
+        pause.as_millis(),
         ms(times[0]),
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1]),

@@ -2,7 +2,8 @@
 """The floor for a 3-member OpenBao raft bootstrap on this machine: the same OpenBao calls
 vaultform makes, in a tight loop polling every 50 ms, with the best server settings
 (raft performance_multiplier = 1, autopilot server_stabilization_time 1s), no KMS, no S3,
-no load balancer. Prints one JSON line: seconds from "three members answer" to
+no load balancer. As vaultform does, the followers join and unseal in parallel (one thread
+each: join, then unseal). Prints one JSON line: seconds from "three members answer" to
 "three unsealed voters under one active leader".
 
 Usage: bootstrap-floor.py BAO_BINARY NET   (NET like 127.0.89. : members on NET11-13)
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,12 +95,24 @@ def main():
         wait("autopilot", lambda: call(
             "POST", urls[0] + "/v1/sys/storage/raft/autopilot/configuration",
             {"server_stabilization_time": "1s"}, token)[0] in (200, 204))
-        for u in urls[1:]:
-            wait("join", lambda u=u: call(
-                "POST", u + "/v1/sys/storage/raft/join",
-                {"leader_api_addr": urls[0]})[1].get("joined"))
-        for u in urls[1:]:
-            unseal(u)
+        failed = []
+
+        def join_and_unseal(u):
+            try:
+                wait("join", lambda: call(
+                    "POST", u + "/v1/sys/storage/raft/join",
+                    {"leader_api_addr": urls[0]})[1].get("joined"))
+                unseal(u)
+            except BaseException as e:  # SystemExit from wait() included
+                failed.append(f"{u}: {e}")
+
+        threads = [threading.Thread(target=join_and_unseal, args=(u,)) for u in urls[1:]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            raise SystemExit(f"floor: {failed}")
 
         def voters():
             status, body = call("GET", urls[0] + "/v1/sys/storage/raft/configuration",

@@ -233,9 +233,14 @@ where
     crate::private::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     let cfg = dir.join(config_name);
     let same_config = std::fs::read_to_string(&cfg).is_ok_and(|old| old == config);
-    if let Some(old) = read_pidfile(dir)
-        && process::is_running(&old)
-    {
+    let log = dir.join(format!(
+        "{}.log",
+        config_name.split('.').next().unwrap_or("process")
+    ));
+    let running = read_pidfile(dir)
+        .filter(process::is_running)
+        .or_else(|| adopt_unrecorded(dir, program, &log));
+    if let Some(old) = running {
         if same_config {
             wait_ready(&old, &ready).await?;
             return Ok(old);
@@ -252,10 +257,6 @@ where
     }
     write_private(&cfg, config)?;
     let binary = program_path(dir, program)?;
-    let log = dir.join(format!(
-        "{}.log",
-        config_name.split('.').next().unwrap_or("process")
-    ));
     let rec = process::spawn_detached(&binary, args, &log, dir)
         .map_err(|e| OpError::fatal(e.to_string()))?;
     write_private(
@@ -264,6 +265,14 @@ where
     )?;
     wait_ready(&rec, &ready).await?;
     Ok(rec)
+}
+
+/// The process a run killed between starting it and writing its `process.json` left running
+/// in `dir` (found by its command line naming this directory's configuration), recorded now.
+fn adopt_unrecorded(dir: &Path, program: &str, log: &Path) -> Option<ProcessRecord> {
+    let rec = process::find_under(dir, program, log).into_iter().next()?;
+    write_private(&pidfile(dir), &serde_json::to_string(&rec).ok()?).ok()?;
+    Some(rec)
 }
 
 async fn wait_ready<F, Fut>(rec: &ProcessRecord, ready: &F) -> Result<(), OpError>
@@ -315,9 +324,21 @@ pub(crate) async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Resul
         _ => None,
     };
     let dir = rs.ids.get("dir").map(PathBuf::from).or_else(from_topology);
+    // And one a killed run started but never recorded: the program the part runs, with an
+    // argument naming a file in the directory (never, say, a `tail -f` of its log).
+    let program = match vaults.part(&rs.address).ok() {
+        Some((_, VaultItem::Proxy(_))) => Some("haproxy"),
+        Some((v, VaultItem::Member(_) | VaultItem::SealTransit)) => Some(v.binary.as_str()),
+        _ => None,
+    };
+    let unrecorded = match (dir.as_deref(), program) {
+        (Some(d), Some(p)) => process::find_under(d, p, &d.join("unrecorded.log")),
+        _ => Vec::new(),
+    };
     let records = recorded_process(rs)
         .into_iter()
-        .chain(dir.as_deref().and_then(read_pidfile));
+        .chain(dir.as_deref().and_then(read_pidfile))
+        .chain(unrecorded);
     for rec in records {
         process::stop(&rec, Duration::from_secs(15))
             .await

@@ -130,6 +130,44 @@ fn cmdline(pid: u32) -> Option<Vec<String>> {
     )
 }
 
+/// Live processes running `program` with an argument naming a file under `dir` (`FILE` or
+/// `-opt=FILE`): what a run killed between starting a process and recording it left running.
+/// `dir` is one of vaultform's own (a member's or a proxy's), so they are ours.
+pub fn find_under(dir: &Path, program: &str, log: &Path) -> Vec<ProcessRecord> {
+    let prefix = format!("{}/", dir.display());
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let names_file = |a: &String| {
+        a.starts_with(&prefix)
+            || a.split_once('=')
+                .is_some_and(|(_, v)| v.starts_with(&prefix))
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<ProcessRecord> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            if pid == std::process::id() {
+                return None;
+            }
+            let command = cmdline(pid)?;
+            let runs = command.iter().take(2).any(|c| base(c) == base(program));
+            if !runs || !command.iter().skip(1).any(names_file) {
+                return None;
+            }
+            Some(ProcessRecord {
+                pid,
+                start_time: process_start(pid)?,
+                command,
+                log: log.to_path_buf(),
+            })
+        })
+        .collect();
+    found.sort_by_key(|r| r.pid);
+    found
+}
+
 /// Whether the recorded process is running now: same PID, same start time, same program.
 pub fn is_running(r: &ProcessRecord) -> bool {
     if process_start(r.pid) != Some(r.start_time) {
@@ -190,4 +228,42 @@ pub async fn stop(r: &ProcessRecord, grace: Duration) -> Result<(), ProcessError
     poll(killed, "the process to die", gone)
         .await
         .map_err(|_| ProcessError::Stuck { pid: r.pid })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed between starting a process and writing its record left it running: it is
+    /// found by its command line naming a file under the directory, and only there.
+    #[test]
+    fn an_unrecorded_process_is_found_by_the_file_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = dir.path().join("members/vault-0");
+        std::fs::create_dir_all(&member).unwrap();
+        // A shell builtin waiting on a pipe: one process whose arguments name the file.
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", "read -t 30", "bao"])
+            .arg(format!("-config={}", member.join("server.hcl").display()))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = member.join("server.log");
+        // Right after the exec the kernel may show an empty command line for a moment.
+        for _ in 0..500 {
+            if cmdline(child.id()).is_some_and(|c| !c.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let found = find_under(&member, "bash", &log);
+        let pids: Vec<u32> = found.iter().map(|r| r.pid).collect();
+        let other_program = find_under(&member, "haproxy", &log);
+        let other_dir = find_under(&dir.path().join("members/vault-1"), "bash", &log);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(pids, vec![child.id()]);
+        assert!(other_program.is_empty(), "{other_program:?}");
+        assert!(other_dir.is_empty(), "{other_dir:?}");
+    }
 }

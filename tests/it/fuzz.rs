@@ -85,8 +85,25 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let text = String::from_utf8_lossy(&bytes).into_owned();
+        let len = text.len();
         let loaded = vaultform::load("fuzz.kdl", text);
-        let _ = vaultform::ui::diagnostics::render(&loaded, false);
+        // Either a valid topology, or at least one error; every problem has a code and points
+        // inside the input.
+        prop_assert_eq!(loaded.valid().is_some(), !loaded.has_errors());
+        for p in &loaded.problems {
+            prop_assert!(!p.code.name().is_empty(), "{:?}", p);
+            prop_assert!(!p.message.is_empty(), "{:?}", p);
+            if p.severity == topology::Severity::Error {
+                prop_assert!(!p.labels.is_empty(), "an error without a span: {:?}", p);
+            }
+            for l in &p.labels {
+                prop_assert!(l.span.offset() + l.span.len() <= len, "{:?} outside {} bytes", l, len);
+            }
+        }
+        let rendered = vaultform::ui::diagnostics::render(&loaded, false);
+        if loaded.has_errors() {
+            prop_assert!(rendered.contains("vaultform::topology::"), "{}", rendered);
+        }
         let _ = topology::format::format(&loaded.source.text);
     }
 

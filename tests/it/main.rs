@@ -18,6 +18,7 @@ mod fuzz;
 mod graph;
 mod help;
 mod interrupted_init;
+mod kill_every_event;
 mod kube_apply;
 mod kube_cli;
 mod kube_manifests;

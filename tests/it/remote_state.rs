@@ -202,8 +202,9 @@ fn two_applies_at_once_one_runs_the_other_fails_fast_or_waits() {
     let err = stderr(&out);
     assert!(err.contains("the state is locked by apply"), "{err}");
     assert!(err.contains(&format!("(PID {pid})")), "{err}");
+    // Refused without waiting for the lease (60 s); generous for a loaded 2-core machine.
     assert!(
-        refused_in < Duration::from_secs(1),
+        refused_in < Duration::from_secs(20),
         "refused after {refused_in:?}"
     );
     eprintln!("MEASURE second run refused in {refused_in:?} (process start to exit)");

@@ -40,7 +40,11 @@ fn ec2_tags(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
 /// `(region, id)` of every resource carrying the stack's tag (or Kubernetes' tag for one of
 /// its clusters), KMS keys pending deletion aside: counted here through the APIs, apart from
 /// vaultform's own inventory.
-async fn inventory(api: &Api, stack: &str, clusters: &[&str]) -> BTreeSet<(String, String)> {
+pub(crate) async fn inventory(
+    api: &Api,
+    stack: &str,
+    clusters: &[&str],
+) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     let tag = || {
         Filter::builder()

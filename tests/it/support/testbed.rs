@@ -57,10 +57,14 @@ impl Moto {
         };
         // Its request log must be read, or moto blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let moto = Moto { child, port };
+        let mut moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut delay = Duration::from_millis(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // A moto that died after printing its port is reported at once, not waited for.
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto exited after it printed port {port}: {status}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "moto did not start on port {port}"
