@@ -37,6 +37,29 @@ pub struct DrillReport {
     pub restore_ms: u64,
 }
 
+impl DrillReport {
+    /// The figures of a failover that took `failover` and whose restore began at
+    /// `restore_started`.
+    fn new(
+        v: &VaultSpec,
+        method: Method,
+        old_leader: String,
+        new_leader: String,
+        failover: Duration,
+        restore_started: Instant,
+    ) -> DrillReport {
+        DrillReport {
+            event: "drill",
+            vault: v.name.clone(),
+            method: format!("{method:?}").to_lowercase(),
+            old_leader,
+            new_leader,
+            failover_ms: failover.as_millis() as u64,
+            restore_ms: restore_started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
 /// What `drill region-loss` measured.
 #[derive(Debug, Serialize)]
 pub struct RegionDrillReport {
@@ -179,15 +202,14 @@ pub async fn failover(
         ops.revive(v, &old_member).await?;
     }
     wait_until_whole(v, &token).await?;
-    Ok(DrillReport {
-        event: "drill",
-        vault: v.name.clone(),
-        method: format!("{method:?}").to_lowercase(),
-        old_leader: old,
-        new_leader: new,
-        failover_ms: failover.as_millis() as u64,
-        restore_ms: restore_started.elapsed().as_millis() as u64,
-    })
+    Ok(DrillReport::new(
+        v,
+        method,
+        old,
+        new,
+        failover,
+        restore_started,
+    ))
 }
 
 /// Takes a whole region away (SIGKILL of its members and its load balancers' HAProxies),
@@ -420,15 +442,14 @@ mod kube {
             bring_back(ops, v, &m).await?;
         }
         wait_until_whole(v, &token).await?;
-        Ok(DrillReport {
-            event: "drill",
-            vault: v.name.clone(),
-            method: format!("{method:?}").to_lowercase(),
-            old_leader: old,
-            new_leader: new,
-            failover_ms: failover.as_millis() as u64,
-            restore_ms: restore_started.elapsed().as_millis() as u64,
-        })
+        Ok(DrillReport::new(
+            v,
+            method,
+            old,
+            new,
+            failover,
+            restore_started,
+        ))
     }
 
     pub async fn region_loss(

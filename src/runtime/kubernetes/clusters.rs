@@ -61,6 +61,22 @@ fn override_of(cluster: &str, region: &str) -> Result<Option<ClusterAccess>, OpE
     }))
 }
 
+/// Whether EKS says `cluster` does not exist (deleted outside vaultform): its objects went
+/// with it. Any other answer, or none, is not proof.
+pub async fn cluster_gone(aws: &Aws, region: &str, cluster: &str) -> bool {
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
+    match aws
+        .eks(region)
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+    {
+        Err(e) => e.code() == Some("ResourceNotFoundException"),
+        Ok(_) => false,
+    }
+}
+
 impl Clusters {
     /// The client of `cluster` in `region`.
     pub async fn client(

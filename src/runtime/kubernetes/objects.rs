@@ -74,27 +74,15 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
             .iter()
             .find(|a| a.kind.value == crate::topology::AuthKind::Kubernetes);
         let reviewer = |b: &mut Builder<'_>, c: &str, ns, region| {
-            let account = b.g.add(
-                at(c, KubeObject::ReviewerAccount),
-                Kind::KubeObject,
-                region,
-                v.runtime.span,
-            );
-            b.g.edge(ns, account);
-            let binding = b.g.add(
-                at(c, KubeObject::ReviewerBinding),
-                Kind::KubeObject,
-                region,
-                v.runtime.span,
-            );
-            b.g.edge(account, binding);
-            let token = b.g.add(
-                at(c, KubeObject::ReviewerToken),
-                Kind::KubeObject,
-                region,
-                v.runtime.span,
-            );
-            b.g.edge(account, token);
+            let mut add = |object, after| {
+                let ix =
+                    b.g.add(at(c, object), Kind::KubeObject, region, v.runtime.span);
+                b.g.edge(after, ix);
+                ix
+            };
+            let account = add(KubeObject::ReviewerAccount, ns);
+            let binding = add(KubeObject::ReviewerBinding, account);
+            let token = add(KubeObject::ReviewerToken, account);
             for a in v
                 .auth
                 .iter()
@@ -600,6 +588,14 @@ impl KubeObjects {
         self.clusters.client(cx.aws, &region, cluster).await
     }
 
+    /// Whether the EKS cluster is gone (deleted outside vaultform).
+    async fn gone(&self, cx: &Cx<'_>, v: &VaultSpec, cluster: &str) -> bool {
+        match v.members.iter().find(|m| m.cluster == cluster) {
+            Some(m) => super::clusters::cluster_gone(cx.aws, &m.region, cluster).await,
+            None => false,
+        }
+    }
+
     async fn send(&self, cx: &Cx<'_>, d: &Desired) -> Result<Recorded, OpError> {
         let (v, cluster) = self.parts(&d.address)?;
         let manifest = unflatten(&d.attrs)
@@ -635,7 +631,12 @@ impl Provider for KubeObjects {
         let target = object_ref(&manifest)?;
         // References that cannot be resolved any more compare as they are recorded.
         let resolved = resolve(&manifest, cx, v).unwrap_or_else(|_| manifest.clone());
-        let client = self.client(cx, v, cluster).await?;
+        let client = match self.client(cx, v, cluster).await {
+            Ok(c) => c,
+            // The cluster was deleted outside vaultform: so was everything on it.
+            Err(_) if self.gone(cx, v, cluster).await => return Ok(Observed::Gone),
+            Err(e) => return Err(e),
+        };
         let Some(seen) = kapply::read(&client, &target, &resolved)
             .await
             .map_err(kube_failed)?
@@ -677,7 +678,11 @@ impl Provider for KubeObjects {
             return Ok(());
         };
         let target = object_ref(&manifest)?;
-        let client = self.client(cx, v, cluster).await?;
+        let client = match self.client(cx, v, cluster).await {
+            Ok(c) => c,
+            Err(_) if self.gone(cx, v, cluster).await => return Ok(()),
+            Err(e) => return Err(e),
+        };
         kapply::delete(&client, &target, DELETE_TIMEOUT)
             .await
             .map(drop)
