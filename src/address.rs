@@ -246,6 +246,17 @@ impl Address {
         Address::new(Item::IamRole(role))
     }
 
+    /// A reference to an output of this resource (`{{<address>:<key>}}`), written where a plan
+    /// shows a value only apply knows, and resolved from the recorded outputs when used.
+    pub fn reference(&self, key: &str) -> String {
+        format!("{{{{{self}:{key}}}}}")
+    }
+
+    /// The `(address or file kind, key)` a text between `{{` and `}}` names.
+    pub fn parse_reference(inner: &str) -> Option<(&str, &str)> {
+        inner.rsplit_once(':')
+    }
+
     pub fn item(&self) -> &Item {
         &self.item
     }

@@ -322,13 +322,6 @@ mod kube {
     /// How long a member's new pod may take to serve again (image cached, volume reattached).
     const BACK_TIMEOUT: Duration = Duration::from_secs(600);
 
-    fn namespace(v: &VaultSpec) -> &str {
-        v.kube
-            .as_ref()
-            .map(|k| k.namespace.as_str())
-            .unwrap_or("default")
-    }
-
     /// The leader the members (other than `skip`) name, through their load balancers.
     async fn leader_named(v: &VaultSpec, skip: &[String]) -> Option<String> {
         for m in v.members.iter().filter(|m| !skip.contains(&m.name)) {
@@ -409,7 +402,7 @@ mod kube {
             .member(&old)
             .cloned()
             .ok_or_else(|| fail(format!("{old} is not a member of {}", v.name), STATUS_HELP))?;
-        let ns = namespace(v);
+        let ns = v.namespace();
         let pod = pod_name(&m);
         let k = client_of(ops, &m).await?;
         // Checked before anything is taken: the pod is there for its StatefulSet to replace.
@@ -466,7 +459,7 @@ mod kube {
                 "`vaultform status FILE` shows why; the drill needs a healthy cluster",
             )
         })?;
-        let ns = namespace(v);
+        let ns = v.namespace();
         let mut clients = Vec::new();
         for m in &lost {
             let k = client_of(ops, m).await?;

@@ -41,20 +41,25 @@ fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ResourceNotFoundException")
 }
 
-type SdkError<E> =
+pub(crate) type SdkError<E> =
     aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>;
 
 /// Whether the endpoint has no such operation: an answer without an AWS error code (real EKS
 /// names every error it returns).
-fn unimplemented<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+pub(crate) fn unimplemented<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.raw_response()
         .is_some_and(|r| matches!(r.status().as_u16(), 404 | 500 | 501))
         && e.code().is_none()
 }
 
-/// An SDK error, said plainly when the endpoint does not implement access entries at all (an
-/// emulator answers such a call with no AWS error code).
-fn eks_error<E>(what: &str, e: SdkError<E>) -> OpError
+/// An SDK error, said plainly when the endpoint does not implement `feature` at all (an
+/// emulator answers such a call with no AWS error code): `needs` says what needs real EKS.
+pub(crate) fn missing_api_error<E>(
+    what: &str,
+    e: SdkError<E>,
+    feature: &str,
+    needs: &str,
+) -> OpError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -62,11 +67,18 @@ where
     let err = OpError::from_sdk(what, e);
     if unimplemented {
         return OpError::fatal(format!(
-            "{what}: this EKS endpoint does not implement access entries ({}); the cluster's `access` list needs real EKS",
+            "{what}: this EKS endpoint does not implement {feature} ({}); {needs} needs real EKS",
             err.message
         ));
     }
     err
+}
+
+fn eks_error<E>(what: &str, e: SdkError<E>) -> OpError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    missing_api_error(what, e, "access entries", "the cluster's `access` list")
 }
 
 fn recorded(cluster: &str, principal: &str, arn: &str) -> Recorded {

@@ -32,27 +32,12 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
     Some((name.clone(), attrs))
 }
 
-type SdkError<E> =
-    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>;
-
-/// An SDK error, said plainly when the endpoint has no add-on API at all (an emulator answers
-/// with no AWS error code; real EKS names every error it returns).
-fn eks_error<E>(what: &str, e: SdkError<E>) -> OpError
+/// An SDK error, said plainly when the endpoint has no add-on API at all.
+fn eks_error<E>(what: &str, e: super::access_entry::SdkError<E>) -> OpError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let unimplemented = e
-        .raw_response()
-        .is_some_and(|r| matches!(r.status().as_u16(), 404 | 501))
-        && e.code().is_none();
-    let err = OpError::from_sdk(what, e);
-    if unimplemented {
-        return OpError::fatal(format!(
-            "{what}: this EKS endpoint does not implement add-ons ({}); `addon` needs real EKS",
-            err.message
-        ));
-    }
-    err
+    super::access_entry::missing_api_error(what, e, "add-ons", "`addon`")
 }
 
 fn client(cx: &Cx<'_>, region: Option<&str>) -> Result<aws_sdk_eks::Client, OpError> {

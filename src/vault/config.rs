@@ -227,9 +227,9 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
             m.insert("type".into(), json!(a.kind.value.as_str()));
             m.insert(
                 "kubernetes_host".into(),
-                json!(format!("{{{{{cluster}:endpoint}}}}")),
+                json!(cluster.reference("endpoint")),
             );
-            let ns = v.kube.as_ref().map(|k| k.namespace.as_str()).unwrap_or("");
+            let ns = v.namespace();
             m.insert(
                 "token_reviewer".into(),
                 json!(format!("{ns}/{KUBE_REVIEWER}")),
@@ -597,11 +597,12 @@ impl Provider for Config {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             // `{{<cluster address>:endpoint}}`: the cluster's recorded API endpoint.
-            let host = match host.strip_prefix("{{").and_then(|h| h.strip_suffix("}}")) {
-                Some(r) => {
-                    let (address, key) = r.rsplit_once(':').unwrap_or((r, "endpoint"));
-                    cx.output(address, key)?.to_string()
-                }
+            let host = match host
+                .strip_prefix("{{")
+                .and_then(|h| h.strip_suffix("}}"))
+                .and_then(Address::parse_reference)
+            {
+                Some((address, key)) => cx.output(address, key)?.to_string(),
                 None => host.to_string(),
             };
             let body = json!({

@@ -144,6 +144,13 @@ impl VaultSpec {
         self.members.iter().find(|m| m.name == name)
     }
 
+    /// The namespace of the cluster's pods on each EKS cluster (Kubernetes runtime).
+    pub fn namespace(&self) -> &str {
+        self.kube
+            .as_ref()
+            .map_or("default", |k| k.namespace.as_str())
+    }
+
     /// Learns the load balancers' DNS names from the recorded outputs.
     pub fn learn(&self, outputs: &BTreeMap<String, BTreeMap<String, String>>) {
         if self.local {
@@ -271,9 +278,10 @@ impl VaultSpec {
         let p = self.primary();
         match (self.local, self.proxy_regions.get(&p.load_balancer)) {
             (false, Some(region)) => format!(
-                "{}://{{{{{}:dns_name}}}}:{}",
+                "{}://{}:{}",
                 scheme(self.tls.is_some()),
-                Address::region(region, RegionItem::LoadBalancer(p.load_balancer.clone())),
+                Address::region(region, RegionItem::LoadBalancer(p.load_balancer.clone()))
+                    .reference("dns_name"),
                 p.api_port
             ),
             _ => self.leader_api_addr(),

@@ -129,12 +129,7 @@ pub struct KubeMember {
 impl KubeMember {
     async fn pods(&self, cx: &Cx<'_>, v: &VaultSpec, m: &MemberSpec) -> Result<Api<Pod>, OpError> {
         let client = self.clusters.client(cx.aws, &m.region, &m.cluster).await?;
-        let ns = v
-            .kube
-            .as_ref()
-            .map(|k| k.namespace.as_str())
-            .unwrap_or("default");
-        Ok(Api::namespaced(client, ns))
+        Ok(Api::namespaced(client, v.namespace()))
     }
 }
 
@@ -217,7 +212,7 @@ impl Provider for KubeMember {
             }),
             Err(TryPollError::Failed(e)) => Err(e),
             Err(TryPollError::GaveUp(_)) => {
-                let ns = v.kube.as_ref().map(|k| k.namespace.as_str()).unwrap_or("");
+                let ns = v.namespace();
                 let why = match last.into_inner().unwrap_or_else(|e| e.into_inner()) {
                     Waiting::NoPod => format!(
                         "pod {ns}/{name} does not exist on {} (is the StatefulSet's controller running?)",

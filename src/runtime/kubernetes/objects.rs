@@ -174,11 +174,6 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
     }
 }
 
-/// A reference to a recorded output, resolved when the object is sent.
-fn output_ref(address: &Address, key: &str) -> String {
-    format!("{{{{{address}:{key}}}}}")
-}
-
 /// A reference to a file of the cluster's working directory, base64-encoded when sent.
 fn file_ref(how: &str, file: &str) -> String {
     format!("{{{{{how}:{file}}}}}")
@@ -221,14 +216,14 @@ pub fn kube_vault(v: &VaultSpec) -> Option<KubeVault> {
 
 /// A member's inputs, with references where apply fills the values in.
 fn kube_member(v: &VaultSpec, m: &MemberSpec) -> Option<KubeMember> {
-    let host = output_ref(&lb_address(v, &m.load_balancer)?, "dns_name");
+    let host = lb_address(v, &m.load_balancer)?.reference("dns_name");
     let primary = v.primary();
     let join_url = (!m.primary)
         .then(|| {
             let lb = lb_address(v, &primary.load_balancer)?;
             Some(format!(
                 "https://{}:{}",
-                output_ref(&lb, "dns_name"),
+                lb.reference("dns_name"),
                 primary.api_port
             ))
         })
@@ -236,7 +231,7 @@ fn kube_member(v: &VaultSpec, m: &MemberSpec) -> Option<KubeMember> {
     let kms_key_id = match &v.seal {
         // A multi-Region key has the same ID in every region: each member uses its own
         // region's replica through it.
-        SealSpec::Awskms { key_address } => output_ref(key_address, "key_id"),
+        SealSpec::Awskms { key_address } => key_address.reference("key_id"),
         _ => String::new(),
     };
     Some(KubeMember {
@@ -245,7 +240,7 @@ fn kube_member(v: &VaultSpec, m: &MemberSpec) -> Option<KubeMember> {
         advertise_host: host,
         join_url,
         kms_key_id,
-        role_arn: output_ref(&Address::role(Role::Vault(v.name.clone())), "arn"),
+        role_arn: Address::role(Role::Vault(v.name.clone())).reference("arn"),
         node_ports: m.node_ports.unwrap_or_else(|| manifests::node_ports(0)),
         tls_cert: String::new(),
         tls_key: String::new(),
@@ -486,8 +481,7 @@ fn resolve_text(text: &str, cx: &Cx<'_>, v: &VaultSpec) -> Result<String, OpErro
         };
         out.push_str(&rest[..start]);
         let inner = &rest[start + 2..start + len];
-        let (what, key) = inner
-            .rsplit_once(':')
+        let (what, key) = Address::parse_reference(inner)
             .ok_or_else(|| OpError::fatal(format!("bad reference {{{{{inner}}}}}")))?;
         out.push_str(&match what {
             "file-base64" | "file-sha256" => {

@@ -32,11 +32,7 @@ impl TokenReviewer for Reviewer {
             .iter()
             .find(|m| m.cluster == cluster)
             .ok_or_else(|| OpError::fatal(format!("{cluster}: no member of {} on it", v.name)))?;
-        let ns = v
-            .kube
-            .as_ref()
-            .map(|k| k.namespace.as_str())
-            .unwrap_or("default");
+        let ns = v.namespace();
         let client = self.clusters.client(cx.aws, &m.region, cluster).await?;
         let name = reviewer_token_name();
         let secrets: Api<KubeSecret> = Api::namespaced(client, ns);
