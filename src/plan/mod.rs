@@ -536,6 +536,57 @@ mod tests {
     }
 
     #[test]
+    fn a_new_certificate_replaces_the_kubernetes_objects_that_carry_it() {
+        let cert = desired(
+            Address::vault("bv", VaultItem::Cert("vault-0".into())),
+            Kind::VaultCert,
+            json!({"renewal_due": false}),
+            vec![],
+        );
+        let secret = |what: crate::address::KubeObject| {
+            desired(
+                Address::vault(
+                    "bv",
+                    VaultItem::Kube {
+                        cluster: "c1".into(),
+                        object: what,
+                    },
+                ),
+                Kind::KubeObject,
+                json!({"kind": "Secret"}),
+                vec![cert.address.clone()],
+            )
+        };
+        let tls = secret(crate::address::KubeObject::TlsSecret("vault-0".into()));
+        let sts = secret(crate::address::KubeObject::StatefulSet("vault-0".into()));
+        let mut state = State::new("s");
+        for d in [&cert, &tls, &sts] {
+            state.resources.insert(d.address.clone(), recorded(d));
+        }
+        let run = |forces: &dyn Fn(Kind) -> &'static [&'static str], cert_attrs: Value| {
+            let c = desired(cert.address.clone(), Kind::VaultCert, cert_attrs, vec![]);
+            plan(
+                &[c, tls.clone(), sts.clone()],
+                &state,
+                &HashMap::new(),
+                forces,
+                &PlanOptions::default(),
+            )
+            .unwrap()
+        };
+        // Unchanged: nothing to do.
+        let same = run(&no_forces, json!({"renewal_due": false}));
+        assert!(same.changes.iter().all(|c| c.action == Action::NoOp));
+        // Renewed: the certificate and both objects that carry it are made again.
+        let renewed = run(&|_| &["renewal_due"], json!({"renewal_due": true}));
+        assert!(
+            renewed.changes.iter().all(|c| c.action == Action::Replace),
+            "{:?}",
+            actions(&renewed)
+        );
+    }
+
+    #[test]
     fn destroy_deletes_dependents_first_and_drift_is_reported() {
         let k = desired(key("k"), Kind::KmsKey, json!({}), vec![]);
         let b = desired(

@@ -328,6 +328,75 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
         ]
     );
 
+    // The pod template carries the certificate's digest: a new one rolls the pod.
+    let pod_digest = get("StatefulSet vault/vault-0")["spec"]["template"]["metadata"]
+        ["annotations"]["vaultform.io/tls-sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let crt_pem = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        get("Secret vault/vault-0-tls")["data"]["tls.crt"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let digest: String = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        &crt_pem,
+    ))
+    .iter()
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    assert_eq!(pod_digest, digest);
+
+    // A secret changed by someone else shows as drift without its value.
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        clients[0].clone(),
+        "vault",
+        &resource("v1", "Secret", "secrets"),
+    );
+    let planted = "not-the-key-but-secret-all-the-same";
+    secrets
+        .patch(
+            "vault-0-tls",
+            &PatchParams {
+                field_manager: Some("kubectl".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"data": {"tls.key": base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                planted,
+            )}})),
+        )
+        .await
+        .unwrap();
+    let out = run(d, &ep, &endpoints, &["plan", "aws-eu.kdl"]);
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("data[\"tls.key\"]")
+                && l.ends_with("= \"(differs)\" -> \"{{file-base64:tls/vault-0.key}}\"")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(planted) && !text.contains("bm90LXRoZS"),
+        "{text}"
+    );
+    let out = run(
+        d,
+        &ep,
+        &endpoints,
+        &[
+            "apply",
+            "aws-eu.kdl",
+            "--auto-approve",
+            "--target",
+            "vault.bv.kube.bv-eu-central-1.tls.vault-0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
     // Drift: someone scales vault-1's StatefulSet to 0 with kubectl.
     let sts: Api<DynamicObject> = Api::namespaced_with(
         clients[1].clone(),
