@@ -5,6 +5,7 @@
 //! replacement; a running member reloads it on SIGHUP (its listener stays up, so the cluster
 //! keeps serving through a rotation) and the new certificate is checked on the wire.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,14 +156,29 @@ impl Provider for LocalCert {
             .unwrap_or_default();
         Ok(Recorded {
             outputs: [("not_after".to_string(), not_after)].into(),
-            ..Default::default()
+            // What delete removes, so that it needs no topology.
+            ids: [
+                ("crt".to_string(), crt.display().to_string()),
+                ("key".to_string(), key.display().to_string()),
+            ]
+            .into(),
         })
     }
 
+    /// Removes the files the state records (a state written before they were recorded: the
+    /// files the topology names, when it has the cluster).
     async fn delete(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        let (v, m) = self.member_of(&rs.address)?;
-        let (crt, key) = v.cert_files(&m.name);
-        for f in [crt, key] {
+        let files = match (rs.id("crt"), rs.id("key")) {
+            (Some(crt), Some(key)) => vec![PathBuf::from(crt), PathBuf::from(key)],
+            _ => match self.member_of(&rs.address) {
+                Ok((v, m)) => {
+                    let (crt, key) = v.cert_files(&m.name);
+                    vec![crt, key]
+                }
+                Err(_) => Vec::new(),
+            },
+        };
+        for f in files {
             match std::fs::remove_file(&f) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io("removing", &f, e));

@@ -146,14 +146,16 @@ pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path, seal: Option<&s
     )
 }
 
-/// The state identifiers of a process: its record, and its directory.
-pub(crate) fn ids(dir: &Path, rec: &ProcessRecord) -> BTreeMap<String, String> {
+/// The state identifiers of a process: its record, its directory and the program it runs
+/// (what delete stops and removes, with or without the topology).
+pub(crate) fn ids(dir: &Path, rec: &ProcessRecord, program: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
             "process".to_string(),
             serde_json::to_string(rec).unwrap_or_default(),
         ),
         ("dir".to_string(), dir.display().to_string()),
+        ("program".to_string(), program.to_string()),
     ])
 }
 
@@ -327,6 +329,7 @@ pub(crate) async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Resul
     // And one a killed run started but never recorded: the program the part runs, with an
     // argument naming a file in the directory (never, say, a `tail -f` of its log).
     let program = match vaults.part(&rs.address).ok() {
+        _ if rs.id("program").is_some() => rs.id("program"),
         Some((_, VaultItem::Proxy(_))) => Some("haproxy"),
         Some((v, VaultItem::Member(_) | VaultItem::SealTransit)) => Some(v.binary.as_str()),
         _ => None,
@@ -406,7 +409,7 @@ impl Provider for LocalProxy {
         };
         let rec = start_proxy(v, lb).await?;
         Ok(Recorded {
-            ids: ids(&v.proxy_dir(lb), &rec),
+            ids: ids(&v.proxy_dir(lb), &rec, "haproxy"),
             outputs: BTreeMap::from([("url".to_string(), v.proxy_url(lb).unwrap_or_default())]),
         })
     }
@@ -492,7 +495,7 @@ impl Provider for VaultMember {
         let seal = v.seal_stanza(cx.aws, cx.outputs, &m).await?;
         let rec = start_member(v, &m, binary, seal.as_deref()).await?;
         Ok(Recorded {
-            ids: ids(&v.member_dir(&m.name), &rec),
+            ids: ids(&v.member_dir(&m.name), &rec, binary),
             outputs: BTreeMap::from([("api_addr".to_string(), m.api_url())]),
         })
     }

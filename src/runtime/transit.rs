@@ -405,7 +405,7 @@ impl Provider for LocalTransit {
         ensure_initialised(cx, &c, &store, v).await?;
         ensure_unsealed(cx, &c, &store).await?;
         ensure_key_and_token(cx, &c, &store, t).await?;
-        let mut ids = ids(&dir, &rec);
+        let mut ids = ids(&dir, &rec, &v.binary);
         ids.extend(store.ids());
         Ok(Recorded {
             ids,

@@ -4,6 +4,8 @@
 //! way its certificate is written to the cluster's `tls/ca.pem`, which clients, load balancers
 //! and `vaultform env` trust.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::secret::Secret;
 use super::spec::{VaultSpec, Vaults};
+use super::store::UnsealStore;
 use super::tls::{self, Authority};
 use crate::address::VaultItem;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
@@ -78,6 +81,19 @@ pub async fn authority(cx: &Cx<'_>, v: &VaultSpec) -> Result<Option<Authority>, 
     }))
 }
 
+/// The state identifiers of the CA: the file it is written to, whether vaultform generated it
+/// (then the store holds its key) and the store, so that delete needs no topology.
+fn recorded_ids(cx: &Cx<'_>, v: &VaultSpec) -> Result<BTreeMap<String, String>, OpError> {
+    let mut ids = v.unseal_store(cx.outputs)?.ids();
+    ids.insert(FILE_ID.into(), v.ca_file().display().to_string());
+    let generated = v.tls.as_ref().is_none_or(|t| t.user_ca.is_none());
+    ids.insert(GENERATED_ID.into(), generated.to_string());
+    Ok(ids)
+}
+
+const FILE_ID: &str = "file";
+const GENERATED_ID: &str = "generated";
+
 fn write_ca_file(v: &VaultSpec, cert_pem: &str) -> Result<(), OpError> {
     let path = v.ca_file();
     if let Some(dir) = path.parent() {
@@ -140,20 +156,24 @@ impl Provider for VaultCa {
         write_ca_file(v, &ca.cert_pem)?;
         Ok(Recorded {
             outputs: [("cert_pem".to_string(), ca.cert_pem.clone())].into(),
-            ..Default::default()
+            ids: recorded_ids(cx, v)?,
         })
     }
 
     /// Deletes the generated CA from the store (a user's CA is the user's) and `ca.pem`.
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        let (v, _) = self.0.part(&rs.address)?;
-        if v.tls.as_ref().is_none_or(|t| t.user_ca.is_none()) {
-            v.unseal_store(cx.outputs)?
+        // What the state records; a state written before it did: what the topology says.
+        let ids = match rs.id(FILE_ID) {
+            Some(_) => rs.ids.clone(),
+            None => recorded_ids(cx, self.0.part(&rs.address)?.0)?,
+        };
+        if ids.get(GENERATED_ID).map(String::as_str) == Some("true") {
+            UnsealStore::from_ids(cx.stack, &ids)
                 .delete_ca(cx.aws)
                 .await
                 .map_err(|e| OpError::retryable(e.to_string()))?;
         }
-        let file = v.ca_file();
+        let file = PathBuf::from(&ids[FILE_ID]);
         match std::fs::remove_file(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(OpError::fatal(format!("removing {}: {e}", file.display())));

@@ -34,6 +34,7 @@ mod revoke_root;
 mod runtime;
 mod seal;
 mod state;
+mod state_alone;
 mod sweep;
 mod testbed;
 mod unseal_store;

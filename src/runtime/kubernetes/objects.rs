@@ -556,6 +556,15 @@ fn object_ref(manifest: &Value) -> Result<ObjectRef, OpError> {
     ))
 }
 
+/// The region of an EKS cluster holding a member of `v`.
+fn region_of(v: &VaultSpec, cluster: &str) -> Result<String, OpError> {
+    v.members
+        .iter()
+        .find(|m| m.cluster == cluster)
+        .map(|m| m.region.clone())
+        .ok_or_else(|| OpError::fatal(format!("{cluster}: no member of {} on it", v.name)))
+}
+
 impl KubeObjects {
     fn parts<'a>(&'a self, address: &'a Address) -> Result<(&'a VaultSpec, &'a str), OpError> {
         let (v, what) = self.vaults.part(address)?;
@@ -573,12 +582,7 @@ impl KubeObjects {
         v: &VaultSpec,
         cluster: &str,
     ) -> Result<kube::Client, OpError> {
-        let region = v
-            .members
-            .iter()
-            .find(|m| m.cluster == cluster)
-            .map(|m| m.region.clone())
-            .ok_or_else(|| OpError::fatal(format!("{cluster}: no member of {} on it", v.name)))?;
+        let region = region_of(v, cluster)?;
         self.clusters.client(cx.aws, &region, cluster).await
     }
 
@@ -666,15 +670,31 @@ impl Provider for KubeObjects {
         self.send(cx, d).await
     }
 
+    /// Deletes the object the state records, on the cluster and region it records: no
+    /// topology needed.
     async fn delete(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<(), OpError> {
-        let (v, cluster) = self.parts(&rs.address)?;
+        let Some((_, VaultItem::Kube { cluster, .. })) = rs.address.vault_item() else {
+            return Err(OpError::fatal(format!(
+                "{}: not a Kubernetes object",
+                rs.address
+            )));
+        };
         let Some(manifest) = unflatten(&rs.attributes) else {
             return Ok(());
         };
+        let region = match &rs.region {
+            Some(r) => r.clone(),
+            None => {
+                let (v, _) = self.parts(&rs.address)?;
+                region_of(v, cluster)?
+            }
+        };
         let target = object_ref(&manifest)?;
-        let client = match self.client(cx, v, cluster).await {
+        let client = match self.clusters.client(cx.aws, &region, cluster).await {
             Ok(c) => c,
-            Err(_) if self.gone(cx, v, cluster).await => return Ok(()),
+            Err(_) if super::clusters::cluster_gone(cx.aws, &region, cluster).await => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         kapply::delete(&client, &target, DELETE_TIMEOUT)
