@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Ops, OpsError, STATUS_HELP, client, fail};
 use crate::retry::{Backoff, poll};
-use crate::runtime::{local, process};
+use crate::runtime::local::{self, process};
 use crate::vault::Client;
 use crate::vault::cluster::wait_until_whole;
 use crate::vault::spec::{MemberSpec, VaultSpec};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Ops;
-use crate::runtime::haproxy;
+use crate::runtime::local::haproxy;
 use crate::topology::HealthMode;
 use crate::vault::RaftServer;
 use crate::vault::cluster::{cluster_urls, raft_servers};

@@ -879,7 +879,7 @@ fn processes(vault: &str, work_dir: &Path) -> Vec<Found> {
             let Some(rec) = crate::runtime::local::read_pidfile(&dir) else {
                 continue;
             };
-            if !crate::runtime::process::is_running(&rec) {
+            if !crate::runtime::local::process::is_running(&rec) {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();

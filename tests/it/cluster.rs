@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::support::aws::Api;
 use crate::support::testbed::{Moto, bin_dir};
 use crate::support::{aws_command, recorded_processes, root, stderr, stdout};
-use vaultform::runtime::process::{self, ProcessRecord};
+use vaultform::runtime::local::process::{self, ProcessRecord};
 use vaultform::vault::store::{StoreBucket, UnsealStore};
 use vaultform::vault::{Client, Secret, TlsSettings};
 
@@ -377,7 +377,7 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
             .collect();
         for k in &keys {
             assert!(
-                vaultform::runtime::process::CHILD_ENV.contains(&k.as_str()),
+                vaultform::runtime::local::process::CHILD_ENV.contains(&k.as_str()),
                 "{:?} inherited {k}",
                 rec.command
             );

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use crate::support::aws::Api;
 use crate::support::testbed::{Moto, bin_dir};
 use crate::support::{aws_command, recorded_processes, root, stderr};
-use vaultform::runtime::process;
+use vaultform::runtime::local::process;
 use vaultform::vault::store::{Keys, StoreBucket, UnsealStore};
 use vaultform::vault::{Client, Secret, TlsSettings};
 

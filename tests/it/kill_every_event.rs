@@ -23,7 +23,7 @@ use crate::support::aws::Api;
 use crate::support::testbed::{Moto, bin_dir};
 use crate::support::{aws_command, recorded_processes, root, stderr, stdout};
 use vaultform::address::{Address, Item};
-use vaultform::runtime::process;
+use vaultform::runtime::local::process;
 use vaultform::vault::store::{StoreBucket, UnsealStore};
 use vaultform::vault::{Client, TlsSettings};
 

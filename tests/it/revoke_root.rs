@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::stack::LocalStack;
 use crate::support::{recorded_processes, stderr, stdout};
-use vaultform::runtime::process;
+use vaultform::runtime::local::process;
 use vaultform::vault::{Client, Secret, TlsSettings, VaultError, root};
 
 const FILE: &str = "revoke-root.kdl";

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use vaultform::runtime::haproxy;
-use vaultform::runtime::process::{self, ProcessRecord};
+use vaultform::runtime::local::haproxy;
+use vaultform::runtime::local::process::{self, ProcessRecord};
 use vaultform::topology::HealthMode;
 use vaultform::vault::spec::{Backend, ProxyConfig};
 

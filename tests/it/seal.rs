@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::aws::Api;
 use crate::support::stack::LocalStack;
 use crate::support::{stderr, stdout};
-use vaultform::runtime::process::{self, ProcessRecord};
+use vaultform::runtime::local::process::{self, ProcessRecord};
 use vaultform::vault::seal::{TRANSIT_ROOT, TRANSIT_SHARE, TRANSIT_TOKEN};
 
 const FILE: &str = "seal.kdl";

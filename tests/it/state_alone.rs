@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::support::{recorded_processes, root, stderr, stdout, testbed::Moto, vaultform_aws};
-use vaultform::runtime::process;
+use vaultform::runtime::local::process;
 
 /// This test's loopback network: nothing else in the suite uses 127.0.97.x.
 const NET: &str = "127.0.97.";

@@ -328,7 +328,7 @@ fn orphan_process(work: &Path) -> u32 {
         let mut child = child;
         let _ = child.wait();
     });
-    let rec = vaultform::runtime::process::ProcessRecord {
+    let rec = vaultform::runtime::local::process::ProcessRecord {
         pid,
         start_time: vaultform::state::lock::process_start(pid).unwrap(),
         command: vec!["sleep".into(), "300".into()],

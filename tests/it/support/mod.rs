@@ -70,7 +70,7 @@ pub fn aws_command(dir: &Path, endpoint: &str, args: &[&str]) -> std::process::C
 }
 
 /// Every process the stack's working directory records, by its own PID.
-pub fn recorded_processes(work: &Path) -> Vec<vaultform::runtime::process::ProcessRecord> {
+pub fn recorded_processes(work: &Path) -> Vec<vaultform::runtime::local::process::ProcessRecord> {
     let mut out = Vec::new();
     for kind in ["members", "proxies"] {
         let Ok(dirs) = std::fs::read_dir(work.join(kind)) else {

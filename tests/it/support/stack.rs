@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use super::testbed::{Moto, bin_dir};
 use super::{recorded_processes, root, stderr, stdout};
-use vaultform::runtime::process::{self, ProcessRecord};
+use vaultform::runtime::local::process::{self, ProcessRecord};
 use vaultform::vault::store::{Keys, StoreBucket, UnsealStore};
 
 pub struct LocalStack {

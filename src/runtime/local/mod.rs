@@ -4,6 +4,10 @@
 //! process with the same configuration is adopted; anything else is stopped (by its recorded
 //! PID and start time, never by name) and started afresh.
 
+pub mod haproxy;
+pub mod process;
+pub mod transit;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::haproxy;
-use super::process::{self, ProcessRecord};
+use self::process::ProcessRecord;
+
 use crate::address::VaultItem;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::retry::{Backoff, TryPollError, try_poll};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::local::{ensure_process, ids, io, observe_process, remove_process};
+use super::{ensure_process, ids, io, observe_process, remove_process};
 use crate::address::VaultItem;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::retry::{self, Backoff};
