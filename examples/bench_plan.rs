@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use vaultform::catalog::Catalog;
 use vaultform::plan::{self, PlanOptions};
-use vaultform::provider::Providers;
 use vaultform::state::local::LocalBackend;
 use vaultform::state::{Backend, ResourceState, State, Status};
 
@@ -114,13 +113,6 @@ fn main() {
     let state_size = std::fs::metadata(backend.path()).map_or(0, |m| m.len());
     drop(state);
     let prices = vaultform::cost::Prices::load(None).expect("the built-in prices");
-
-    let forces = |k| {
-        catalog
-            .provider(k)
-            .map(|p| p.forces_replacement())
-            .unwrap_or(&[])
-    };
     let mut times: Vec<Duration> = Vec::new();
     // read state, load, desired, diff, render
     let mut phases: [Vec<Duration>; 5] = Default::default();
@@ -148,7 +140,7 @@ fn main() {
             &desired,
             &state,
             &HashMap::new(),
-            &forces,
+            &catalog,
             &PlanOptions::default(),
         )
         .expect("plan");

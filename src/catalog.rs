@@ -13,19 +13,20 @@ use crate::resources::{
     access_entry, eks, eks_addon, eks_runtime, elb, iam_role, kms_key, kube_volumes, network,
     oidc_provider, s3_bucket, target_attachment,
 };
+use crate::runtime::Runtime;
 use crate::runtime::cert::{self, LocalCert};
 use crate::runtime::kubernetes::clusters::Clusters;
-use crate::runtime::kubernetes::member::KubeMember;
 use crate::runtime::kubernetes::objects::{self as kube_objects, KubeObjects};
+use crate::runtime::kubernetes::runtime::KubeRuntime;
+use crate::runtime::local::runtime::LocalRuntime;
 use crate::runtime::local::transit::{self, LocalTransit};
-use crate::runtime::local::{LocalData, LocalProxy, VaultMember};
 use crate::state::ResourceState;
-use crate::topology::{Problem, Runtime, Topology};
+use crate::topology::{Problem, Topology};
 use crate::vault::bootstrap::{self, RaftJoin, RaftVerify, UnsealKeys, VaultInit, VaultUnseal};
 use crate::vault::ca::{self, VaultCa};
 use crate::vault::config::{self, Config};
 use crate::vault::revoke_root::{self, RevokeRoot};
-use crate::vault::spec::Vaults;
+use crate::vault::spec::{MemberSpec, Placement, VaultSpec, Vaults};
 
 /// Builds the graph of a decoded topology, area by area in a fixed order (so that addresses,
 /// DOT output and plans are stable): IAM, then per region its network, keys, buckets, EKS
@@ -51,7 +52,7 @@ pub struct Catalog {
     vaults: Arc<Vaults>,
     ca: VaultCa,
     cert: LocalCert,
-    proxy: LocalProxy,
+    runtimes: Arc<Runtimes>,
     member: Members,
     kube: KubeObjects,
     init: VaultInit,
@@ -77,25 +78,25 @@ impl Catalog {
             vaults: v(),
             reviewer: Some(reviewer.clone()),
         };
+        let runtimes = Arc::new(Runtimes {
+            local: LocalRuntime::new(v()),
+            kube: KubeRuntime::new(v(), clusters.clone()),
+        });
         Catalog {
             ca: VaultCa(v()),
             cert: LocalCert(v()),
-            proxy: LocalProxy(v()),
             member: Members {
                 vaults: v(),
-                local: VaultMember(v()),
-                kube: KubeMember {
-                    vaults: v(),
-                    clusters: clusters.clone(),
-                },
+                runtimes: runtimes.clone(),
             },
+            runtimes: runtimes.clone(),
             kube: KubeObjects {
                 vaults: v(),
                 clusters,
             },
             init: VaultInit {
                 vaults: v(),
-                data: Arc::new(LocalData),
+                data: runtimes,
             },
             keys: UnsealKeys(v()),
             unseal: VaultUnseal(v()),
@@ -124,6 +125,20 @@ impl Catalog {
         &self.kube.clusters
     }
 
+    /// The runtime cluster `v` runs on.
+    pub fn runtime(&self, v: &VaultSpec) -> &dyn Runtime {
+        self.runtimes.of(v)
+    }
+
+    /// Every cluster's directory whose processes a sweep looks for, by cluster name.
+    pub fn process_dirs(&self) -> Vec<(String, std::path::PathBuf)> {
+        self.vaults
+            .0
+            .values()
+            .filter_map(|v| Some((v.name.clone(), self.runtime(v).process_dir(v)?)))
+            .collect()
+    }
+
     /// Whether this build can run the resource: every kind it has a provider for, on both
     /// runtimes, except what only the local runtime has (a managed transit seal server).
     fn supported(&self, t: &Topology, r: &Resource) -> bool {
@@ -131,10 +146,10 @@ impl Catalog {
             return false;
         }
         match r.address.vault_item() {
-            Some((name, _)) if r.kind == Kind::SealTransit => t
-                .vaults
-                .iter()
-                .any(|v| v.name.value == name && matches!(v.runtime.value, Runtime::Local { .. })),
+            Some((name, _)) if r.kind == Kind::SealTransit => t.vaults.iter().any(|v| {
+                v.name.value == name
+                    && matches!(v.runtime.value, crate::topology::Runtime::Local { .. })
+            }),
             _ => true,
         }
     }
@@ -253,10 +268,8 @@ impl Catalog {
         match what {
             V::Ca => ca::desired(v),
             V::Cert(m) => cert::desired(v, v.member(m)?),
-            V::Member(m) if !v.local => {
-                crate::runtime::kubernetes::member::desired(v, v.member(m)?)
-            }
-            V::Proxy(_) | V::Member(_) => crate::runtime::local::desired(v, what),
+            V::Member(m) => self.runtime(v).member_desired(v, v.member(m)?),
+            V::Proxy(_) => crate::runtime::local::desired(v, what),
             V::Kube { cluster, object } => kube_objects::desired(v, cluster, object),
             V::Init | V::UnsealKeys | V::Unseal(_) | V::Join(_) | V::Raft => {
                 bootstrap::desired(v, what)
@@ -296,7 +309,7 @@ impl Providers for Catalog {
             Kind::ExistingNetwork => &network::ExistingNetwork,
             Kind::VaultCa => &self.ca,
             Kind::VaultCert => &self.cert,
-            Kind::LocalProxy => &self.proxy,
+            Kind::LocalProxy => self.runtimes.local.proxy(),
             Kind::VaultMember => &self.member,
             Kind::VaultInit => &self.init,
             Kind::UnsealKeys => &self.keys,
@@ -316,18 +329,42 @@ impl Providers for Catalog {
     }
 }
 
-/// The members of every cluster: processes on the local runtime, pods on Kubernetes.
+/// The runtimes, one per placement: the one place that maps a placement to its runtime.
+struct Runtimes {
+    local: LocalRuntime,
+    kube: KubeRuntime,
+}
+
+impl Runtimes {
+    fn of(&self, v: &VaultSpec) -> &dyn Runtime {
+        match v.placement {
+            Placement::Local => &self.local,
+            Placement::Kubernetes(_) => &self.kube,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl bootstrap::MemberData for Runtimes {
+    async fn wipe(&self, cx: &Cx<'_>, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
+        self.of(v).wipe(cx, v, m).await
+    }
+}
+
+/// The members of every cluster, each through its cluster's runtime. A member whose cluster
+/// the topology no longer has (a destroy from the state alone) deletes through the local
+/// runtime's provider, which acts on the recorded directory and process alone (a pod has
+/// nothing of its own to delete: its StatefulSet does).
 struct Members {
     vaults: Arc<Vaults>,
-    local: VaultMember,
-    kube: KubeMember,
+    runtimes: Arc<Runtimes>,
 }
 
 impl Members {
     fn on(&self, address: &crate::address::Address) -> &dyn Provider {
         match self.vaults.part(address) {
-            Ok((v, _)) if !v.local => &self.kube,
-            _ => &self.local,
+            Ok((v, _)) => self.runtimes.of(v).member(),
+            Err(_) => self.runtimes.local.member(),
         }
     }
 }
@@ -336,6 +373,14 @@ impl Members {
 impl Provider for Members {
     fn service(&self) -> &'static str {
         "local"
+    }
+
+    fn pool(&self, address: &crate::address::Address) -> &'static str {
+        self.on(address).service()
+    }
+
+    fn is_process(&self, address: &crate::address::Address) -> bool {
+        self.on(address).is_process(address)
     }
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {

@@ -179,6 +179,15 @@ impl Cx<'_> {
 pub trait Provider: Send + Sync {
     /// The AWS service it calls: its concurrency pool.
     fn service(&self) -> &'static str;
+    /// The concurrency pool of an operation on `address`: by default [`Provider::service`].
+    fn pool(&self, _address: &Address) -> &'static str {
+        self.service()
+    }
+    /// Whether the resource at `address` is a process on this machine (a plan says it
+    /// stopped, and starts it), rather than something in the cloud.
+    fn is_process(&self, _address: &Address) -> bool {
+        false
+    }
     /// Attributes whose change forces a replacement rather than an update in place.
     fn forces_replacement(&self) -> &'static [&'static str] {
         &[]
@@ -223,6 +232,15 @@ pub fn str_list(attrs: &Map<String, Value>, key: &str) -> Vec<String> {
 pub trait Providers: Send + Sync {
     /// The provider of `kind`, when this build implements it.
     fn provider(&self, kind: Kind) -> Option<&dyn Provider>;
+    /// The attributes whose change forces a resource of `kind` to be replaced.
+    fn forces_replacement(&self, kind: Kind) -> &'static [&'static str] {
+        self.provider(kind).map_or(&[], |p| p.forces_replacement())
+    }
+    /// Whether the resource at `address` is a process on this machine ("stopped" in a plan,
+    /// rather than "deleted").
+    fn is_process(&self, kind: Kind, address: &Address) -> bool {
+        self.provider(kind).is_some_and(|p| p.is_process(address))
+    }
     /// Learns from the recorded outputs what only a create can tell (a load balancer's DNS
     /// name, through which the Kubernetes runtime reaches its members).
     fn learn(&self, _outputs: &BTreeMap<String, BTreeMap<String, String>>) {}

@@ -12,7 +12,6 @@ use crate::engine::{Limits, refresh};
 use crate::error::Error;
 use crate::loaded::{Loaded, Stack};
 use crate::plan::{self, Plan, PlanOptions};
-use crate::provider::Providers;
 use crate::state::local::LocalBackend;
 use crate::state::s3::{S3Backend, S3Location};
 use crate::state::{Backend, LockGuard, State, StateError};
@@ -259,18 +258,11 @@ impl Session {
             Default::default()
         };
         let desired = self.catalog.desired(t, &self.stack.graph);
-        let catalog = &self.catalog;
-        let forces = |k| {
-            catalog
-                .provider(k)
-                .map(|p| p.forces_replacement())
-                .unwrap_or(&[])
-        };
         Ok(plan::plan(
             &desired,
             state,
             &observed,
-            &forces,
+            &*self.catalog,
             &req.options,
         )?)
     }

@@ -16,7 +16,12 @@ pub(super) async fn show_remains(
 ) {
     let remains = match session.load_state().await {
         Ok(state) => {
-            let query = Query::of(session.topology(), session.vaults(), &state, &[]);
+            let query = Query::of(
+                session.topology(),
+                session.catalog.process_dirs(),
+                &state,
+                &[],
+            );
             match sweep::inventory(aws, &query).await {
                 Ok(found) => billable::remains(&found, &state, planned),
                 Err(e) => billable::Remains::unchecked(e.message),
@@ -60,7 +65,12 @@ impl Expiry {
         state: &crate::state::State,
         printer: &Printer,
     ) {
-        let query = Query::of(session.topology(), session.vaults(), state, &[]);
+        let query = Query::of(
+            session.topology(),
+            session.catalog.process_dirs(),
+            state,
+            &[],
+        );
         let found = match sweep::inventory(aws, &query).await {
             Ok(found) => found,
             Err(e) => {

@@ -35,7 +35,12 @@ async fn target(args: &SweepArgs, printer: &Printer) -> Result<Option<Target>, E
         let lock = super::stack::lock(&session, "sweep", &no_wait, printer).await?;
         let state = session.load_state().await?;
         return Ok(Some(Target {
-            query: Query::of(session.topology(), session.vaults(), &state, &args.regions),
+            query: Query::of(
+                session.topology(),
+                session.catalog.process_dirs(),
+                &state,
+                &args.regions,
+            ),
             state,
             aws: session.aws.clone(),
             catalog: session.catalog.clone(),

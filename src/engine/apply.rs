@@ -313,7 +313,7 @@ pub async fn apply(
             service: cx
                 .providers
                 .provider(c.kind)
-                .map(|p| p.service())
+                .map(|p| p.pool(&c.address))
                 .unwrap_or("other")
                 .to_string(),
             region: c.region.clone(),

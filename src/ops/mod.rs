@@ -113,7 +113,7 @@ impl Ops {
             .map_err(|e| fail(e.message, "has the cluster been applied?"))
     }
 
-    fn cx(&self) -> Cx<'_> {
+    pub(crate) fn cx(&self) -> Cx<'_> {
         Cx {
             aws: &self.aws,
             stack: &self.stack,
@@ -145,8 +145,8 @@ impl Ops {
         provider.create(&self.cx(), &d).await.map(drop)
     }
 
-    /// Brings a member back the way apply does: its server started again (same configuration;
-    /// local runtime) and unsealed from the store, through the member and unseal providers.
+    /// Brings a member back the way apply does: started again by its runtime (the same
+    /// configuration) and unsealed from the store through the unseal provider.
     pub async fn revive(&self, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
         let member = Address::vault(&v.name, VaultItem::Member(m.name.clone()));
         // Only what apply created is started again: nothing the state would not know to stop.
@@ -155,17 +155,17 @@ impl Ops {
                 "{member} is not in the state: `vaultform apply` creates it"
             )));
         }
-        if v.local {
-            self.ensure(Kind::VaultMember, member).await?;
-        }
-        let unseal = Address::vault(&v.name, VaultItem::Unseal(m.name.clone()));
-        self.ensure(Kind::VaultUnseal, unseal).await
+        self.catalog
+            .runtime(v)
+            .start_member(&self.cx(), v, m)
+            .await?;
+        self.unseal(v, m).await
     }
 
-    /// Starts a load balancer's HAProxy again (local runtime), as apply does.
-    pub async fn revive_proxy(&self, v: &VaultSpec, lb: &str) -> Result<(), OpError> {
-        let proxy = Address::vault(&v.name, VaultItem::Proxy(lb.to_string()));
-        self.ensure(Kind::LocalProxy, proxy).await
+    /// Unseals a member from the store (or waits until it unseals itself), as apply does.
+    pub async fn unseal(&self, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
+        let unseal = Address::vault(&v.name, VaultItem::Unseal(m.name.clone()));
+        self.ensure(Kind::VaultUnseal, unseal).await
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::address::Address;
 use crate::graph::Kind;
-use crate::provider::{Desired, Observed};
+use crate::provider::{Desired, Observed, Providers};
 use crate::state::{State, Status};
 
 /// The plan format version written by `plan --out` and `--json`.
@@ -136,7 +136,7 @@ pub fn plan(
     desired: &[Desired],
     state: &State,
     observed: &HashMap<String, Observed>,
-    forces: &dyn Fn(Kind) -> &'static [&'static str],
+    rules: &dyn Providers,
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let known: BTreeSet<&str> = desired
@@ -159,7 +159,7 @@ pub fn plan(
                 if rs.status == Status::Ready {
                     drift.push(Drift {
                         address: addr.clone(),
-                        what: if rs.kind.is_process() {
+                        what: if rules.is_process(rs.kind, addr) {
                             "stopped"
                         } else {
                             "deleted"
@@ -207,7 +207,7 @@ pub fn plan(
                         Status::Creating { .. } => {
                             "an interrupted create: adopt what exists, create the rest"
                         }
-                        _ if d.kind.is_process() => "not running: start it",
+                        _ if rules.is_process(d.kind, &d.address) => "not running: start it",
                         _ => "deleted outside vaultform",
                     };
                     (Action::Create, why.to_string(), Vec::new())
@@ -221,7 +221,7 @@ pub fn plan(
                         .collect();
                     let forced: Vec<String> = changed
                         .iter()
-                        .filter(|k| forces(d.kind).contains(&k.as_str()))
+                        .filter(|k| rules.forces_replacement(d.kind).contains(&k.as_str()))
                         .cloned()
                         .collect();
                     if opts.replace.iter().any(|r| d.address == r.as_str()) {
@@ -465,6 +465,21 @@ mod tests {
         }
     }
 
+    /// Rules for the tests: replacements forced by a function, no process.
+    struct Forces(fn(Kind) -> &'static [&'static str]);
+
+    impl Providers for Forces {
+        fn provider(&self, _: Kind) -> Option<&dyn crate::provider::Provider> {
+            None
+        }
+
+        fn forces_replacement(&self, kind: Kind) -> &'static [&'static str] {
+            (self.0)(kind)
+        }
+    }
+
+    const NO_FORCES: Forces = Forces(no_forces);
+
     fn no_forces(_: Kind) -> &'static [&'static str] {
         &[]
     }
@@ -489,7 +504,7 @@ mod tests {
             &[k, b],
             &State::new("s"),
             &HashMap::new(),
-            &no_forces,
+            &NO_FORCES,
             &PlanOptions::default(),
         )
         .unwrap();
@@ -513,7 +528,7 @@ mod tests {
         );
         let mut state = State::new("s");
         state.resources.insert(old.address.clone(), recorded(&old));
-        let plan_with = |attrs: Value, forces: &dyn Fn(Kind) -> &'static [&'static str]| {
+        let plan_with = |attrs: Value, forces: &dyn Providers| {
             let d = desired(key("k"), Kind::KmsKey, attrs, vec![]);
             plan(
                 &[d],
@@ -524,13 +539,16 @@ mod tests {
             )
             .unwrap()
         };
-        let same = plan_with(json!({"alias": "a", "rotation": true}), &no_forces);
+        let same = plan_with(json!({"alias": "a", "rotation": true}), &NO_FORCES);
         assert_eq!(same.changes[0].action, Action::NoOp);
         assert!(!same.has_changes());
-        let changed = plan_with(json!({"alias": "a", "rotation": false}), &no_forces);
+        let changed = plan_with(json!({"alias": "a", "rotation": false}), &NO_FORCES);
         assert_eq!(changed.changes[0].action, Action::Update);
         assert_eq!(changed.changes[0].reason, "rotation changed");
-        let forced = plan_with(json!({"alias": "b", "rotation": true}), &|_| &["alias"]);
+        let forced = plan_with(
+            json!({"alias": "b", "rotation": true}),
+            &Forces(|_| &["alias"]),
+        );
         assert_eq!(forced.changes[0].action, Action::Replace);
         assert_eq!(forced.changes[0].forced_by, vec!["alias".to_string()]);
     }
@@ -563,7 +581,7 @@ mod tests {
         for d in [&cert, &tls, &sts] {
             state.resources.insert(d.address.clone(), recorded(d));
         }
-        let run = |forces: &dyn Fn(Kind) -> &'static [&'static str], cert_attrs: Value| {
+        let run = |forces: &dyn Providers, cert_attrs: Value| {
             let c = desired(cert.address.clone(), Kind::VaultCert, cert_attrs, vec![]);
             plan(
                 &[c, tls.clone(), sts.clone()],
@@ -575,10 +593,10 @@ mod tests {
             .unwrap()
         };
         // Unchanged: nothing to do.
-        let same = run(&no_forces, json!({"renewal_due": false}));
+        let same = run(&NO_FORCES, json!({"renewal_due": false}));
         assert!(same.changes.iter().all(|c| c.action == Action::NoOp));
         // Renewed: the certificate and both objects that carry it are made again.
-        let renewed = run(&|_| &["renewal_due"], json!({"renewal_due": true}));
+        let renewed = run(&Forces(|_| &["renewal_due"]), json!({"renewal_due": true}));
         assert!(
             renewed.changes.iter().all(|c| c.action == Action::Replace),
             "{:?}",
@@ -609,7 +627,7 @@ mod tests {
             destroy: true,
             ..Default::default()
         };
-        let p = plan(&[k, b], &state, &observed, &no_forces, &opts).unwrap();
+        let p = plan(&[k, b], &state, &observed, &NO_FORCES, &opts).unwrap();
         assert_eq!(
             actions(&p),
             vec![
@@ -638,7 +656,7 @@ mod tests {
             &all,
             &state,
             &HashMap::new(),
-            &no_forces,
+            &NO_FORCES,
             &opts("vault.v.nope"),
         );
         assert!(matches!(err, Err(PlanError::UnknownAddress(_))));
@@ -646,7 +664,7 @@ mod tests {
             &all,
             &state,
             &HashMap::new(),
-            &no_forces,
+            &NO_FORCES,
             &opts("vault.v.init"),
         )
         .unwrap();

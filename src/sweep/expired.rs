@@ -122,18 +122,12 @@ async fn through_state(
     if state.stack != stack || state.resources.is_empty() {
         return Ok(None);
     }
-    let forces = |k| {
-        providers
-            .provider(k)
-            .map(|p| p.forces_replacement())
-            .unwrap_or(&[])
-    };
     let options = PlanOptions {
         destroy: true,
         ..Default::default()
     };
-    let plan =
-        plan::plan(&[], &state, &HashMap::new(), &forces, &options).map_err(|e| e.to_string())?;
+    let plan = plan::plan(&[], &state, &HashMap::new(), &*providers, &options)
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let before = aws.calls.snapshot();
     let cx = Context {

@@ -8,7 +8,7 @@
 //! moto) EKS, so every service is asked itself: one inventory, the same everywhere.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_ec2::types::Filter;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
@@ -18,7 +18,6 @@ use crate::aws::Aws;
 use crate::provider::{OpError, TAG_ADDRESS, TAG_STACK};
 use crate::state::State;
 use crate::topology::Topology;
-use crate::vault::spec::Vaults;
 
 /// What to look for.
 #[derive(Debug, Clone, Default)]
@@ -41,7 +40,12 @@ impl Query {
 
     /// The query of a topology: its regions (or `regions`), its EKS clusters and local
     /// work-dirs, and the clusters its state records.
-    pub fn of(t: &Topology, vaults: &Vaults, state: &State, regions: &[String]) -> Query {
+    pub fn of(
+        t: &Topology,
+        work_dirs: Vec<(String, PathBuf)>,
+        state: &State,
+        regions: &[String],
+    ) -> Query {
         let mut clusters: Vec<String> = t
             .regions
             .iter()
@@ -58,12 +62,7 @@ impl Query {
                 regions.to_vec()
             },
             clusters,
-            work_dirs: vaults
-                .0
-                .values()
-                .filter(|v| v.local)
-                .map(|v| (v.name.clone(), v.work_dir.clone()))
-                .collect(),
+            work_dirs,
             bucket_names: t
                 .regions
                 .iter()

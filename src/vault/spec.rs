@@ -82,6 +82,16 @@ pub struct StoreBucketSpec {
     pub key_address: Address,
 }
 
+/// Where a cluster's members run, resolved once from the topology. Only the runtimes
+/// (`runtime/local/`, `runtime/kubernetes/`) and the catalog that registers them match on it.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// Processes on this machine, each load balancer an HAProxy.
+    Local,
+    /// A StatefulSet per member on the EKS clusters, reached through the NLBs.
+    Kubernetes(KubeSpec),
+}
+
 /// How a cluster runs on Kubernetes: the namespace on each EKS cluster, the image.
 #[derive(Debug, Clone)]
 pub struct KubeSpec {
@@ -102,8 +112,8 @@ pub struct VaultSpec {
     pub binary: String,
     /// Absolute: where members' data and configuration and proxies' configuration live.
     pub work_dir: PathBuf,
-    /// Whether this build runs the cluster (the local runtime).
-    pub local: bool,
+    /// Where the members run.
+    pub placement: Placement,
     pub members: Vec<MemberSpec>,
     /// Load balancers by name, as the local runtime's HAProxy serves them.
     pub proxies: BTreeMap<String, ProxyConfig>,
@@ -125,8 +135,6 @@ pub struct VaultSpec {
     pub revoke_root: bool,
     /// How the members unseal.
     pub seal: crate::vault::seal::SealSpec,
-    /// The Kubernetes runtime's settings (`None` on the local runtime).
-    pub kube: Option<KubeSpec>,
     /// The DNS names of the cluster's load balancers, by name, as apply recorded them (the
     /// Kubernetes runtime reaches members through them): learnt from the recorded outputs.
     pub lb_hosts: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
@@ -146,14 +154,29 @@ impl VaultSpec {
 
     /// The namespace of the cluster's pods on each EKS cluster (Kubernetes runtime).
     pub fn namespace(&self) -> &str {
-        self.kube
-            .as_ref()
-            .map_or("default", |k| k.namespace.as_str())
+        match &self.placement {
+            Placement::Kubernetes(k) => k.namespace.as_str(),
+            Placement::Local => "default",
+        }
+    }
+
+    /// The Kubernetes runtime's settings, on that runtime.
+    pub fn kube(&self) -> Option<&KubeSpec> {
+        match &self.placement {
+            Placement::Kubernetes(k) => Some(k),
+            Placement::Local => None,
+        }
+    }
+
+    /// Whether vaultform reaches the members through their load balancers' DNS names (which
+    /// AWS chooses) rather than their own addresses.
+    fn through_load_balancers(&self) -> bool {
+        matches!(self.placement, Placement::Kubernetes(_))
     }
 
     /// Learns the load balancers' DNS names from the recorded outputs.
     pub fn learn(&self, outputs: &BTreeMap<String, BTreeMap<String, String>>) {
-        if self.local {
+        if !self.through_load_balancers() {
             return;
         }
         let mut hosts = self.lb_hosts.write().unwrap_or_else(|e| e.into_inner());
@@ -174,7 +197,7 @@ impl VaultSpec {
     /// Where vaultform reaches a member: its own address on the local runtime, its load
     /// balancer on Kubernetes (whose target is that member alone).
     pub fn member_url(&self, m: &MemberSpec) -> String {
-        if self.local {
+        if !self.through_load_balancers() {
             return m.api_url();
         }
         let host = self
@@ -185,7 +208,7 @@ impl VaultSpec {
 
     /// The URL of a load balancer's API port.
     pub fn proxy_url(&self, lb: &str) -> Option<String> {
-        if !self.local {
+        if self.through_load_balancers() {
             let p = self.proxies.get(lb)?;
             return Some(format!(
                 "{}://{}:{}",
@@ -233,7 +256,7 @@ impl VaultSpec {
         let mut names = std::collections::BTreeSet::new();
         names.insert(m.address.to_string());
         names.insert(m.name.clone());
-        if let Some(k) = &self.kube {
+        if let Some(k) = self.kube() {
             // Its load balancer's DNS name is AWS's choice, made after the plan: every name
             // under the region's ELB domains (NLB and classic spellings). The CA is the
             // cluster's own, so only clients that trust this cluster honour the wildcard.
@@ -276,8 +299,11 @@ impl VaultSpec {
     /// balancer's DNS name, which AWS chooses when it creates it.
     pub fn planned_leader_api_addr(&self) -> String {
         let p = self.primary();
-        match (self.local, self.proxy_regions.get(&p.load_balancer)) {
-            (false, Some(region)) => format!(
+        match (
+            self.through_load_balancers(),
+            self.proxy_regions.get(&p.load_balancer),
+        ) {
+            (true, Some(region)) => format!(
                 "{}://{}:{}",
                 scheme(self.tls.is_some()),
                 Address::region(region, RegionItem::LoadBalancer(p.load_balancer.clone()))
@@ -390,9 +416,9 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
     let mut out = BTreeMap::new();
     for v in &t.vaults {
         let name = v.name.value.clone();
-        let (local, work_dir) = match &v.runtime.value {
+        let (placement, work_dir) = match &v.runtime.value {
             Runtime::Local { work_dir } => (
-                true,
+                Placement::Local,
                 base_dir.join(
                     work_dir
                         .clone()
@@ -400,10 +426,17 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 ),
             ),
             // Vaultform's own files for the cluster (its CA certificate) still live here.
-            Runtime::Kubernetes { .. } => (
-                false,
-                base_dir.join(format!(".vaultform/{}/{name}", t.stack.value)),
-            ),
+            Runtime::Kubernetes { namespace } => {
+                let (image, version) = image_and_tag(v);
+                (
+                    Placement::Kubernetes(KubeSpec {
+                        namespace: namespace.clone(),
+                        image,
+                        version,
+                    }),
+                    base_dir.join(format!(".vaultform/{}/{name}", t.stack.value)),
+                )
+            }
         };
         let primary = v.bootstrap_member().map(|m| m.name.value.clone());
         let tls = v.tls.enabled.then(|| TlsSpec {
@@ -435,7 +468,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                     .unwrap_or_default(),
                 tls: tls.is_some(),
                 cluster: m.cluster.value.clone(),
-                node_ports: matches!(v.runtime.value, Runtime::Kubernetes { .. })
+                node_ports: matches!(placement, Placement::Kubernetes(_))
                     .then(|| t.member_node_ports(&v.name.value, &m.name.value))
                     .flatten(),
             })
@@ -520,7 +553,7 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 flavour: v.server.flavour,
                 binary,
                 work_dir,
-                local,
+                placement,
                 members,
                 proxies,
                 proxy_regions,
@@ -536,17 +569,6 @@ pub fn specs(t: &Topology, base_dir: &Path) -> Vaults {
                 policies: v.policies.clone(),
                 revoke_root: v.revokes_root(),
                 seal,
-                kube: match &v.runtime.value {
-                    Runtime::Kubernetes { namespace } => {
-                        let (image, version) = image_and_tag(v);
-                        Some(KubeSpec {
-                            namespace: namespace.clone(),
-                            image,
-                            version,
-                        })
-                    }
-                    Runtime::Local { .. } => None,
-                },
                 lb_hosts: Default::default(),
             },
         );

@@ -40,7 +40,7 @@ pub fn pod_name(m: &MemberSpec) -> String {
 
 /// The desired attributes of a member on Kubernetes.
 pub fn desired(v: &VaultSpec, m: &MemberSpec) -> Option<(String, Map<String, Value>)> {
-    let k = v.kube.as_ref()?;
+    let k = v.kube()?;
     let attrs = json!({
         "cluster": m.cluster,
         "namespace": k.namespace,

@@ -11,4 +11,5 @@ pub mod manifests;
 pub mod member;
 pub mod objects;
 pub mod reviewer;
+pub mod runtime;
 pub mod token;

@@ -189,7 +189,7 @@ fn lb_address(v: &VaultSpec, lb: &str) -> Option<Address> {
 
 /// The manifests' inputs for cluster `v`.
 pub fn kube_vault(v: &VaultSpec) -> Option<KubeVault> {
-    let k = v.kube.as_ref()?;
+    let k = v.kube()?;
     let p = v.primary();
     Some(KubeVault {
         name: v.name.clone(),

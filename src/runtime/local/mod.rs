@@ -6,6 +6,7 @@
 
 pub mod haproxy;
 pub mod process;
+pub mod runtime;
 pub mod transit;
 
 use std::collections::BTreeMap;
@@ -403,6 +404,10 @@ impl Provider for LocalProxy {
         "local"
     }
 
+    fn is_process(&self, _address: &crate::address::Address) -> bool {
+        true
+    }
+
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         Ok(observe_process(rs))
     }
@@ -479,6 +484,10 @@ impl Provider for VaultMember {
         "local"
     }
 
+    fn is_process(&self, _address: &crate::address::Address) -> bool {
+        true
+    }
+
     async fn read(&self, _cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         Ok(observe_process(rs))
     }
@@ -533,37 +542,6 @@ pub async fn start_member(
         answers(&client)
     })
     .await
-}
-
-/// The local runtime's members' data: their raft directories under the working directory.
-pub struct LocalData;
-
-#[async_trait::async_trait]
-impl crate::vault::bootstrap::MemberData for LocalData {
-    async fn wipe(&self, cx: &Cx<'_>, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
-        if !v.local {
-            return Err(OpError::fatal(format!(
-                "{}: wiping a member is built for the local runtime only",
-                v.name
-            )));
-        }
-        let dir = v.member_dir(&m.name);
-        if let Some(rec) = read_pidfile(&dir) {
-            process::stop(&rec, Duration::from_secs(15))
-                .await
-                .map_err(|e| OpError::fatal(e.to_string()))?;
-        }
-        let data = dir.join("data");
-        match std::fs::remove_dir_all(&data) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("removing", &data, e)),
-        }
-        let seal = v.seal_stanza(cx.aws, cx.outputs, m).await?;
-        start_member(v, m, &v.binary, seal.as_deref())
-            .await
-            .map(drop)
-    }
 }
 
 /// The running process of a member, from its directory's record.

@@ -344,6 +344,10 @@ impl Provider for LocalTransit {
         "local"
     }
 
+    fn is_process(&self, _address: &crate::address::Address) -> bool {
+        true
+    }
+
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let observed = observe_process(rs);
         let Observed::Present { mut attrs, .. } = observed else {
