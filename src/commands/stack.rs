@@ -85,6 +85,7 @@ pub async fn plan(
         return Ok(Outcome::Failure);
     };
     let prices = crate::cost::Prices::load(output.prices.as_deref())?;
+    session.check_backend().await?;
     let state = session.load_state().await?;
     // Only a refresh of recorded resources calls AWS: then check it answers first.
     let aws = if args.refresh && !state.resources.is_empty() {
@@ -223,6 +224,7 @@ pub async fn apply(
         return Ok(Outcome::Failure);
     };
     let operation = if destroy { "destroy" } else { "apply" };
+    session.check_backend().await?;
     let _lock = lock(&session, operation, &run.lock, printer).await?;
     let aws = session.connect_checked().await?;
     let mut state = session.load_state().await?;
@@ -298,6 +300,7 @@ async fn apply_saved(
     let Some(session) = open(&topology_path, text, state_args, Some(&targets), printer)? else {
         return Ok(Outcome::Failure);
     };
+    session.check_backend().await?;
     let _lock = lock(&session, "apply", &run.lock, printer).await?;
     let mut state = session.load_state().await?;
     let (current_lineage, current_serial) = state.identity();

@@ -134,7 +134,7 @@ impl S3Backend {
         self.aws.get_or_init(|| Aws::connect(&self.settings)).await
     }
 
-    async fn s3(&self) -> aws_sdk_s3::Client {
+    pub(super) async fn s3(&self) -> aws_sdk_s3::Client {
         self.aws().await.s3(&self.loc.region)
     }
 
@@ -188,29 +188,83 @@ impl S3Backend {
     }
 
     async fn seal(&self, state: &State) -> Result<Vec<u8>, StateError> {
-        let cached = self.data_key.lock().expect("data key").clone();
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                let k = DataKey::generate(&self.kms().await, &self.loc.kms_key, &self.context())
-                    .await
-                    .map_err(|e| StateError::Decrypt {
-                        location: self.loc.url(),
-                        key: self.loc.kms_key.clone(),
-                        message: e.to_string(),
-                    })?;
-                let k = Arc::new(k);
-                *self.data_key.lock().expect("data key") = Some(k.clone());
-                k
-            }
-        };
+        let key = self.data_key().await?;
         let text = serde_json::to_vec(state).unwrap_or_default();
         key.seal(&text, &self.context())
-            .map_err(|e| StateError::Decrypt {
+            .map_err(|e| self.encrypt(e))
+    }
+
+    fn encrypt(&self, e: EnvelopeError) -> StateError {
+        StateError::Encrypt {
+            location: self.loc.url(),
+            key: self.loc.kms_key.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// This run's data key: the one read with the state or made earlier, else a new one.
+    pub(super) async fn data_key(&self) -> Result<Arc<DataKey>, StateError> {
+        if let Some(k) = self.data_key.lock().expect("data key").clone() {
+            return Ok(k);
+        }
+        let k = DataKey::generate(&self.kms().await, &self.loc.kms_key, &self.context())
+            .await
+            .map_err(|e| match e {
+                EnvelopeError::KeyNotFound(_) => StateError::NoKey {
+                    key: self.loc.kms_key.clone(),
+                    region: self.loc.region.clone(),
+                },
+                other => self.encrypt(other),
+            })?;
+        let k = Arc::new(k);
+        *self.data_key.lock().expect("data key") = Some(k.clone());
+        Ok(k)
+    }
+
+    /// That the store honours conditional writes, without the lock: on a probe object
+    /// beside the state, written, refused twice, then its version deleted.
+    pub(super) async fn verify_conditional_writes(&self) -> Result<(), StateError> {
+        let s3 = self.s3().await;
+        let key = format!("{}.probe", self.loc.key);
+        let body = Body {
+            bytes: b"{\"probe\": \"vaultform doctor\"}".to_vec(),
+            metadata: Vec::new(),
+        };
+        let Ok((_, version)) = put_conditional(&s3, &self.loc, &key, &body, None).await? else {
+            return Err(StateError::Remote {
                 location: self.loc.url(),
-                key: self.loc.kms_key.clone(),
-                message: e.to_string(),
-            })
+                message: format!("write {key}: refused without a condition"),
+            });
+        };
+        let endpoint = self.aws().await.endpoint().map(str::to_owned);
+        let verified = verify_store(&s3, &self.loc, endpoint.as_deref(), &key, &body).await;
+        // Its own version deleted (no delete marker left in a versioned bucket).
+        let delete = s3
+            .delete_object()
+            .bucket(&self.loc.bucket)
+            .key(&key)
+            .set_version_id(version);
+        if let Err(e) = delete.send().await {
+            tracing::warn!(error = %AwsError::from_sdk("delete the probe", e), "the probe object {key} stays");
+        }
+        verified
+    }
+
+    /// Who holds the lock: free, or a stale holder the next run takes over; a live holder
+    /// is an error (a run now would be refused).
+    pub(super) async fn lock_holder(&self) -> Result<String, StateError> {
+        match read_lock(&self.s3().await, &self.loc).await? {
+            None => Ok("free".into()),
+            Some((o, _)) if o.released => Ok("free".into()),
+            Some((o, _)) if o.expired() => Ok(format!(
+                "stale: {} (its lease ended; the next run takes it over)",
+                o.info().describe()
+            )),
+            Some((o, _)) => Err(StateError::Locked {
+                holder: o.info().describe(),
+                id: o.holder.id,
+            }),
+        }
     }
 
     /// Who last wrote the state object, from its metadata.
@@ -268,7 +322,7 @@ impl S3Backend {
     }
 }
 
-fn remote<E>(
+pub(super) fn remote<E>(
     loc: &S3Location,
     what: &str,
     e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
@@ -328,32 +382,68 @@ async fn put_lock(
     object: &LockObject,
     cond: Cond,
 ) -> Result<Result<String, Refused>, StateError> {
-    let body = serde_json::to_vec_pretty(object).unwrap_or_default();
-    let req = s3
-        .put_object()
-        .bucket(&loc.bucket)
-        .key(loc.lock_key())
-        .content_type("application/json")
-        .metadata("vaultform-lock-id", header_safe(&object.holder.id))
-        .metadata("vaultform-fence", object.fence.to_string())
-        .body(ByteStream::from(body));
-    let req = match cond {
-        Cond::Absent => req.if_none_match("*"),
-        Cond::Unchanged(etag) => req.if_match(etag),
-    };
-    match req.send().await {
-        Ok(out) => Ok(Ok(out.e_tag().unwrap_or_default().to_string())),
-        Err(e) if refused(&e) => Ok(Err(Refused)),
-        Err(e) => Err(remote(loc, "write the lock", e)),
+    let written = put_conditional(s3, loc, &loc.lock_key(), &lock_body(object), Some(cond)).await?;
+    Ok(written.map(|(etag, _)| etag))
+}
+
+/// The lock object as it is stored, with its metadata.
+struct Body {
+    bytes: Vec<u8>,
+    metadata: Vec<(&'static str, String)>,
+}
+
+fn lock_body(object: &LockObject) -> Body {
+    Body {
+        bytes: serde_json::to_vec_pretty(object).unwrap_or_default(),
+        metadata: vec![
+            ("vaultform-lock-id", header_safe(&object.holder.id)),
+            ("vaultform-fence", object.fence.to_string()),
+        ],
     }
 }
 
-/// Once per store and process: a conditional write that must be refused is refused.
+/// Writes `body` at `key` under `cond` (unconditionally with `None`): its new ETag and
+/// version, or `Refused` when the store refused the condition.
+async fn put_conditional(
+    s3: &aws_sdk_s3::Client,
+    loc: &S3Location,
+    key: &str,
+    body: &Body,
+    cond: Option<Cond>,
+) -> Result<Result<(String, Option<String>), Refused>, StateError> {
+    let mut req = s3
+        .put_object()
+        .bucket(&loc.bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body.bytes.clone()));
+    for (name, value) in &body.metadata {
+        req = req.metadata(*name, value);
+    }
+    let req = match cond {
+        Some(Cond::Absent) => req.if_none_match("*"),
+        Some(Cond::Unchanged(etag)) => req.if_match(etag),
+        None => req,
+    };
+    match req.send().await {
+        Ok(out) => Ok(Ok((
+            out.e_tag().unwrap_or_default().to_string(),
+            out.version_id().map(str::to_owned),
+        ))),
+        Err(e) if refused(&e) => Ok(Err(Refused)),
+        Err(e) => Err(remote(loc, &format!("write {key}"), e)),
+    }
+}
+
+/// Once per store and process: two conditional writes on the existing object `key` that
+/// must be refused are refused (with its own bytes: a store that wrongly accepts leaves the
+/// object as it was).
 async fn verify_store(
     s3: &aws_sdk_s3::Client,
     loc: &S3Location,
     endpoint: Option<&str>,
-    ours: &LockObject,
+    key: &str,
+    body: &Body,
 ) -> Result<(), StateError> {
     let store = format!("{} {}", endpoint.unwrap_or("aws"), loc.bucket);
     if VERIFIED.lock().expect("verified").contains(&store) {
@@ -363,14 +453,19 @@ async fn verify_store(
         location: format!("{} (endpoint {})", loc.url(), endpoint.unwrap_or("AWS S3")),
         what: what.to_string(),
     };
-    // The same bytes: a store that wrongly accepts leaves the lock object as it was.
-    if put_lock(s3, loc, ours, Cond::Absent).await?.is_ok() {
+    if put_conditional(s3, loc, key, body, Some(Cond::Absent))
+        .await?
+        .is_ok()
+    {
         return Err(unconditional(
             "If-None-Match: * was accepted for an object that exists",
         ));
     }
     let wrong = Cond::Unchanged("\"00000000000000000000000000000000\"".into());
-    if put_lock(s3, loc, ours, wrong).await?.is_ok() {
+    if put_conditional(s3, loc, key, body, Some(wrong))
+        .await?
+        .is_ok()
+    {
         return Err(unconditional("If-Match with a wrong ETag was accepted"));
     }
     VERIFIED.lock().expect("verified").insert(store);
@@ -544,7 +639,15 @@ impl Backend for S3Backend {
                 Box::new(move || finish_now(release(release_s3, loc, held))),
             );
             let endpoint = self.aws().await.endpoint().map(str::to_owned);
-            verify_store(&s3, &self.loc, endpoint.as_deref(), &object).await?;
+            let key = self.loc.lock_key();
+            verify_store(
+                &s3,
+                &self.loc,
+                endpoint.as_deref(),
+                &key,
+                &lock_body(&object),
+            )
+            .await?;
             let task = tokio::spawn(heartbeat(
                 s3.clone(),
                 self.loc.clone(),
@@ -671,6 +774,10 @@ impl Backend for S3Backend {
             })?
             .into_bytes();
         self.decode(&body).await
+    }
+
+    async fn check(&self, writes: bool) -> Vec<super::BackendCheck> {
+        super::s3_check::check(self, writes).await
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {
