@@ -467,6 +467,10 @@ pub struct PlanOutputArgs {
     /// Print the plan as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Itemize the cost even when nothing changes (a plan that changes something always
+    /// does; an unchanged one prints its total on one line).
+    #[arg(long)]
+    pub cost: bool,
     /// Price the plan with this price table instead of the shipped one (the format of
     /// src/cost/prices.json).
     #[arg(long, value_name = "FILE")]

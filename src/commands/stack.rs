@@ -117,7 +117,11 @@ pub async fn plan(
         printer.data(&format!("{json}\n"));
     } else {
         printer.data(&render::human(&plan, printer.color_out));
-        printer.data(&crate::ui::cost::human(&cost));
+        if plan.has_changes() || output.cost {
+            printer.data(&crate::ui::cost::human(&cost));
+        } else {
+            printer.data(&crate::ui::cost::total(&cost));
+        }
         let after = session.topology().expires_after.as_ref().map(|d| d.value);
         if let Some(text) = crate::ui::sweep::expiry(state.expires_at.as_deref(), after) {
             printer.data(&format!("\n{text}"));
