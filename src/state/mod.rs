@@ -6,7 +6,6 @@ pub mod local;
 pub mod lock;
 pub mod model;
 pub mod s3;
-mod s3_check;
 pub mod s3_init;
 
 pub use lock::{LockGuard, LockInfo};

@@ -1,7 +1,8 @@
 //! The S3 state backend: the state object encrypted client-side (see `envelope`), every save a
 //! conditional write on the ETag this run read, so a lost race is an error naming the other
 //! writer; and a lock object with a lease, renewed by a heartbeat, taken over once the lease
-//! has ended, with a fencing token that every save checks.
+//! has ended, with a fencing token that every save checks; and the check of bucket, key,
+//! conditional writes and lock that runs before anything else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -14,7 +15,7 @@ use super::envelope::{self, DataKey, EnvelopeError};
 use super::lease::{Lease, LockObject};
 use super::lock::{LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
-use super::{Backend, StateError, StateVersion};
+use super::{Backend, BackendCheck, StateError, StateVersion};
 use crate::aws::{Aws, AwsSettings};
 use crate::aws_error::AwsError;
 
@@ -134,7 +135,7 @@ impl S3Backend {
         self.aws.get_or_init(|| Aws::connect(&self.settings)).await
     }
 
-    pub(super) async fn s3(&self) -> aws_sdk_s3::Client {
+    async fn s3(&self) -> aws_sdk_s3::Client {
         self.aws().await.s3(&self.loc.region)
     }
 
@@ -203,7 +204,7 @@ impl S3Backend {
     }
 
     /// This run's data key: the one read with the state or made earlier, else a new one.
-    pub(super) async fn data_key(&self) -> Result<Arc<DataKey>, StateError> {
+    async fn data_key(&self) -> Result<Arc<DataKey>, StateError> {
         if let Some(k) = self.data_key.lock().expect("data key").clone() {
             return Ok(k);
         }
@@ -223,7 +224,7 @@ impl S3Backend {
 
     /// That the store honours conditional writes, without the lock: on a probe object
     /// beside the state, written, refused twice, then its version deleted.
-    pub(super) async fn verify_conditional_writes(&self) -> Result<(), StateError> {
+    async fn verify_conditional_writes(&self) -> Result<(), StateError> {
         let s3 = self.s3().await;
         let key = format!("{}.probe", self.loc.key);
         let body = Body {
@@ -252,7 +253,7 @@ impl S3Backend {
 
     /// Who holds the lock: free, or a stale holder the next run takes over; a live holder
     /// is an error (a run now would be refused).
-    pub(super) async fn lock_holder(&self) -> Result<String, StateError> {
+    async fn lock_holder(&self) -> Result<String, StateError> {
         match read_lock(&self.s3().await, &self.loc).await? {
             None => Ok("free".into()),
             Some((o, _)) if o.released => Ok("free".into()),
@@ -322,7 +323,7 @@ impl S3Backend {
     }
 }
 
-pub(super) fn remote<E>(
+fn remote<E>(
     loc: &S3Location,
     what: &str,
     e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
@@ -528,6 +529,69 @@ fn finish_now(fut: impl std::future::Future<Output = ()> + Send + 'static) {
         }
         Ok(h) => drop(h.spawn(fut)),
         Err(_) => {}
+    }
+}
+
+// The check before a run: the bucket answers, the KMS key makes a data key (kept: the run's
+// saves encrypt with it); with writes, a probe's conditional writes and who holds the lock.
+
+/// Each thing a run needs from the S3 backend, in the order a run needs them; the bucket's
+/// later checks are left out when there is no bucket.
+async fn check(backend: &S3Backend, writes: bool) -> Vec<BackendCheck> {
+    let loc = backend.location();
+    let mut out = vec![BackendCheck {
+        subject: format!("state bucket {} in {}", loc.bucket, loc.region),
+        result: bucket(backend).await,
+    }];
+    let has_bucket = out[0].result.is_ok();
+    out.push(BackendCheck {
+        subject: format!("state KMS key {} in {}", loc.kms_key, loc.region),
+        result: backend
+            .data_key()
+            .await
+            .map(|k| format!("makes data keys ({})", k.kms_key)),
+    });
+    if writes && has_bucket {
+        out.push(BackendCheck {
+            subject: format!("conditional writes in {}", loc.bucket),
+            result: backend
+                .verify_conditional_writes()
+                .await
+                .map(|()| "If-None-Match and If-Match honoured".to_string()),
+        });
+        out.push(BackendCheck {
+            subject: format!("state lock s3://{}/{}.lock", loc.bucket, loc.key),
+            result: backend.lock_holder().await,
+        });
+    }
+    out
+}
+
+/// The bucket exists and these credentials may use it.
+async fn bucket(backend: &S3Backend) -> Result<String, StateError> {
+    let loc = backend.location();
+    match backend
+        .s3()
+        .await
+        .head_bucket()
+        .bucket(&loc.bucket)
+        .send()
+        .await
+    {
+        Ok(_) => Ok("exists".into()),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Err(StateError::NoBucket {
+                bucket: loc.bucket.clone(),
+                region: loc.region.clone(),
+            })
+        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+            Err(StateError::Remote {
+                location: format!("s3://{}", loc.bucket),
+                message: "access denied: the bucket is another account's (S3 bucket names are global) or these credentials may not use it".into(),
+            })
+        }
+        Err(e) => Err(remote(loc, "look up the state bucket", e)),
     }
 }
 
@@ -776,8 +840,8 @@ impl Backend for S3Backend {
         self.decode(&body).await
     }
 
-    async fn check(&self, writes: bool) -> Vec<super::BackendCheck> {
-        super::s3_check::check(self, writes).await
+    async fn check(&self, writes: bool) -> Vec<BackendCheck> {
+        check(self, writes).await
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {
