@@ -210,6 +210,18 @@ pub enum Command {
         /// The topology file (KDL).
         file: PathBuf,
     },
+    /// Check, in one pass and without changing anything, what a run of the topology needs:
+    /// the AWS identity per region, the state backend, the local binaries and addresses, the
+    /// EKS clusters' Kubernetes APIs. Exit 1 when something would stop an apply.
+    Doctor {
+        /// The topology file (KDL).
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Print the checks as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print `export VAULT_ADDR=... BAO_ADDR=...` for a cluster's front endpoint, for
     /// `eval "$(vaultform env FILE)"`.
     Env {
