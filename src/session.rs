@@ -222,16 +222,21 @@ impl Session {
         Aws::connect(&self.aws).await
     }
 
-    /// Connects and checks that every region of the topology answers with working
-    /// credentials: a dead endpoint fails here in seconds, not after minutes of retries.
+    /// Connects and checks that every region of the topology (and an S3 state's) answers with
+    /// working credentials: a dead endpoint fails here in seconds, not after minutes of retries.
     pub async fn connect_checked(&self) -> Result<Aws, Error> {
         let aws = self.connect().await;
-        let regions: Vec<String> = self
+        let mut regions: Vec<String> = self
             .topology()
             .regions
             .iter()
             .map(|r| r.name.value.clone())
             .collect();
+        if let StateBackend::S3 { region, .. } = &self.topology().state
+            && !regions.contains(region)
+        {
+            regions.push(region.clone());
+        }
         aws.check(&regions).await.map_err(|e| Error::AwsCheck {
             message: e.to_string(),
         })?;

@@ -228,9 +228,10 @@ pub async fn apply(
         return Ok(Outcome::Failure);
     };
     let operation = if destroy { "destroy" } else { "apply" };
+    // A dead endpoint is said in seconds, before the state backend's own retries.
+    let aws = session.connect_checked().await?;
     session.check_backend().await?;
     let _lock = lock(&session, operation, &run.lock, printer).await?;
-    let aws = session.connect_checked().await?;
     let mut state = session.load_state().await?;
     let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
     if !run.json {

@@ -868,6 +868,32 @@ fn a_missing_state_key_or_bucket_stops_every_run_before_it_starts() {
     assert_eq!(created(&rt, &api, stack), (2, 2));
 }
 
+/// A dead endpoint with the state in S3: said once, in seconds, before the state backend's
+/// own retries.
+#[test]
+fn a_dead_endpoint_with_remote_state_is_said_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("stack.kdl"), topology("rsd", false)).unwrap();
+    let started = Instant::now();
+    let out = vaultform_aws(
+        d,
+        "http://127.0.0.1:1",
+        &["apply", "stack.kdl", "--auto-approve"],
+    );
+    let took = started.elapsed();
+    let err = stderr(&out).replace('│', " ");
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the AWS endpoint http://127.0.0.1:1"),
+        "{err}"
+    );
+    assert_eq!(err.matches("cannot reach").count(), 1, "{err}");
+    assert!(took < Duration::from_secs(30), "{took:?}: {err}");
+    eprintln!("MEASURE apply with S3 state, dead endpoint: {took:?}");
+}
+
 /// A store that ignores conditional writes (lxc/incus#3651) is found out before anything is
 /// changed, and named.
 #[test]
