@@ -400,7 +400,17 @@ async fn kubernetes_checks(
     for (region, cluster) in hosting {
         let subject = format!("Kubernetes API of {cluster} ({region})");
         let address = format!("region.{region}.cluster.{cluster}");
-        if !state.is_some_and(|s| s.resources.keys().any(|a| a.as_str() == address)) {
+        let Some(state) = state else {
+            checks.push(Check {
+                area: "kubernetes",
+                subject,
+                status: Status::Warn,
+                detail: "not checked: the state cannot be read".into(),
+                fix: None,
+            });
+            continue;
+        };
+        if !state.resources.keys().any(|a| a.as_str() == address) {
             checks.push(ok(
                 "kubernetes",
                 subject,

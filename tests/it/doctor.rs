@@ -404,6 +404,24 @@ vault "dk" {
     );
     eprintln!("{text}");
 
+    // A state that cannot be read: nothing said about the cluster but that.
+    let state_file = d.join(".vaultform/dock.state.json");
+    let kept = std::fs::read(&state_file).unwrap();
+    std::fs::write(&state_file, b"not json").unwrap();
+    let out = run(&["doctor", "stack.kdl"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        line(&text, "state .vaultform/dock.state.json").starts_with("FAIL"),
+        "{text}"
+    );
+    assert_eq!(
+        line(&text, subject),
+        format!("warn {subject}: not checked: the state cannot be read"),
+        "{text}"
+    );
+    std::fs::write(&state_file, kept).unwrap();
+
     drop(standin);
     let out = run(&["doctor", "stack.kdl"]);
     let text = stdout(&out);
