@@ -82,17 +82,28 @@ fn refused<E: ProvideErrorMetadata>(
 ) -> bool {
     let status = e.raw_response().map(|r| r.status().as_u16());
     // 412: the ETag differs or the object exists; 404 / NoSuchKey: If-Match on an object
-    // that is gone; 409: a concurrent conditional write in flight (S3 asks to retry).
-    e.code() == Some("PreconditionFailed")
-        || e.code() == Some("NoSuchKey")
-        || e.code() == Some("ConditionalRequestConflict")
-        || matches!(status, Some(412 | 404 | 409))
+    // that is gone (not a bucket that is); 409: a concurrent conditional write in flight (S3
+    // asks to retry).
+    !no_bucket(e)
+        && (e.code() == Some("PreconditionFailed")
+            || e.code() == Some("NoSuchKey")
+            || e.code() == Some("ConditionalRequestConflict")
+            || matches!(status, Some(412 | 404 | 409)))
+}
+
+/// S3 says the bucket itself does not exist.
+fn no_bucket<E: ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    e.code() == Some("NoSuchBucket")
 }
 
 fn not_found<E: ProvideErrorMetadata>(
     e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> bool {
-    e.code() == Some("NoSuchKey") || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+    !no_bucket(e)
+        && (e.code() == Some("NoSuchKey")
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404))
 }
 
 /// S3 metadata is sent as HTTP headers: ASCII only.
@@ -331,6 +342,12 @@ fn remote<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if no_bucket(&e) {
+        return StateError::NoBucket {
+            bucket: loc.bucket.clone(),
+            region: loc.region.clone(),
+        };
+    }
     StateError::Remote {
         location: loc.url(),
         message: AwsError::from_sdk(what, e).to_string(),

@@ -854,6 +854,10 @@ fn a_missing_state_key_or_bucket_stops_every_run_before_it_starts() {
     });
     let no_bucket = format!("the state bucket {BUCKET} does not exist in {STATE_REGION}");
     refused(&["apply", "stack.kdl", "--auto-approve"], &no_bucket);
+    // A command that only reads the state says so too (it read as "no state").
+    let out = vaultform_aws(d, &ep, &["state", "list", "stack.kdl"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(flat(&stderr(&out)).contains(&no_bucket), "{}", stderr(&out));
     let out = vaultform_aws(d, &ep, &["apply", "stack.kdl", "--auto-approve"]);
     assert!(flat(&stderr(&out)).contains(&no_key), "{}", stderr(&out));
     assert_eq!(created(&rt, &api, stack), (0, 0), "nothing was created");
