@@ -261,45 +261,52 @@ impl Aws {
     /// all regions at once, each request at most 10 s, throttling and server errors tried again
     /// a few times, an unreachable endpoint or bad credentials not at all.
     pub async fn check(&self, regions: &[String]) -> Result<(), crate::aws_error::AwsError> {
-        let checks = regions.iter().map(|region| async move {
-            let conf = aws_sdk_sts::config::Builder::from(&self.config)
-                .region(Region::new(region.clone()))
-                .retry_config(
-                    RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(std::time::Duration::from_millis(100)),
-                )
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(std::time::Duration::from_secs(3))
-                        .operation_timeout(std::time::Duration::from_secs(10))
-                        .build(),
-                )
-                .interceptor(self.observe("sts", region))
-                .build();
-            let sts = aws_sdk_sts::Client::from_conf(conf);
-            // Throttling and 5xx are tried again; a dead endpoint or bad credentials are not.
-            let policy = crate::retry::Backoff::OPERATION.attempts(4);
-            crate::retry::retry(policy, || async {
-                sts.get_caller_identity()
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| {
-                        crate::aws_error::AwsError::from_sdk(
-                            "check the AWS endpoint and credentials",
-                            e,
-                        )
-                        .at(self.endpoint(), region)
-                    })
-            })
-            .await
-        });
+        let checks = regions
+            .iter()
+            .map(|region| async move { self.identity(region).await.map(drop) });
         futures::future::join_all(checks)
             .await
             .into_iter()
             .collect::<Result<Vec<()>, _>>()
             .map(drop)
+    }
+
+    /// The identity (ARN) these credentials act as through `region`'s endpoint, asked as
+    /// [`Aws::check`] asks: each request at most 10 s, a dead endpoint or bad credentials
+    /// not tried again.
+    pub async fn identity(&self, region: &str) -> Result<String, crate::aws_error::AwsError> {
+        let conf = aws_sdk_sts::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(100)),
+            )
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(3))
+                    .operation_timeout(std::time::Duration::from_secs(10))
+                    .build(),
+            )
+            .interceptor(self.observe("sts", region))
+            .build();
+        let sts = aws_sdk_sts::Client::from_conf(conf);
+        // Throttling and 5xx are tried again; a dead endpoint or bad credentials are not.
+        let policy = crate::retry::Backoff::OPERATION.attempts(4);
+        crate::retry::retry(policy, || async {
+            sts.get_caller_identity()
+                .send()
+                .await
+                .map(|out| out.arn().unwrap_or("an unnamed identity").to_string())
+                .map_err(|e| {
+                    crate::aws_error::AwsError::from_sdk(
+                        "check the AWS endpoint and credentials",
+                        e,
+                    )
+                    .at(self.endpoint(), region)
+                })
+        })
+        .await
     }
 
     fn observe(&self, service: &'static str, region: &str) -> ObserveCalls {

@@ -210,6 +210,18 @@ pub enum Command {
         /// The topology file (KDL).
         file: PathBuf,
     },
+    /// Check, in one pass and without changing anything, what a run of the topology needs:
+    /// the AWS identity per region, the state backend, the local binaries and addresses, the
+    /// EKS clusters' Kubernetes APIs. Exit 1 when something would stop an apply.
+    Doctor {
+        /// The topology file (KDL).
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Print the checks as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print `export VAULT_ADDR=... BAO_ADDR=...` for a cluster's front endpoint, for
     /// `eval "$(vaultform env FILE)"`.
     Env {
@@ -467,6 +479,10 @@ pub struct PlanOutputArgs {
     /// Print the plan as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Itemize the cost even when nothing changes (a plan that changes something always
+    /// does; an unchanged one prints its total on one line).
+    #[arg(long)]
+    pub cost: bool,
     /// Price the plan with this price table instead of the shipped one (the format of
     /// src/cost/prices.json).
     #[arg(long, value_name = "FILE")]

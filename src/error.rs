@@ -30,6 +30,13 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     TimeScale(#[from] crate::lifecycle::TimeScaleError),
+    #[error("the state backend {location} is not ready: {problems}")]
+    #[diagnostic(code(vaultform::state::backend), help("{help}"))]
+    StateBackend {
+        location: String,
+        problems: String,
+        help: String,
+    },
     #[error("this build cannot create these resource kinds yet: {kinds}")]
     #[diagnostic(
         code(vaultform::unsupported),

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod cost;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod graph;

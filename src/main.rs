@@ -126,6 +126,9 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
             }
         },
         Command::Init { file } => commands::remote::init(file, printer).await,
+        Command::Doctor { file, state, json } => {
+            commands::doctor::doctor(file, state, *json, printer).await
+        }
         Command::Output { file, state } => commands::state::output(file, state, printer).await,
         Command::ForceUnlock {
             file,

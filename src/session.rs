@@ -23,6 +23,8 @@ pub const ATTEMPTS: u32 = 6;
 
 /// A valid stack with everything resolved that its commands need.
 pub struct Session {
+    /// The topology file, as the command line named it.
+    pub file: PathBuf,
     pub stack: Stack,
     pub backend: Arc<dyn Backend>,
     /// Where the state lives (`local:<absolute path>`, `s3://...`): the `vaultform:state` tag
@@ -95,6 +97,7 @@ pub fn open(
     let state_location = state_location(&stack.topology, parent, state_path);
     let backend = backend(&stack.topology, parent, state_path, &aws);
     Ok(Some(Session {
+        file: file.to_path_buf(),
         stack,
         state_location,
         backend,
@@ -166,6 +169,40 @@ pub fn backend(
     }
 }
 
+/// What to do about one problem of a state backend: `vaultform init FILE` when it would
+/// create what is missing, else the problem's own help.
+pub fn remedy(problem: &StateError, file: &Path) -> Option<String> {
+    let init = match problem {
+        StateError::NoBucket { .. } => true,
+        StateError::NoKey { key, .. } => key.starts_with("alias/"),
+        _ => false,
+    };
+    if init {
+        return Some(format!(
+            "`vaultform init {}` creates the state's bucket and KMS key",
+            file.display()
+        ));
+    }
+    miette::Diagnostic::help(problem).map(|h| h.to_string())
+}
+
+/// The problems of a state backend as one error: each said once, and what to do.
+pub fn backend_error(location: &str, file: &Path, problems: Vec<StateError>) -> Error {
+    let mut help: Vec<String> = Vec::new();
+    for r in problems.iter().filter_map(|p| remedy(p, file)) {
+        if !help.contains(&r) {
+            help.push(r);
+        }
+    }
+    help.push("nothing was changed".into());
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Error::StateBackend {
+        location: location.to_string(),
+        problems: problems.join("; "),
+        help: help.join("; "),
+    }
+}
+
 impl Session {
     pub fn topology(&self) -> &Topology {
         &self.stack.topology
@@ -184,20 +221,45 @@ impl Session {
         Aws::connect(&self.aws).await
     }
 
-    /// Connects and checks that every region of the topology answers with working
-    /// credentials: a dead endpoint fails here in seconds, not after minutes of retries.
+    /// Connects and checks that every region of the topology (and an S3 state's) answers with
+    /// working credentials: a dead endpoint fails here in seconds, not after minutes of retries.
     pub async fn connect_checked(&self) -> Result<Aws, Error> {
         let aws = self.connect().await;
-        let regions: Vec<String> = self
+        let mut regions: Vec<String> = self
             .topology()
             .regions
             .iter()
             .map(|r| r.name.value.clone())
             .collect();
+        if let StateBackend::S3 { region, .. } = &self.topology().state
+            && !regions.contains(region)
+        {
+            regions.push(region.clone());
+        }
         aws.check(&regions).await.map_err(|e| Error::AwsCheck {
             message: e.to_string(),
         })?;
         Ok(aws)
+    }
+
+    /// Checks, before anything runs, what a run needs from the state backend (a remote one's
+    /// bucket and KMS key): one error naming every problem and what to do.
+    pub async fn check_backend(&self) -> Result<(), Error> {
+        let problems: Vec<StateError> = self
+            .backend
+            .check(false)
+            .await
+            .into_iter()
+            .filter_map(|c| c.result.err())
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(backend_error(
+            &self.backend.describe(),
+            &self.file,
+            problems,
+        ))
     }
 
     /// The recorded state, or a new one; a state of another stack is refused.

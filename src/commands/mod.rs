@@ -1,6 +1,7 @@
 //! One function per CLI command: resolve settings, do the work, return an exit status.
 
 pub mod access;
+pub mod doctor;
 pub mod expired;
 pub mod kube;
 pub mod manual;

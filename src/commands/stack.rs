@@ -85,6 +85,7 @@ pub async fn plan(
         return Ok(Outcome::Failure);
     };
     let prices = crate::cost::Prices::load(output.prices.as_deref())?;
+    session.check_backend().await?;
     let state = session.load_state().await?;
     // Only a refresh of recorded resources calls AWS: then check it answers first.
     let aws = if args.refresh && !state.resources.is_empty() {
@@ -116,7 +117,11 @@ pub async fn plan(
         printer.data(&format!("{json}\n"));
     } else {
         printer.data(&render::human(&plan, printer.color_out));
-        printer.data(&crate::ui::cost::human(&cost));
+        if plan.has_changes() || output.cost {
+            printer.data(&crate::ui::cost::human(&cost));
+        } else {
+            printer.data(&crate::ui::cost::total(&cost));
+        }
         let after = session.topology().expires_after.as_ref().map(|d| d.value);
         if let Some(text) = crate::ui::sweep::expiry(state.expires_at.as_deref(), after) {
             printer.data(&format!("\n{text}"));
@@ -223,8 +228,10 @@ pub async fn apply(
         return Ok(Outcome::Failure);
     };
     let operation = if destroy { "destroy" } else { "apply" };
-    let _lock = lock(&session, operation, &run.lock, printer).await?;
+    // A dead endpoint is said in seconds, before the state backend's own retries.
     let aws = session.connect_checked().await?;
+    session.check_backend().await?;
+    let _lock = lock(&session, operation, &run.lock, printer).await?;
     let mut state = session.load_state().await?;
     let plan = session.plan(&aws, &state, &request(args, destroy)).await?;
     if !run.json {
@@ -298,6 +305,7 @@ async fn apply_saved(
     let Some(session) = open(&topology_path, text, state_args, Some(&targets), printer)? else {
         return Ok(Outcome::Failure);
     };
+    session.check_backend().await?;
     let _lock = lock(&session, "apply", &run.lock, printer).await?;
     let mut state = session.load_state().await?;
     let (current_lineage, current_serial) = state.identity();

@@ -38,6 +38,9 @@ pub struct DataKey {
 pub enum EnvelopeError {
     #[error("{0}")]
     Kms(String),
+    /// KMS says the key does not exist (`NotFoundException`).
+    #[error("{0}")]
+    KeyNotFound(String),
     #[error("the object is not an encrypted vaultform state")]
     NotSealed,
     #[error(
@@ -83,7 +86,16 @@ impl DataKey {
             .set_encryption_context(Some(context.clone()))
             .send()
             .await
-            .map_err(|e| EnvelopeError::Kms(kms_message("GenerateDataKey", &e)))?;
+            .map_err(|e| {
+                let message = kms_message("GenerateDataKey", &e);
+                if aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&e)
+                    == Some("NotFoundException")
+                {
+                    EnvelopeError::KeyNotFound(message)
+                } else {
+                    EnvelopeError::Kms(message)
+                }
+            })?;
         let plaintext = out
             .plaintext
             .ok_or_else(|| EnvelopeError::Kms("KMS returned no data key".into()))?

@@ -106,6 +106,30 @@ pub enum StateError {
         key: String,
         message: String,
     },
+    #[error("cannot encrypt state {location} with KMS key {key}: {message}")]
+    #[diagnostic(
+        code(vaultform::state::encrypt),
+        help(
+            "the state is encrypted client-side with the topology's `kms-key`; check that the key exists in the state's region and that these credentials may use it (`vaultform init FILE` creates an alias's key)"
+        )
+    )]
+    Encrypt {
+        location: String,
+        key: String,
+        message: String,
+    },
+    #[error("the state bucket {bucket} does not exist in {region}")]
+    #[diagnostic(
+        code(vaultform::state::no_bucket),
+        help("`vaultform init FILE` creates the state's bucket and KMS key; nothing was changed")
+    )]
+    NoBucket { bucket: String, region: String },
+    #[error("the state's KMS key {key} does not exist in {region}")]
+    #[diagnostic(
+        code(vaultform::state::no_key),
+        help("`vaultform init FILE` creates the state's bucket and KMS key; nothing was changed")
+    )]
+    NoKey { key: String, region: String },
     #[error(
         "the store behind {location} ignored a conditional write ({what}); vaultform cannot lock or save safely there"
     )]
@@ -155,6 +179,15 @@ pub struct StateVersion {
     pub serial: Option<u64>,
 }
 
+/// One thing a run needs from its state backend, checked before the run starts.
+#[derive(Debug)]
+pub struct BackendCheck {
+    /// What was checked, as people name it (`bucket team-state in eu-west-1`).
+    pub subject: String,
+    /// What was found, or the problem that would stop a run.
+    pub result: Result<String, StateError>,
+}
+
 /// Where state lives. Implemented by the local file backend; the S3 backend plugs in here.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
@@ -179,6 +212,12 @@ pub trait Backend: Send + Sync {
         Err(StateError::NoVersions {
             location: self.describe(),
         })
+    }
+    /// What a run needs from this backend, each checked (a remote backend's bucket and key;
+    /// with `writes`, that it honours conditional writes and who holds the lock). A local
+    /// file needs nothing checked beforehand.
+    async fn check(&self, _writes: bool) -> Vec<BackendCheck> {
+        Vec::new()
     }
     /// Requests this backend sent, per service (remote backends).
     fn api_calls(&self) -> std::collections::BTreeMap<String, u64> {

@@ -1,7 +1,8 @@
 //! The S3 state backend: the state object encrypted client-side (see `envelope`), every save a
 //! conditional write on the ETag this run read, so a lost race is an error naming the other
 //! writer; and a lock object with a lease, renewed by a heartbeat, taken over once the lease
-//! has ended, with a fencing token that every save checks.
+//! has ended, with a fencing token that every save checks; and the check of bucket, key,
+//! conditional writes and lock that runs before anything else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -14,7 +15,7 @@ use super::envelope::{self, DataKey, EnvelopeError};
 use super::lease::{Lease, LockObject};
 use super::lock::{LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
-use super::{Backend, StateError, StateVersion};
+use super::{Backend, BackendCheck, StateError, StateVersion};
 use crate::aws::{Aws, AwsSettings};
 use crate::aws_error::AwsError;
 
@@ -81,17 +82,28 @@ fn refused<E: ProvideErrorMetadata>(
 ) -> bool {
     let status = e.raw_response().map(|r| r.status().as_u16());
     // 412: the ETag differs or the object exists; 404 / NoSuchKey: If-Match on an object
-    // that is gone; 409: a concurrent conditional write in flight (S3 asks to retry).
-    e.code() == Some("PreconditionFailed")
-        || e.code() == Some("NoSuchKey")
-        || e.code() == Some("ConditionalRequestConflict")
-        || matches!(status, Some(412 | 404 | 409))
+    // that is gone (not a bucket that is); 409: a concurrent conditional write in flight (S3
+    // asks to retry).
+    !no_bucket(e)
+        && (e.code() == Some("PreconditionFailed")
+            || e.code() == Some("NoSuchKey")
+            || e.code() == Some("ConditionalRequestConflict")
+            || matches!(status, Some(412 | 404 | 409)))
+}
+
+/// S3 says the bucket itself does not exist.
+fn no_bucket<E: ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    e.code() == Some("NoSuchBucket")
 }
 
 fn not_found<E: ProvideErrorMetadata>(
     e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> bool {
-    e.code() == Some("NoSuchKey") || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+    !no_bucket(e)
+        && (e.code() == Some("NoSuchKey")
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404))
 }
 
 /// S3 metadata is sent as HTTP headers: ASCII only.
@@ -188,29 +200,83 @@ impl S3Backend {
     }
 
     async fn seal(&self, state: &State) -> Result<Vec<u8>, StateError> {
-        let cached = self.data_key.lock().expect("data key").clone();
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                let k = DataKey::generate(&self.kms().await, &self.loc.kms_key, &self.context())
-                    .await
-                    .map_err(|e| StateError::Decrypt {
-                        location: self.loc.url(),
-                        key: self.loc.kms_key.clone(),
-                        message: e.to_string(),
-                    })?;
-                let k = Arc::new(k);
-                *self.data_key.lock().expect("data key") = Some(k.clone());
-                k
-            }
-        };
+        let key = self.data_key().await?;
         let text = serde_json::to_vec(state).unwrap_or_default();
         key.seal(&text, &self.context())
-            .map_err(|e| StateError::Decrypt {
+            .map_err(|e| self.encrypt(e))
+    }
+
+    fn encrypt(&self, e: EnvelopeError) -> StateError {
+        StateError::Encrypt {
+            location: self.loc.url(),
+            key: self.loc.kms_key.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// This run's data key: the one read with the state or made earlier, else a new one.
+    async fn data_key(&self) -> Result<Arc<DataKey>, StateError> {
+        if let Some(k) = self.data_key.lock().expect("data key").clone() {
+            return Ok(k);
+        }
+        let k = DataKey::generate(&self.kms().await, &self.loc.kms_key, &self.context())
+            .await
+            .map_err(|e| match e {
+                EnvelopeError::KeyNotFound(_) => StateError::NoKey {
+                    key: self.loc.kms_key.clone(),
+                    region: self.loc.region.clone(),
+                },
+                other => self.encrypt(other),
+            })?;
+        let k = Arc::new(k);
+        *self.data_key.lock().expect("data key") = Some(k.clone());
+        Ok(k)
+    }
+
+    /// That the store honours conditional writes, without the lock: on a probe object
+    /// beside the state, written, refused twice, then its version deleted.
+    async fn verify_conditional_writes(&self) -> Result<(), StateError> {
+        let s3 = self.s3().await;
+        let key = format!("{}.probe", self.loc.key);
+        let body = Body {
+            bytes: b"{\"probe\": \"vaultform doctor\"}".to_vec(),
+            metadata: Vec::new(),
+        };
+        let Ok((_, version)) = put_conditional(&s3, &self.loc, &key, &body, None).await? else {
+            return Err(StateError::Remote {
                 location: self.loc.url(),
-                key: self.loc.kms_key.clone(),
-                message: e.to_string(),
-            })
+                message: format!("write {key}: refused without a condition"),
+            });
+        };
+        let endpoint = self.aws().await.endpoint().map(str::to_owned);
+        let verified = verify_store(&s3, &self.loc, endpoint.as_deref(), &key, &body).await;
+        // Its own version deleted (no delete marker left in a versioned bucket).
+        let delete = s3
+            .delete_object()
+            .bucket(&self.loc.bucket)
+            .key(&key)
+            .set_version_id(version);
+        if let Err(e) = delete.send().await {
+            tracing::warn!(error = %AwsError::from_sdk("delete the probe", e), "the probe object {key} stays");
+        }
+        verified
+    }
+
+    /// Who holds the lock: free, or a stale holder the next run takes over; a live holder
+    /// is an error (a run now would be refused).
+    async fn lock_holder(&self) -> Result<String, StateError> {
+        match read_lock(&self.s3().await, &self.loc).await? {
+            None => Ok("free".into()),
+            Some((o, _)) if o.released => Ok("free".into()),
+            Some((o, _)) if o.expired() => Ok(format!(
+                "stale: {} (its lease ended; the next run takes it over)",
+                o.info().describe()
+            )),
+            Some((o, _)) => Err(StateError::Locked {
+                holder: o.info().describe(),
+                id: o.holder.id,
+            }),
+        }
     }
 
     /// Who last wrote the state object, from its metadata.
@@ -276,6 +342,12 @@ fn remote<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if no_bucket(&e) {
+        return StateError::NoBucket {
+            bucket: loc.bucket.clone(),
+            region: loc.region.clone(),
+        };
+    }
     StateError::Remote {
         location: loc.url(),
         message: AwsError::from_sdk(what, e).to_string(),
@@ -328,32 +400,68 @@ async fn put_lock(
     object: &LockObject,
     cond: Cond,
 ) -> Result<Result<String, Refused>, StateError> {
-    let body = serde_json::to_vec_pretty(object).unwrap_or_default();
-    let req = s3
-        .put_object()
-        .bucket(&loc.bucket)
-        .key(loc.lock_key())
-        .content_type("application/json")
-        .metadata("vaultform-lock-id", header_safe(&object.holder.id))
-        .metadata("vaultform-fence", object.fence.to_string())
-        .body(ByteStream::from(body));
-    let req = match cond {
-        Cond::Absent => req.if_none_match("*"),
-        Cond::Unchanged(etag) => req.if_match(etag),
-    };
-    match req.send().await {
-        Ok(out) => Ok(Ok(out.e_tag().unwrap_or_default().to_string())),
-        Err(e) if refused(&e) => Ok(Err(Refused)),
-        Err(e) => Err(remote(loc, "write the lock", e)),
+    let written = put_conditional(s3, loc, &loc.lock_key(), &lock_body(object), Some(cond)).await?;
+    Ok(written.map(|(etag, _)| etag))
+}
+
+/// The lock object as it is stored, with its metadata.
+struct Body {
+    bytes: Vec<u8>,
+    metadata: Vec<(&'static str, String)>,
+}
+
+fn lock_body(object: &LockObject) -> Body {
+    Body {
+        bytes: serde_json::to_vec_pretty(object).unwrap_or_default(),
+        metadata: vec![
+            ("vaultform-lock-id", header_safe(&object.holder.id)),
+            ("vaultform-fence", object.fence.to_string()),
+        ],
     }
 }
 
-/// Once per store and process: a conditional write that must be refused is refused.
+/// Writes `body` at `key` under `cond` (unconditionally with `None`): its new ETag and
+/// version, or `Refused` when the store refused the condition.
+async fn put_conditional(
+    s3: &aws_sdk_s3::Client,
+    loc: &S3Location,
+    key: &str,
+    body: &Body,
+    cond: Option<Cond>,
+) -> Result<Result<(String, Option<String>), Refused>, StateError> {
+    let mut req = s3
+        .put_object()
+        .bucket(&loc.bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body.bytes.clone()));
+    for (name, value) in &body.metadata {
+        req = req.metadata(*name, value);
+    }
+    let req = match cond {
+        Some(Cond::Absent) => req.if_none_match("*"),
+        Some(Cond::Unchanged(etag)) => req.if_match(etag),
+        None => req,
+    };
+    match req.send().await {
+        Ok(out) => Ok(Ok((
+            out.e_tag().unwrap_or_default().to_string(),
+            out.version_id().map(str::to_owned),
+        ))),
+        Err(e) if refused(&e) => Ok(Err(Refused)),
+        Err(e) => Err(remote(loc, &format!("write {key}"), e)),
+    }
+}
+
+/// Once per store and process: two conditional writes on the existing object `key` that
+/// must be refused are refused (with its own bytes: a store that wrongly accepts leaves the
+/// object as it was).
 async fn verify_store(
     s3: &aws_sdk_s3::Client,
     loc: &S3Location,
     endpoint: Option<&str>,
-    ours: &LockObject,
+    key: &str,
+    body: &Body,
 ) -> Result<(), StateError> {
     let store = format!("{} {}", endpoint.unwrap_or("aws"), loc.bucket);
     if VERIFIED.lock().expect("verified").contains(&store) {
@@ -363,14 +471,19 @@ async fn verify_store(
         location: format!("{} (endpoint {})", loc.url(), endpoint.unwrap_or("AWS S3")),
         what: what.to_string(),
     };
-    // The same bytes: a store that wrongly accepts leaves the lock object as it was.
-    if put_lock(s3, loc, ours, Cond::Absent).await?.is_ok() {
+    if put_conditional(s3, loc, key, body, Some(Cond::Absent))
+        .await?
+        .is_ok()
+    {
         return Err(unconditional(
             "If-None-Match: * was accepted for an object that exists",
         ));
     }
     let wrong = Cond::Unchanged("\"00000000000000000000000000000000\"".into());
-    if put_lock(s3, loc, ours, wrong).await?.is_ok() {
+    if put_conditional(s3, loc, key, body, Some(wrong))
+        .await?
+        .is_ok()
+    {
         return Err(unconditional("If-Match with a wrong ETag was accepted"));
     }
     VERIFIED.lock().expect("verified").insert(store);
@@ -433,6 +546,69 @@ fn finish_now(fut: impl std::future::Future<Output = ()> + Send + 'static) {
         }
         Ok(h) => drop(h.spawn(fut)),
         Err(_) => {}
+    }
+}
+
+// The check before a run: the bucket answers, the KMS key makes a data key (kept: the run's
+// saves encrypt with it); with writes, a probe's conditional writes and who holds the lock.
+
+/// Each thing a run needs from the S3 backend, in the order a run needs them; the bucket's
+/// later checks are left out when there is no bucket.
+async fn check(backend: &S3Backend, writes: bool) -> Vec<BackendCheck> {
+    let loc = backend.location();
+    let mut out = vec![BackendCheck {
+        subject: format!("state bucket {} in {}", loc.bucket, loc.region),
+        result: bucket(backend).await,
+    }];
+    let has_bucket = out[0].result.is_ok();
+    out.push(BackendCheck {
+        subject: format!("state KMS key {} in {}", loc.kms_key, loc.region),
+        result: backend
+            .data_key()
+            .await
+            .map(|k| format!("makes data keys ({})", k.kms_key)),
+    });
+    if writes && has_bucket {
+        out.push(BackendCheck {
+            subject: format!("conditional writes in {}", loc.bucket),
+            result: backend
+                .verify_conditional_writes()
+                .await
+                .map(|()| "If-None-Match and If-Match honoured".to_string()),
+        });
+        out.push(BackendCheck {
+            subject: format!("state lock s3://{}/{}.lock", loc.bucket, loc.key),
+            result: backend.lock_holder().await,
+        });
+    }
+    out
+}
+
+/// The bucket exists and these credentials may use it.
+async fn bucket(backend: &S3Backend) -> Result<String, StateError> {
+    let loc = backend.location();
+    match backend
+        .s3()
+        .await
+        .head_bucket()
+        .bucket(&loc.bucket)
+        .send()
+        .await
+    {
+        Ok(_) => Ok("exists".into()),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Err(StateError::NoBucket {
+                bucket: loc.bucket.clone(),
+                region: loc.region.clone(),
+            })
+        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+            Err(StateError::Remote {
+                location: format!("s3://{}", loc.bucket),
+                message: "access denied: the bucket is another account's (S3 bucket names are global) or these credentials may not use it".into(),
+            })
+        }
+        Err(e) => Err(remote(loc, "look up the state bucket", e)),
     }
 }
 
@@ -544,7 +720,15 @@ impl Backend for S3Backend {
                 Box::new(move || finish_now(release(release_s3, loc, held))),
             );
             let endpoint = self.aws().await.endpoint().map(str::to_owned);
-            verify_store(&s3, &self.loc, endpoint.as_deref(), &object).await?;
+            let key = self.loc.lock_key();
+            verify_store(
+                &s3,
+                &self.loc,
+                endpoint.as_deref(),
+                &key,
+                &lock_body(&object),
+            )
+            .await?;
             let task = tokio::spawn(heartbeat(
                 s3.clone(),
                 self.loc.clone(),
@@ -671,6 +855,10 @@ impl Backend for S3Backend {
             })?
             .into_bytes();
         self.decode(&body).await
+    }
+
+    async fn check(&self, writes: bool) -> Vec<BackendCheck> {
+        check(self, writes).await
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {

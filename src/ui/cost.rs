@@ -14,6 +14,22 @@ fn signed(x: f64, decimals: usize) -> String {
     }
 }
 
+/// The one cost line of a plan that changes nothing: the total and the difference.
+pub fn total(c: &Cost) -> String {
+    let unpriced = match c.unpriced.len() {
+        0 => String::new(),
+        n => format!("; {n} not priced"),
+    };
+    format!(
+        "Cost while it runs ({}): {:.4}/h, {:.2}/month ({}/h, {}/month against now{unpriced}); `--cost` itemizes it.\n",
+        c.currency,
+        c.hour,
+        c.month,
+        signed(c.diff_hour, 4),
+        signed(c.diff_month, 2)
+    )
+}
+
 /// The cost lines printed after the plan.
 pub fn human(c: &Cost) -> String {
     let mut out = String::from("\n");

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod cost;
 pub mod diagnostics;
+pub mod doctor;
 pub mod log;
 pub mod plan;
 pub mod progress;

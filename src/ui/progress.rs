@@ -43,6 +43,8 @@ pub async fn show(mode: Mode, changes: Vec<Change>, mut rx: mpsc::UnboundedRecei
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let printer = super::Printer::with_colors(false, false);
     let started = std::time::Instant::now();
+    // Each cause of failure with the first address it hit: a later failure points there.
+    let mut causes: BTreeMap<String, String> = BTreeMap::new();
     while let Some(e) = rx.recv().await {
         let (index, line, value) = match &e {
             WalkEvent::Started { index } => {
@@ -76,9 +78,19 @@ pub async fn show(mode: Mode, changes: Vec<Change>, mut rx: mpsc::UnboundedRecei
                 error,
             } => {
                 let c = &changes[*index];
+                let address = c.address.to_string();
+                let said = match causes.entry(super::report::cause(&address, error)) {
+                    std::collections::btree_map::Entry::Occupied(first) => {
+                        format!("the same error as {}", first.get())
+                    }
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(address);
+                        error.to_string()
+                    }
+                };
                 (
                     *index,
-                    format!("{}: failed after {}: {error}", c.address, secs(*elapsed)),
+                    format!("{}: failed after {}: {said}", c.address, secs(*elapsed)),
                     json!({"event": "failed", "address": c.address, "action": c.action, "elapsed_ms": elapsed.as_millis() as u64, "error": error}),
                 )
             }

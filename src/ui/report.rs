@@ -5,11 +5,22 @@ use crate::engine::summary::Summary;
 use crate::ops::drill::{DrillReport, RegionDrillReport};
 use crate::ops::status::ClusterStatus;
 
-/// The apply or destroy summary: each failure, then one verdict line and the API calls.
+/// The apply or destroy summary: each cause of failure once, with the addresses it hit, then
+/// one verdict line and the API calls.
 pub fn summary(s: &Summary) -> String {
     let mut out = String::new();
-    for (address, error) in &s.failures {
-        out.push_str(&format!("error: {address}: {error}\n"));
+    for (cause, addresses) in causes(&s.failures) {
+        match addresses.as_slice() {
+            [(address, error)] => out.push_str(&format!("error: {address}: {error}\n")),
+            _ => {
+                let list: Vec<&str> = addresses.iter().map(|(a, _)| *a).collect();
+                out.push_str(&format!(
+                    "error: {cause}\n  at {} addresses: {}\n",
+                    list.len(),
+                    list.join(", ")
+                ));
+            }
+        }
     }
     let verdict = if s.interrupted {
         "Interrupted"
@@ -31,6 +42,53 @@ pub fn summary(s: &Summary) -> String {
     if !s.api_calls.is_empty() {
         out.push_str(&format!("\nAWS API calls: {}.", api_calls(&s.api_calls)));
     }
+    out
+}
+
+/// Failures grouped by cause, in the order each cause first failed: the message with the
+/// address, the resource's name and request ids taken out, and each (address, message).
+pub fn causes(failures: &[(String, String)]) -> Vec<(String, Vec<(&str, &str)>)> {
+    let mut out: Vec<(String, Vec<(&str, &str)>)> = Vec::new();
+    for (address, error) in failures {
+        let cause = cause(address, error);
+        match out.iter_mut().find(|(c, _)| *c == cause) {
+            Some((_, hit)) => hit.push((address, error)),
+            None => out.push((cause, vec![(address, error)])),
+        }
+    }
+    out
+}
+
+/// `error` as it would read for any address: the address and its last part (the resource's
+/// name) as placeholders, request ids left out (each request has its own).
+pub(super) fn cause(address: &str, error: &str) -> String {
+    let mut text = error.replace(address, "<address>");
+    if let Some(name) = address.rsplit('.').next().filter(|n| n.len() >= 3) {
+        text = replace_word(&text, name, "<name>");
+    }
+    while let Some(start) = text.find(" (request id ") {
+        let end = text[start..]
+            .find(')')
+            .map_or(text.len(), |e| start + e + 1);
+        text.replace_range(start..end, "");
+    }
+    text
+}
+
+/// `text` with every whole-word `word` (not inside a longer name) replaced by `with`.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().next_back().is_some_and(part)
+            || (i == 0 && out.chars().next_back().is_some_and(part));
+        let after = rest[i + word.len()..].chars().next().is_some_and(part);
+        out.push_str(&rest[..i]);
+        out.push_str(if before || after { word } else { with });
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -146,4 +204,50 @@ pub fn region_loss(r: &RegionDrillReport) -> String {
         r.restore_ms as f64 / 1000.0,
         region = r.region,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::causes;
+
+    fn failures(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, e)| (a.to_string(), e.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_cause_is_said_once_with_every_address_it_hit() {
+        let f = failures(&[
+            (
+                "region.eu-west-1.key.unseal",
+                "create KMS key: AccessDeniedException: no (request id a1)",
+            ),
+            (
+                "region.eu-west-1.bucket.bv-eu-west-1",
+                "bucket bv-eu-west-1 holds objects",
+            ),
+            (
+                "region.eu-north-1.key.unseal",
+                "create KMS key: AccessDeniedException: no (request id b2)",
+            ),
+            (
+                "region.eu-north-1.bucket.bv-eu-north-1",
+                "bucket bv-eu-north-1 holds objects",
+            ),
+            ("region.eu-north-1.bucket.other", "alias/rs-other is taken"),
+        ]);
+        let got: Vec<(String, usize)> = causes(&f)
+            .into_iter()
+            .map(|(c, hit)| (c, hit.len()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("create KMS key: AccessDeniedException: no".to_string(), 2),
+                ("bucket <name> holds objects".to_string(), 2),
+                ("alias/rs-other is taken".to_string(), 1),
+            ]
+        );
+    }
 }

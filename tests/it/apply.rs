@@ -268,6 +268,49 @@ fn a_bucket_holding_objects_is_only_destroyed_with_force_destroy() {
     );
 }
 
+/// Several operations failing for one cause (credentials that may not create KMS keys; each
+/// answer with its own request id) are one error line naming the cause once and every
+/// address it hit; the progress says it once too.
+#[test]
+fn one_cause_of_several_failures_is_said_once() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, &topology("once", true, true));
+    let proxy = crate::support::testbed::FaultProxy::start_with(
+        &ep,
+        &["--fail-rate", "0", "--deny", "CreateKey"],
+    );
+    let out = vaultform_aws(
+        d,
+        &proxy.endpoint(),
+        &["apply", "stack.kdl", "--auto-approve"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    assert!(errors[0].contains("kms:CreateKey"), "{err}");
+    assert!(!errors[0].contains("request id"), "{err}");
+    assert!(err.contains("\n  at 3 addresses: "), "{err}");
+    for r in REGIONS {
+        assert!(err.contains(&format!("region.{r}.key.unseal")), "{err}");
+    }
+    assert_eq!(
+        err.matches("not authorized").count(),
+        2,
+        "progress once, summary once: {err}"
+    );
+    assert!(err.contains("3 failed, 3 skipped"), "{err}");
+    assert!(
+        proxy.counts().contains("\"denied\": 3"),
+        "{}",
+        proxy.counts()
+    );
+    eprintln!("{err}");
+}
+
 #[test]
 fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
     let moto = Moto::start();

@@ -1,5 +1,6 @@
-//! The plan's cost: snapshots of the cost lines of every shipped topology, the
-//! difference a change makes against a real moto server, `--prices FILE` and `plan --json`.
+//! The plan's cost: snapshots of the cost lines of every shipped topology, the one line of an
+//! unchanged plan and `--cost`, the difference a change makes against a real moto server,
+//! `--prices FILE` and `plan --json`.
 
 use crate::support::testbed::Moto;
 use crate::support::{kdl_files, root, stderr, stdout, vaultform, vaultform_aws};
@@ -59,11 +60,30 @@ fn a_change_shows_its_difference_and_prices_can_be_overridden() {
     };
     let out = run(&["apply", "local.kdl", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = run(&["plan", "local.kdl"]);
+    // Unchanged: "No changes." and the total on one line; `--cost` itemizes it; `--json`
+    // keeps everything.
+    for (name, extra) in [
+        ("plan-unchanged", None),
+        ("plan-unchanged-cost", Some("--cost")),
+    ] {
+        let mut args = vec!["plan", "local.kdl"];
+        args.extend(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("(+0.0000/h, +0.00/month against now"),
+            "{}",
+            stdout(&out)
+        );
+        insta::with_settings!({snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(name, stdout(&out));
+        });
+    }
+    let out = run(&["plan", "local.kdl", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert!(
-        stdout(&out).contains("(+0.0000/h, +0.00/month against now)"),
-        "{}",
-        stdout(&out)
+        !plan["cost"]["lines"].as_array().unwrap().is_empty(),
+        "{plan}"
     );
 
     // Two more spot nodes in every region: 2 x 3 nodes at 35% of c5.large, their public

@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod cost;
 mod diagnostics;
+mod doctor;
 mod eks_aws;
 mod eks_token;
 mod engine;

@@ -753,10 +753,149 @@ fn an_apply_reports_what_the_state_backend_cost() {
             .unwrap_or(0)
     };
     let saves = state["serial"].as_u64().unwrap();
-    // Lock: read + write + 2 probes; state: 1 read; per save: the fence check + the write.
-    assert_eq!(count("s3"), 4 + 1 + 2 * saves, "{line}");
-    // One data key per run; the first apply has nothing to decrypt.
+    // The check before the run: the bucket looked up; lock: read + write + 2 probes; state:
+    // 1 read; per save: the fence check + the write.
+    assert_eq!(count("s3"), 1 + 4 + 1 + 2 * saves, "{line}");
+    // One data key per run, made by the check; the first apply has nothing to decrypt.
     assert_eq!(count("kms"), 1, "{line}");
+    // A later apply (one bucket more) also decrypts the state it reads.
+    let out = run(d, &ep, &["apply", "more.kdl", "--auto-approve"], "60s");
+    ok(&out);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("State backend API calls:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("kms 2,"), "{line}");
+}
+
+/// Objects in the state bucket, counted through the API.
+fn state_objects(rt: &tokio::runtime::Runtime, api: &Api) -> usize {
+    rt.block_on(async {
+        let listed = api
+            .s3(STATE_REGION)
+            .list_object_versions()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        listed.versions().len() + listed.delete_markers().len()
+    })
+}
+
+/// A state bucket made by hand without `vaultform init` (so no `kms-key`), then no bucket at
+/// all: `plan`, `apply` and `destroy` stop before anything runs with one message naming what
+/// is missing and `vaultform init FILE`; nothing is created, not even the lock object.
+#[test]
+fn a_missing_state_key_or_bucket_stops_every_run_before_it_starts() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stack = "rsk";
+    std::fs::write(d.join("stack.kdl"), topology(stack, false)).unwrap();
+    let rt = runtime();
+    let api = rt.block_on(Api::new(&ep));
+    rt.block_on(async {
+        api.s3(STATE_REGION)
+            .create_bucket()
+            .bucket(BUCKET)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(STATE_REGION.into())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    // The diagnostic as one line (miette wraps it at the terminal's width).
+    let flat = |text: &str| {
+        let words: Vec<&str> = text.split_whitespace().filter(|w| *w != "│").collect();
+        words.join(" ")
+    };
+    let refused = |args: &[&str], missing: &str| {
+        let out = vaultform_aws(d, &ep, args);
+        let err = flat(&stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            stdout(&out).is_empty(),
+            "{args:?} printed a plan: {}",
+            stdout(&out)
+        );
+        assert_eq!(
+            err.matches(missing).count(),
+            1,
+            "{args:?}: said once: {err}"
+        );
+        assert!(err.contains("vaultform init stack.kdl"), "{args:?}: {err}");
+        assert!(
+            !err.contains("decrypt"),
+            "{args:?}: an encrypt is not a decrypt: {err}"
+        );
+        assert!(!err.contains("failed"), "{args:?}: nothing ran: {err}");
+        eprintln!("{args:?}:\n{err}");
+    };
+    let no_key = format!("the state's KMS key {KMS_ALIAS} does not exist in {STATE_REGION}");
+    refused(&["apply", "stack.kdl", "--auto-approve"], &no_key);
+    refused(&["plan", "stack.kdl"], &no_key);
+    refused(&["destroy", "stack.kdl", "--auto-approve"], &no_key);
+    assert_eq!(created(&rt, &api, stack), (0, 0), "nothing was created");
+    assert_eq!(state_objects(&rt, &api), 0, "no lock, no state, no probe");
+
+    // No bucket either: both said, in one message.
+    rt.block_on(async {
+        api.s3(STATE_REGION)
+            .delete_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+    });
+    let no_bucket = format!("the state bucket {BUCKET} does not exist in {STATE_REGION}");
+    refused(&["apply", "stack.kdl", "--auto-approve"], &no_bucket);
+    // A command that only reads the state says so too (it read as "no state").
+    let out = vaultform_aws(d, &ep, &["state", "list", "stack.kdl"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(flat(&stderr(&out)).contains(&no_bucket), "{}", stderr(&out));
+    let out = vaultform_aws(d, &ep, &["apply", "stack.kdl", "--auto-approve"]);
+    assert!(flat(&stderr(&out)).contains(&no_key), "{}", stderr(&out));
+    assert_eq!(created(&rt, &api, stack), (0, 0), "nothing was created");
+
+    // What the message says to do makes the next run work.
+    ok(&vaultform_aws(d, &ep, &["init", "stack.kdl"]));
+    ok(&vaultform_aws(
+        d,
+        &ep,
+        &["apply", "stack.kdl", "--auto-approve"],
+    ));
+    assert_eq!(created(&rt, &api, stack), (2, 2));
+}
+
+/// A dead endpoint with the state in S3: said once, in seconds, before the state backend's
+/// own retries.
+#[test]
+fn a_dead_endpoint_with_remote_state_is_said_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("stack.kdl"), topology("rsd", false)).unwrap();
+    let started = Instant::now();
+    let out = vaultform_aws(
+        d,
+        "http://127.0.0.1:1",
+        &["apply", "stack.kdl", "--auto-approve"],
+    );
+    let took = started.elapsed();
+    let err = stderr(&out).replace('│', " ");
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the AWS endpoint http://127.0.0.1:1"),
+        "{err}"
+    );
+    assert_eq!(err.matches("cannot reach").count(), 1, "{err}");
+    assert!(took < Duration::from_secs(30), "{took:?}: {err}");
+    eprintln!("MEASURE apply with S3 state, dead endpoint: {took:?}");
 }
 
 /// A store that ignores conditional writes (lxc/incus#3651) is found out before anything is
