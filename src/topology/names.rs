@@ -48,7 +48,7 @@ pub fn hcl_value_problem(value: &str) -> Option<String> {
     ["${", "%{"]
         .iter()
         .find(|t| value.contains(*t))
-        .map(|t| format!("found `{t}`, which the server would read as a template"))
+        .map(|t| format!("found `{t}`, the template sequence of HCL 2"))
 }
 
 /// Checks every such name of `t`.
