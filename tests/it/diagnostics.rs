@@ -93,8 +93,8 @@ fn line_and_column_point_at_the_offending_value() {
 #[test]
 fn destroy_refuses_a_member_name_that_climbs_out_of_the_work_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("tests/fixtures/invalid/name-dot-dot.kdl"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/invalid/name-dot-dot.kdl")).unwrap();
     std::fs::write(dir.path().join("t.kdl"), text).unwrap();
     let outside = dir.path().join(".vaultform/x");
     std::fs::create_dir_all(&outside).unwrap();
