@@ -69,6 +69,17 @@ pub fn graph<'t>(b: &mut Builder<'t>, t: &'t Topology) {
                 v.name.span,
             );
             b.g.edges(&providers, role);
+            // Its policy names the awskms seal's key (replicated into the members' regions).
+            if let crate::topology::SealKind::Awskms { key } = &v.seal.kind
+                && let Some((home, _)) = v
+                    .bootstrap_member()
+                    .and_then(|m| t.cluster(&m.cluster.value))
+                && let Some(kix) = b.g.get(
+                    Address::region(&home.name.value, RegionItem::Key(key.value.clone())).as_str(),
+                )
+            {
+                b.g.edge(kix, role);
+            }
         }
     }
     attachments(b, t);

@@ -1,6 +1,6 @@
 //! IAM roles: the EKS cluster role, the node role, and a role per Vault cluster on the
-//! Kubernetes runtime with exactly the KMS and S3 permissions its unseal-key store needs,
-//! assumed by the members' service accounts through IRSA (web identity from each cluster's
+//! Kubernetes runtime with exactly the KMS permissions its awskms seal needs (none of the
+//! unseal-key store's), assumed by the members' service accounts through IRSA (web identity from each cluster's
 //! OIDC provider, restricted to exactly those service accounts).
 //! IAM is global: role names carry the stack name, so that several stacks coexist.
 
@@ -13,7 +13,7 @@ use crate::address::{Address, Item, RegionItem, Role};
 use crate::graph::{Builder, Kind, Resource};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
-use crate::topology::{Runtime, Topology};
+use crate::topology::{Runtime, SealKind, Topology};
 
 pub struct IamRole;
 
@@ -108,20 +108,25 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
             // IRSA: the service account of each member, through its cluster's OIDC provider.
             attrs.insert("irsa".into(), json!(irsa(t, v)));
             attrs.insert("managed_policies".into(), json!([]));
-            let mut keys = Vec::new();
-            let mut buckets = Vec::new();
-            for b in &v.unseal_store.buckets {
-                if let Some((region, bucket)) = t.bucket(&b.value) {
-                    keys.push(Address::region(
-                        &region.name.value,
-                        RegionItem::Key(bucket.key.value.clone()),
-                    ));
-                    buckets.push(b.value.clone());
-                }
+            // The servers never read the unseal store (vaultform does): the role gets the
+            // awskms seal's key and nothing of the store's objects.
+            if let SealKind::Awskms { key } = &v.seal.kind
+                && let Some((home, _)) = v
+                    .bootstrap_member()
+                    .and_then(|m| t.cluster(&m.cluster.value))
+            {
+                let home = home.name.value.as_str();
+                let key = Address::region(home, RegionItem::Key(key.value.clone()));
+                let regions: std::collections::BTreeSet<&str> = v
+                    .members
+                    .iter()
+                    .filter_map(|m| t.cluster(&m.cluster.value))
+                    .map(|(r, _)| r.name.value.as_str())
+                    .chain([home])
+                    .collect();
+                attrs.insert("seal_key".into(), json!(key));
+                attrs.insert("seal_regions".into(), json!(regions));
             }
-            attrs.insert("unseal_kms_keys".into(), json!(keys));
-            attrs.insert("unseal_buckets".into(), json!(buckets));
-            attrs.insert("unseal_prefix".into(), json!(v.unseal_store.prefix));
             role_name(stack, &format!("vault-{vault_name}"))
         }
     };
@@ -182,42 +187,34 @@ fn trust_document(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<String, OpE
     Ok(json!({"Version": "2012-10-17", "Statement": statements}).to_string())
 }
 
-/// The inline policy of a Vault role: KMS on the store's keys, S3 on the store's prefix.
-fn unseal_policy(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Option<String>, OpError> {
-    let list = |k: &str| crate::provider::str_list(attrs, k);
-    let keys = list("unseal_kms_keys");
-    if keys.is_empty() {
+/// The inline policy of a Vault role: what the awskms seal needs of its key (replicas in each
+/// member's region), nothing else. The seal sends no encryption context and the store always
+/// does, so the `Null` condition keeps the role from the store's ciphertexts even where the
+/// store shares the seal's key.
+fn seal_policy(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Option<String>, OpError> {
+    let Some(key) = attrs.get("seal_key").and_then(Value::as_str) else {
         return Ok(None);
-    }
-    let key_arns: Vec<String> = keys
+    };
+    let arn = cx.output(key, "arn")?;
+    let arns: Vec<String> = crate::provider::str_list(attrs, "seal_regions")
         .iter()
-        .map(|k| cx.output(k, "arn").map(str::to_owned))
-        .collect::<Result<_, _>>()?;
-    let prefix = attrs
-        .get("unseal_prefix")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let buckets = list("unseal_buckets");
-    let objects: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}/{prefix}*"))
+        .map(|r| crate::vault::seal::replica_arn(arn, r))
         .collect();
-    let bucket_arns: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}"))
-        .collect();
-    Ok(Some(
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Sid": "UnsealKeysKms", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": key_arns},
-                {"Sid": "UnsealKeysObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
-                {"Sid": "UnsealKeysList", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arns,
-                 "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}}}
-            ]
-        })
-        .to_string(),
-    ))
+    Ok(Some(seal_policy_document(&arns).to_string()))
+}
+
+/// The seal's statement on `key_arns`: Encrypt, Decrypt and DescribeKey, without context.
+pub fn seal_policy_document(key_arns: &[String]) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AwskmsSeal",
+            "Effect": "Allow",
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
+            "Resource": key_arns,
+            "Condition": {"Null": {"kms:EncryptionContextKeys": "true"}}
+        }]
+    })
 }
 
 fn tags(cx: &Cx<'_>, address: &str) -> Result<Vec<Tag>, OpError> {
@@ -243,7 +240,8 @@ fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &
     e.code() == Some("NoSuchEntity")
 }
 
-const INLINE: &str = "vaultform-unseal";
+/// The Vault role's inline policy: the awskms seal's use of its key.
+const INLINE: &str = "vaultform-seal";
 
 /// Attaches and detaches managed policies, and sets the inline policy, to match `d`.
 async fn converge(
@@ -293,7 +291,26 @@ async fn converge(
             .await
             .map_err(|e| OpError::from_sdk("detach role policy", e))?;
     }
-    if let Some(policy) = unseal_policy(cx, &d.attrs)? {
+    let policy = seal_policy(cx, &d.attrs)?;
+    // Exactly the one inline policy wanted: any other (an older one granting the store's
+    // objects) goes.
+    let inline = iam
+        .list_role_policies()
+        .role_name(&d.name)
+        .send()
+        .await
+        .map_err(|e| OpError::from_sdk("list inline role policies", e))?;
+    for p in inline.policy_names() {
+        if policy.is_none() || p != INLINE {
+            iam.delete_role_policy()
+                .role_name(&d.name)
+                .policy_name(p)
+                .send()
+                .await
+                .map_err(|e| OpError::from_sdk("delete role policy", e))?;
+        }
+    }
+    if let Some(policy) = policy {
         iam.put_role_policy()
             .role_name(&d.name)
             .policy_name(INLINE)

@@ -816,7 +816,7 @@ fn decode_vault(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<VaultClus
     let front = r.string("front");
     let revoke_root = r.bool("revoke-root");
     let store = match r.child("unseal-store") {
-        Some(n) => decode_store(n, problems),
+        Some(n) => decode_store(n, name.as_ref().map(|n| n.value.as_str()), problems),
         None => {
             r.push(
                 Problem::error(Code::MissingValue, "a Vault cluster needs an `unseal-store`")
@@ -1242,9 +1242,39 @@ fn decode_member(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<Member> 
     })
 }
 
-fn decode_store(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<UnsealStore> {
+/// `unseal-store`: the prefix defaults to `vault/<v>/`; a given one is a non-empty folder
+/// (ends in `/`), so that the store's objects never share a key space with anything else.
+fn decode_store(
+    node: &KdlNode,
+    vault: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Option<UnsealStore> {
     let mut r = NodeReader::node("unseal-store", node);
-    let prefix = r.string("prefix").map(|p| p.value).unwrap_or_default();
+    let prefix = match r.string("prefix") {
+        Some(p) if p.value.is_empty() || !p.value.ends_with('/') || p.value.starts_with('/') => {
+            let why = if p.value.is_empty() {
+                "an empty prefix is the whole bucket"
+            } else if p.value.starts_with('/') {
+                "S3 keys do not start with `/`"
+            } else {
+                "a prefix that does not end in `/` also matches its neighbours' keys"
+            };
+            r.push(
+                Problem::error(
+                    Code::InvalidValue,
+                    format!("unseal-store prefix {:?} is not a folder", p.value),
+                )
+                .label(p.span, why)
+                .help(format!(
+                    "use a folder of its own, such as `prefix=\"vault/{}/\"` (the default)",
+                    vault.unwrap_or("<v>")
+                )),
+            );
+            p.value
+        }
+        Some(p) => p.value,
+        None => format!("vault/{}/", vault.unwrap_or_default()),
+    };
     let context = r.map("context");
     let mut buckets = Vec::new();
     for b in r.children("bucket") {

@@ -52,6 +52,7 @@ pub enum Code {
     Seal,
     IamPrincipal,
     KubeLoadBalancer,
+    Name,
 }
 
 impl Code {

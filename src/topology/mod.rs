@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod format;
 pub mod model;
+pub mod names;
 pub mod reader;
 pub mod seal;
 pub mod split;

@@ -25,6 +25,7 @@ pub fn validate(t: &Topology, problems: &mut Vec<Problem>) {
     }
     v.kube_load_balancers();
     v.unique_names();
+    super::names::validate(t, v.problems);
 }
 
 struct Checker<'a> {

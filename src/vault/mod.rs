@@ -6,6 +6,7 @@ pub mod ca;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod hcl;
 pub mod revoke_root;
 pub mod root;
 pub mod seal;

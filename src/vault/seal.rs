@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::address::{Address, RegionItem};
 use crate::topology::{SealKind, Topology, TransitSeal, VaultCluster};
 
+use super::hcl::quote;
 use super::secret::Secret;
 
 /// Store objects (after the store's prefix) of the transit seal: the managed transit server's
@@ -119,22 +120,23 @@ pub fn transit_stanza(t: &TransitSpec, token: &Secret) -> String {
     let ca = t
         .ca_file
         .as_ref()
-        .map(|f| format!("  tls_ca_cert = \"{}\"\n", f.display()))
+        .map(|f| format!("  tls_ca_cert = {}\n", quote(&f.display().to_string())))
         .unwrap_or_default();
     format!(
-        "seal \"transit\" {{\n  address = \"{}\"\n  token = \"{}\"\n  key_name = \"{}\"\n  mount_path = \"{}/\"\n{ca}}}\n",
-        t.url,
-        token.expose(),
-        t.key_name,
-        t.mount,
+        "seal \"transit\" {{\n  address = {}\n  token = {}\n  key_name = {}\n  mount_path = {}\n{ca}}}\n",
+        quote(&t.url),
+        quote(token.expose()),
+        quote(&t.key_name),
+        quote(&format!("{}/", t.mount)),
     )
 }
 
 /// The `seal "awskms"` stanza of a member in `region`, with its region's replica of the key.
 pub fn awskms_stanza(region: &str, key_arn: &str) -> String {
     format!(
-        "seal \"awskms\" {{\n  region = \"{region}\"\n  kms_key_id = \"{}\"\n}}\n",
-        replica_arn(key_arn, region)
+        "seal \"awskms\" {{\n  region = {}\n  kms_key_id = {}\n}}\n",
+        quote(region),
+        quote(&replica_arn(key_arn, region))
     )
 }
 
@@ -167,6 +169,41 @@ mod tests {
         "#);
         assert_eq!(replica_arn(PRIMARY, "eu-west-1"), PRIMARY);
         assert_eq!(replica_arn("alias/x", "us-east-1"), "alias/x");
+    }
+
+    proptest::proptest! {
+        /// Whatever the transit server's settings and token, the stanza keeps its structure
+        /// and every value reads back as itself; the same for the awskms stanza.
+        #[test]
+        fn no_value_changes_a_seal_stanzas_structure(
+            url in proptest::prelude::any::<String>(),
+            key_name in proptest::prelude::any::<String>(),
+            mount in proptest::prelude::any::<String>(),
+            token in proptest::prelude::any::<String>(),
+            region in proptest::prelude::any::<String>(),
+        ) {
+            use crate::vault::hcl::tests::lex;
+            let t = |url: &str, key_name: &str, mount: &str| TransitSpec {
+                managed: None,
+                url: url.into(),
+                key_name: key_name.into(),
+                mount: mount.into(),
+                ca_file: Some(PathBuf::from("/w/tls/ca.pem")),
+            };
+            let plain = lex(&transit_stanza(&t("u", "k", "m"), &Secret::new("t".into()))).unwrap();
+            let (structure, strings) =
+                lex(&transit_stanza(&t(&url, &key_name, &mount), &Secret::new(token.clone())))
+                    .unwrap();
+            proptest::prop_assert_eq!(structure, plain.0);
+            proptest::prop_assert_eq!(
+                strings,
+                vec!["transit".to_string(), url, token, key_name, format!("{mount}/"), "/w/tls/ca.pem".to_string()]
+            );
+            let plain = lex(&awskms_stanza("r", PRIMARY)).unwrap();
+            let (structure, strings) = lex(&awskms_stanza(&region, "alias/x")).unwrap();
+            proptest::prop_assert_eq!(structure, plain.0);
+            proptest::prop_assert_eq!(strings, vec!["awskms".to_string(), region, "alias/x".to_string()]);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The unseal-key store: each key share and the root token encrypted with KMS under an
-//! encryption context naming the stack and the Vault cluster, one object per secret in every
+//! encryption context naming the stack, the Vault cluster and the object, and decrypted with
+//! the bucket's key only, one object per secret in every
 //! bucket of the store (each bucket with its own region and key). Reading falls back to the
 //! next bucket when one is missing, unreachable or lacks the keys, and checks that enough
 //! shares decrypt. The cluster's TLS CA (certificate and key) is kept the same way. Plaintext
@@ -13,6 +14,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::secret::Secret;
 use crate::aws::Aws;
+
+/// The encryption context key naming the object a ciphertext belongs to (its S3 key).
+pub const OBJECT_CONTEXT: &str = "vaultform:object";
 
 /// One bucket of the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,17 +124,26 @@ impl UnsealStore {
         format!("{}vault-unseal-{i}", self.prefix)
     }
 
-    /// `plaintext` encrypted with bucket `b`'s key and the store's encryption context.
+    /// The encryption context of `object`: the store's, and the object's own key, so that a
+    /// ciphertext copied to another object's key does not decrypt there.
+    pub fn context_of(&self, object: &str) -> HashMap<String, String> {
+        let mut context = self.context.clone();
+        context.insert(OBJECT_CONTEXT.into(), object.into());
+        context
+    }
+
+    /// `plaintext` encrypted with bucket `b`'s key and the encryption context of `object`.
     async fn encrypt(
         &self,
         kms: &aws_sdk_kms::Client,
         b: &StoreBucket,
+        object: &str,
         plaintext: &[u8],
     ) -> Result<Blob, String> {
         kms.encrypt()
             .key_id(&b.key)
             .plaintext(Blob::new(plaintext))
-            .set_encryption_context(Some(self.context.clone()))
+            .set_encryption_context(Some(self.context_of(object)))
             .send()
             .await
             .map_err(|e| format!("KMS encrypt: {}", crate::aws::describe_error(&e).1))?
@@ -195,7 +208,7 @@ impl UnsealStore {
         secret: &Secret,
     ) -> Result<(), PutError> {
         let blob = self
-            .encrypt(&aws.kms(&b.region), b, secret.expose().as_bytes())
+            .encrypt(&aws.kms(&b.region), b, object, secret.expose().as_bytes())
             .await
             .map_err(PutError::Failed)?;
         let put = aws
@@ -363,11 +376,13 @@ impl UnsealStore {
             .await
             .map_err(|e| format!("S3 read {object}: {e}"))?
             .into_bytes();
+        // The bucket's key only: a ciphertext made under any other key is refused.
         let plain = aws
             .kms(&b.region)
             .decrypt()
+            .key_id(&b.key)
             .ciphertext_blob(Blob::new(bytes.to_vec()))
-            .set_encryption_context(Some(self.context.clone()))
+            .set_encryption_context(Some(self.context_of(object)))
             .send()
             .await
             .map_err(|e| format!("KMS decrypt {object}: {}", crate::aws::describe_error(&e).1))?
@@ -502,12 +517,12 @@ impl UnsealStore {
                 message,
             };
             let probe = uuid::Uuid::new_v4().to_string();
+            let object = format!("{}vaultform-probe", self.prefix);
             let blob = self
-                .encrypt(&aws.kms(&b.region), b, probe.as_bytes())
+                .encrypt(&aws.kms(&b.region), b, &object, probe.as_bytes())
                 .await
                 .map_err(fail)?;
             let s3 = aws.s3(&b.region);
-            let object = format!("{}vaultform-probe", self.prefix);
             let put = s3
                 .put_object()
                 .bucket(&b.bucket)

@@ -87,3 +87,29 @@ fn line_and_column_point_at_the_offending_value() {
         "\"Unseal_Keys\""
     );
 }
+
+/// A member named `../../x` would put its directory, and destroy's removal of it, outside the
+/// work directory (`.vaultform/t/v/../../x` is `.vaultform/x`): destroy stops at the name.
+#[test]
+fn destroy_refuses_a_member_name_that_climbs_out_of_the_work_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/invalid/name-dot-dot.kdl")).unwrap();
+    std::fs::write(dir.path().join("t.kdl"), text).unwrap();
+    let outside = dir.path().join(".vaultform/x");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "not vaultform's").unwrap();
+    for args in [
+        vec!["validate", "t.kdl"],
+        vec!["destroy", "t.kdl", "--auto-approve"],
+    ] {
+        let out = crate::support::vaultform_in(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid member name \"../../x\""),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(outside.join("keep").exists());
+}

@@ -30,6 +30,7 @@ mod login;
 mod manual;
 mod modules;
 mod network;
+mod pod_role;
 mod remote_state;
 mod revoke_root;
 mod runtime;

@@ -142,6 +142,107 @@ async fn the_store_keeps_only_ciphertext_falls_back_and_never_overwrites() {
     }
 }
 
+/// A ciphertext moved to another object's key, or one made under a key that is not the
+/// bucket's (with the store's full encryption context), is refused: the store names the object
+/// in the context and decrypts with the bucket's key only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_or_foreign_ciphertext_is_refused() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let api = Api::new(&ep).await;
+    let region = "eu-west-1";
+    let (kms, s3) = (api.kms(region), api.s3(region));
+    let arn = |k: aws_sdk_kms::operation::create_key::CreateKeyOutput| {
+        k.key_metadata().unwrap().arn().unwrap().to_string()
+    };
+    let key = arn(kms.create_key().send().await.unwrap());
+    let foreign = arn(kms.create_key().send().await.unwrap());
+    let bucket = "st-swap";
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let aws = aws_for(&ep).await;
+    let b = StoreBucket {
+        region: region.into(),
+        bucket: bucket.into(),
+        key: key.clone(),
+    };
+    let store = UnsealStore::new("st", "bv", &BTreeMap::new(), vec![b], "vault/bv/", 3);
+    let k = keys("a");
+    store.store(&aws, &k).await.unwrap();
+    let read = |object: &str| {
+        let (s3, object) = (s3.clone(), object.to_string());
+        async move {
+            let o = s3
+                .get_object()
+                .bucket(bucket)
+                .key(&object)
+                .send()
+                .await
+                .unwrap();
+            o.body.collect().await.unwrap().into_bytes().to_vec()
+        }
+    };
+    let write = |object: &str, bytes: Vec<u8>| {
+        let (s3, object) = (s3.clone(), object.to_string());
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(&object)
+                .body(bytes.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+
+    // The root token's ciphertext copied over the first share: that share no longer decrypts.
+    let root = read("vault/bv/vault-root").await;
+    write("vault/bv/vault-unseal-0", root).await;
+    match store.load(&aws).await {
+        Err(StoreError::NoKeys(why)) => {
+            assert!(
+                why[0].contains("KMS decrypt vault/bv/vault-unseal-0"),
+                "{why:?}"
+            )
+        }
+        Ok(_) => panic!("a share read the root token's ciphertext"),
+        Err(e) => panic!("{e}"),
+    }
+
+    // A root token planted under a foreign key, with exactly the context the store uses.
+    let planted = kms
+        .encrypt()
+        .key_id(&foreign)
+        .plaintext(aws_smithy_types::Blob::new("s.planted-root"))
+        .set_encryption_context(Some(store.context_of("vault/bv/vault-root")))
+        .send()
+        .await
+        .unwrap();
+    write(
+        "vault/bv/vault-root",
+        planted.ciphertext_blob().unwrap().as_ref().to_vec(),
+    )
+    .await;
+    match store.load_root(&aws).await {
+        Err(StoreError::NoKeys(why)) => {
+            assert!(
+                why[0].contains("KMS decrypt vault/bv/vault-root"),
+                "{why:?}"
+            )
+        }
+        Ok(_) => panic!("the store accepted a root token under a foreign key"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 pub(crate) async fn aws_for(endpoint: &str) -> Aws {
     // Fixed credentials in the settings: no process-wide variable is set while other threads
     // of this test binary start processes.

@@ -221,7 +221,7 @@ pub fn reviewer_token(v: &KubeVault) -> Secret {
 
 /// A string as an HCL quoted string.
 fn hcl(value: &str) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    crate::vault::hcl::quote(value)
 }
 
 /// The server configuration (HCL) of a member.
@@ -655,6 +655,34 @@ mod tests {
         assert!(joiner.contains("leader_api_addr     = \"https://nlb-0:8200\""));
         assert!(joiner.contains("leader_ca_cert_file = \"/vault/tls/ca.crt\""));
         assert!(!server_config(&vault(true), &m(None)).contains("retry_join"));
+    }
+
+    proptest::proptest! {
+        /// Whatever the names and addresses, the server configuration keeps its structure and
+        /// every value reads back as itself.
+        #[test]
+        fn no_value_changes_the_server_configurations_structure(
+            name in proptest::prelude::any::<String>(),
+            member in proptest::prelude::any::<String>(),
+            host in proptest::prelude::any::<String>(),
+            key in proptest::prelude::any::<String>(),
+        ) {
+            use crate::vault::hcl::tests::lex;
+            let plain = lex(&server_config(&vault(true), &m(Some("https://j")))).unwrap();
+            let mut v = vault(true);
+            v.name = name.clone();
+            let mut mm = m(Some("https://j"));
+            mm.name = member.clone();
+            mm.advertise_host = host.clone();
+            mm.kms_key_id = key.clone();
+            let (structure, strings) = lex(&server_config(&v, &mm)).unwrap();
+            proptest::prop_assert_eq!(&structure, &plain.0);
+            proptest::prop_assert!(strings.contains(&name));
+            proptest::prop_assert!(strings.contains(&member));
+            proptest::prop_assert!(strings.contains(&key));
+            let api = format!("https://{}:8200", host);
+            proptest::prop_assert!(strings.contains(&api));
+        }
     }
 
     #[test]

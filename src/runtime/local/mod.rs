@@ -24,6 +24,7 @@ use crate::retry::{Backoff, TryPollError, try_poll};
 use crate::state::ResourceState;
 use crate::topology::Flavour;
 use crate::vault::Client;
+use crate::vault::hcl::quote;
 use crate::vault::spec::{MemberSpec, ProxyConfig, VaultSpec, Vaults, which};
 
 /// How long a started process may take to serve (`Backoff::PROCESS_READY`'s deadline).
@@ -122,32 +123,34 @@ pub fn member_config(v: &VaultSpec, m: &MemberSpec, data: &Path, seal: Option<&s
     let listener_tls = if v.tls.is_some() {
         let (crt, key) = v.cert_files(&m.name);
         format!(
-            "  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_min_version = \"tls12\"\n",
-            crt.display(),
-            key.display()
+            "  tls_cert_file = {}\n  tls_key_file = {}\n  tls_min_version = \"tls12\"\n",
+            quote(&crt.display().to_string()),
+            quote(&key.display().to_string())
         )
     } else {
         "  tls_disable = true\n".to_string()
     };
     format!(
         "# vaultform: member {member} of Vault cluster {vault} (stack {stack}); rewritten by apply\n\
-         cluster_name = \"{vault}\"\n\
-         api_addr = \"{api_url}\"\n\
+         cluster_name = {name}\n\
+         api_addr = {api_url}\n\
          cluster_addr = \"https://{a}:{cl}\"\n\
          disable_mlock = true\n\
          ui = false\n\
          log_level = \"info\"\n\n\
-         storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{member}\"\n  performance_multiplier = 1\n}}\n\n\
+         storage \"raft\" {{\n  path = {data}\n  node_id = {node}\n  performance_multiplier = 1\n}}\n\n\
          listener \"tcp\" {{\n  address = \"{a}:{api}\"\n  cluster_address = \"{a}:{cl}\"\n{listener_tls}}}\n{seal}",
         seal = seal.map(|s| format!("\n{s}")).unwrap_or_default(),
         member = m.name,
         vault = v.name,
         stack = v.stack,
-        api_url = m.api_url(),
+        name = quote(&v.name),
+        node = quote(&m.name),
+        api_url = quote(&m.api_url()),
         a = m.address,
         api = m.api_port,
         cl = m.cluster_port,
-        data = data.display(),
+        data = quote(&data.display().to_string()),
     )
 }
 

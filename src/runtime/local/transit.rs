@@ -19,6 +19,7 @@ use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::retry::{self, Backoff};
 use crate::state::ResourceState;
 use crate::vault::cluster::poll;
+use crate::vault::hcl::quote;
 use crate::vault::seal::{TRANSIT_ROOT, TRANSIT_SHARE, TRANSIT_TOKEN, TransitSpec};
 use crate::vault::spec::{VaultSpec, Vaults};
 use crate::vault::store::UnsealStore;
@@ -60,10 +61,11 @@ fn policy_name(t: &TransitSpec) -> String {
 /// Encrypt and decrypt with the one key, nothing else (the default policy adds the token's
 /// own lookup and renewal, which the seal needs).
 fn policy(t: &TransitSpec) -> String {
+    let path = |op: &str| quote(&format!("{}/{op}/{}", t.mount, t.key_name));
     format!(
-        "path \"{m}/encrypt/{k}\" {{\n  capabilities = [\"update\"]\n}}\npath \"{m}/decrypt/{k}\" {{\n  capabilities = [\"update\"]\n}}\n",
-        m = t.mount,
-        k = t.key_name
+        "path {} {{\n  capabilities = [\"update\"]\n}}\npath {} {{\n  capabilities = [\"update\"]\n}}\n",
+        path("encrypt"),
+        path("decrypt"),
     )
 }
 
@@ -72,9 +74,9 @@ fn config(v: &VaultSpec, t: &TransitSpec) -> String {
     let (address, port) = t.managed.unwrap_or((std::net::Ipv4Addr::LOCALHOST, 8200));
     let listener_tls = if t.ca_file.is_some() {
         format!(
-            "  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_min_version = \"tls12\"\n",
-            dir.join("transit.crt").display(),
-            dir.join("transit.key").display()
+            "  tls_cert_file = {}\n  tls_key_file = {}\n  tls_min_version = \"tls12\"\n",
+            quote(&dir.join("transit.crt").display().to_string()),
+            quote(&dir.join("transit.key").display().to_string())
         )
     } else {
         "  tls_disable = true\n".to_string()
@@ -86,13 +88,14 @@ fn config(v: &VaultSpec, t: &TransitSpec) -> String {
          disable_mlock = true\n\
          ui = false\n\
          log_level = \"info\"\n\n\
-         storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{vault}-seal-transit\"\n}}\n\n\
+         storage \"raft\" {{\n  path = {data}\n  node_id = {node}\n}}\n\n\
          listener \"tcp\" {{\n  address = \"{address}:{port}\"\n  cluster_address = \"{address}:{cluster}\"\n{listener_tls}}}\n",
         cluster = port.saturating_add(1),
         vault = v.name,
         stack = v.stack,
         url = t.url,
-        data = dir.join("data").display(),
+        data = quote(&dir.join("data").display().to_string()),
+        node = quote(&format!("{}-seal-transit", v.name)),
     )
 }
 

@@ -22,13 +22,19 @@ pub struct LocalStack {
     /// Everything the binary printed, for the leak checks.
     pub transcript: RefCell<String>,
     seen: RefCell<Vec<ProcessRecord>>,
+    /// The AWS access key the binary runs with (moto's default `test` unless IAM is enforced).
+    credentials: (String, String),
 }
 
 impl LocalStack {
     /// Copies `tests/fixtures/clusters/<fixture>` into a new directory; nothing applied yet.
     /// `work` is the topology's `work-dir`, relative to the file.
     pub fn new(fixture: &str, work: &str) -> LocalStack {
-        let moto = Moto::start();
+        Self::on(Moto::start(), ("test", "test"), fixture, work)
+    }
+
+    /// The same on a given moto, the binary running with access key `credentials`.
+    pub fn on(moto: Moto, credentials: (&str, &str), fixture: &str, work: &str) -> LocalStack {
         let dir = tempfile::tempdir().unwrap();
         let text =
             std::fs::read_to_string(root().join("tests/fixtures/clusters").join(fixture)).unwrap();
@@ -41,6 +47,7 @@ impl LocalStack {
             work,
             transcript: RefCell::default(),
             seen: RefCell::default(),
+            credentials: (credentials.0.to_string(), credentials.1.to_string()),
         }
     }
 
@@ -73,8 +80,8 @@ impl LocalStack {
     pub fn aws_env(&self, cmd: &mut Command) {
         cmd.env("NO_COLOR", "1")
             .env("AWS_ENDPOINT_URL", self.moto.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", &self.credentials.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.credentials.1)
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE");
         for v in [

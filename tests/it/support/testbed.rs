@@ -21,6 +21,35 @@ impl Moto {
     /// Starts moto on a port it picks itself (`-p 0`) and reads the port from what it prints,
     /// so that no other test can take the port between a pick and the bind.
     pub fn start() -> Moto {
+        Self::start_with(None)
+    }
+
+    /// Moto able to enforce IAM (`tests/moto_iam.py`: KMS requests authorised against their
+    /// key, which moto alone checks against "*"): every request after the first `free` is
+    /// authorised against its caller's policies (`INITIAL_NO_AUTH_ACTION_COUNT`; `None`, not
+    /// until [`Moto::enforce_iam`]). Conditions other than `StringEquals` on `sts:ExternalId`
+    /// are not evaluated.
+    #[allow(dead_code)] // used by the pod role test
+    pub fn start_enforcing_iam(free: Option<u32>) -> Moto {
+        Self::start_with(Some(free.map_or("inf".to_string(), |n| n.to_string())))
+    }
+
+    /// Authorises every request from now on (moto's `reset-auth`: the same
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`, set to 0 and its count restarted).
+    #[allow(dead_code)] // used by the pod role test
+    pub fn enforce_iam(&self) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.write_all(
+            b"POST /moto-api/reset-auth HTTP/1.1\r\nHost: moto\r\nContent-Length: 1\r\nConnection: close\r\n\r\n0",
+        )
+        .expect("reset-auth");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "moto reset-auth: {out}");
+    }
+
+    fn start_with(enforce_after: Option<String>) -> Moto {
         use std::io::BufRead;
         let exe = bin_dir().join("moto_server");
         assert!(
@@ -28,7 +57,16 @@ impl Moto {
             "{} is missing: run scripts/testbed setup (scripts/test does)",
             exe.display()
         );
-        let mut child = Command::new(exe)
+        let mut cmd = match enforce_after {
+            None => Command::new(exe),
+            Some(free) => {
+                let mut c = Command::new(bin_dir().join("python"));
+                c.arg(super::root().join("tests/moto_iam.py"))
+                    .env("INITIAL_NO_AUTH_ACTION_COUNT", free);
+                c
+            }
+        };
+        let mut child = cmd
             .args(["-H", "127.0.0.1", "-p", "0"])
             // Real AWS has its managed IAM policies; moto loads them on request.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
