@@ -62,7 +62,9 @@ async fn settle(pods: &Api<Pod>, selector: &ListParams, n: usize) {
 
 #[tokio::test]
 async fn the_client_trusts_only_the_clusters_ca_and_sends_a_token() {
-    let planes = ControlPlanes::up(&["c1", "c2"], None);
+    // "n" is also a regression test: YAML 1.1 reads it as false, and unquoted in the
+    // kubeconfigs of the test bed it made the controller manager and the scheduler exit.
+    let planes = ControlPlanes::up(&["c1", "n"], None);
     let c = connect(&planes.access("c1", "eu-west-1")).await.unwrap();
     let version = c.apiserver_version().await.unwrap();
     assert_eq!(version.git_version, kube_version());
@@ -93,7 +95,7 @@ async fn the_client_trusts_only_the_clusters_ca_and_sends_a_token() {
 
     // Another server's CA: the TLS handshake fails.
     let mut wrong = planes.access("c1", "eu-west-1");
-    wrong.ca_data = planes.access("c2", "eu-west-1").ca_data;
+    wrong.ca_data = planes.access("n", "eu-west-1").ca_data;
     let c = connect(&wrong).await.unwrap();
     let err = c.apiserver_version().await.unwrap_err();
     assert!(
@@ -101,8 +103,8 @@ async fn the_client_trusts_only_the_clusters_ca_and_sends_a_token() {
         "{err:?}"
     );
 
-    // A token signed for c1 is refused by c2: the cluster's name is signed in.
-    let mut crossed = planes.access("c2", "eu-west-1");
+    // A token signed for c1 is refused by the other cluster: the cluster's name is signed in.
+    let mut crossed = planes.access("n", "eu-west-1");
     crossed.name = "c1".into();
     let c = connect(&crossed).await.unwrap();
     let err = namespaces_of(&c).await.unwrap_err();
