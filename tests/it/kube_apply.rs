@@ -14,7 +14,7 @@ use vaultform::aws::{Aws, AwsSettings};
 use vaultform::runtime::kubernetes::apply::{self, Deleted, ObjectRef};
 use vaultform::runtime::kubernetes::client::{self, ClusterAccess, KubeError};
 use vaultform::runtime::kubernetes::manifests;
-use vaultform::runtime::kubernetes::token::EksTokens;
+use vaultform::runtime::kubernetes::token::{self, EksTokens};
 
 use super::kube_manifests::{member, vault};
 use crate::support::control_plane::{ControlPlanes, kube_version};
@@ -126,6 +126,34 @@ async fn the_client_trusts_only_the_clusters_ca_and_sends_a_token() {
         .unwrap();
     assert_eq!(answer.status(), 403);
     assert!(answer.text().await.unwrap().contains("system:anonymous"));
+
+    // What the webhook checks itself, sent by hand: a token signed 16 minutes ago (EKS takes
+    // one for 15), and one signed with a secret that is not the key's.
+    let status = |token: String| {
+        let plain = plain.clone();
+        let url = format!("{}/api/v1/namespaces", planes.server("c1"));
+        async move {
+            let answer = plain.get(url).bearer_auth(token).send().await.unwrap();
+            answer.status().as_u16()
+        }
+    };
+    let sign = |secret: &str, age: u64| {
+        let credentials =
+            aws_credential_types::Credentials::new("test", secret, None, None, "test");
+        let at = std::time::SystemTime::now() - Duration::from_secs(age);
+        let url = token::presign(
+            &credentials,
+            "eu-west-1",
+            "c1",
+            &token::sts_url("eu-west-1"),
+            at,
+        )
+        .unwrap();
+        token::encode(&url)
+    };
+    assert_eq!(status(sign("test", 0)).await, 200);
+    assert_eq!(status(sign("test", 16 * 60)).await, 401);
+    assert_eq!(status(sign("not-the-secret", 0)).await, 401);
 
     // A CA that is not a certificate is refused before any request.
     let mut garbage = planes.access("c1", "eu-west-1");
