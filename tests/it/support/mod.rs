@@ -3,7 +3,6 @@
 pub mod aws;
 pub mod control_plane;
 pub mod stack;
-pub mod standin;
 pub mod testbed;
 
 use std::path::{Path, PathBuf};
