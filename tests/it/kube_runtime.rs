@@ -1,5 +1,6 @@
 //! The seed's topology (`topologies/aws-eu.kdl`) on the Kubernetes runtime, end to end against
-//! moto and three API stand-ins (one per EKS cluster, through `VAULTFORM_KUBE_ENDPOINTS`):
+//! moto and three real control planes (`scripts/testbed kube-up`, one per EKS cluster, through
+//! `VAULTFORM_KUBE_ENDPOINTS`; no node, so the pods stay Pending):
 //! apply creates every AWS resource and Kubernetes object and stops at the pods' deadline
 //! with their status; the next plan changes nothing of what exists; drift made by another
 //! field manager shows field by field and apply takes it back; every object sent is valid
@@ -17,7 +18,7 @@ use vaultform::runtime::kubernetes::token::EksTokens;
 use vaultform::runtime::kubernetes::{actions, client};
 
 use crate::support::aws::Api as AwsApi;
-use crate::support::standin::StandIn;
+use crate::support::control_plane::ControlPlanes;
 use crate::support::testbed::{Moto, bin_dir};
 use crate::support::{aws_command, stderr, stdout};
 
@@ -51,11 +52,11 @@ fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     )
 }
 
-async fn connect(s: &StandIn, name: &str) -> kube::Client {
+async fn connect(planes: &ControlPlanes, name: &str, region: &str) -> kube::Client {
     let mut settings = AwsSettings::resolve(None);
     settings.static_credentials = Some(("test".into(), "test".into()));
     let aws = Aws::connect(&settings).await;
-    let access = s.access(name);
+    let access = planes.access(name, region);
     client::client(
         &access,
         Arc::new(EksTokens::new(&aws, &access.region, name).unwrap()),
@@ -93,7 +94,8 @@ fn run(d: &Path, ep: &str, endpoints: &Path, args: &[&str]) -> std::process::Out
 async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing() {
     let moto = Moto::start();
     let ep = moto.endpoint();
-    let standins: Vec<StandIn> = CLUSTERS.iter().map(|_| StandIn::start()).collect();
+    let names: Vec<&str> = CLUSTERS.iter().map(|(c, _)| *c).collect();
+    let planes = ControlPlanes::up(&names, Some(&ep));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // The seed as shipped, with its state in a local file, buckets that destroy may empty
@@ -105,22 +107,10 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
         .collect::<Vec<_>>()
         .join("\n")
         .replace("force-destroy=#false", "force-destroy=#true")
-        // moto has no EKS add-on API (it answers 404): the stand-in's claims need no driver.
+        // moto has no EKS add-on API (it answers 404); no claim is bound here, so no driver.
         .replace("        addon \"aws-ebs-csi-driver\"\n", "");
     std::fs::write(d.join("aws-eu.kdl"), text).unwrap();
-    let endpoints = d.join("endpoints.json");
-    let map: serde_json::Map<String, serde_json::Value> = CLUSTERS
-        .iter()
-        .zip(&standins)
-        .map(|((c, _), s)| {
-            let ca = s.tls.path().join("ca.crt");
-            (
-                c.to_string(),
-                json!({"server": s.url, "ca_file": ca.to_str().unwrap()}),
-            )
-        })
-        .collect();
-    std::fs::write(&endpoints, serde_json::to_string(&map).unwrap()).unwrap();
+    let endpoints = planes.endpoints_file();
 
     // The node groups first; then their auto scaling groups, which real EKS makes and moto
     // does not (the load balancers' target groups are attached to them).
@@ -159,13 +149,8 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
     assert!(err.contains("is not ready: phase Pending"), "{err}");
     assert!(!err.contains("PRIVATE KEY"), "{err}");
 
-    let clients: Vec<kube::Client> = futures::future::join_all(
-        CLUSTERS
-            .iter()
-            .zip(&standins)
-            .map(|((c, _), s)| connect(s, c)),
-    )
-    .await;
+    let clients: Vec<kube::Client> =
+        futures::future::join_all(CLUSTERS.iter().map(|(c, r)| connect(&planes, c, r))).await;
     for ((c, _), k) in CLUSTERS.iter().zip(&clients) {
         let names: Vec<String> = objects(k).await.into_iter().map(|(n, _)| n).collect();
         let m = match *c {
@@ -452,7 +437,7 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
         .await
         .unwrap();
     let again = vaultform::retry::poll(
-        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(5)),
+        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(30)),
         "vault-0-0 to be made again",
         || async {
             match pods(&clients[0]).get_opt("vault-0-0").await.unwrap() {
@@ -469,17 +454,25 @@ async fn the_seed_applies_on_kubernetes_up_to_the_pods_and_destroys_to_nothing()
     actions::scale(&clients[2], "vault", "vault-2", 0)
         .await
         .unwrap();
-    assert!(
-        !actions::pod_exists(&clients[2], "vault", "vault-2-0")
-            .await
-            .unwrap()
-    );
+    // The StatefulSet controller deletes the pod after the scale, not during it.
+    vaultform::retry::poll(
+        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(30)),
+        "vault-2-0 to be deleted",
+        || async {
+            match actions::pod_exists(&clients[2], "vault", "vault-2-0").await {
+                Ok(false) => Ok(()),
+                _ => Err("still there".to_string()),
+            }
+        },
+    )
+    .await
+    .unwrap();
     actions::scale(&clients[2], "vault", "vault-2", 1)
         .await
         .unwrap();
     // The old pod lingers while it terminates; then the controller makes it again.
     vaultform::retry::poll(
-        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(5)),
+        vaultform::retry::Backoff::PROBE.deadline(std::time::Duration::from_secs(30)),
         "vault-2-0 to be made again",
         || async {
             match actions::pod_exists(&clients[2], "vault", "vault-2-0").await {

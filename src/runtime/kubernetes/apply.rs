@@ -195,22 +195,30 @@ pub async fn read(
     let managed = project(&live, desired).unwrap_or(Value::Null);
     let mut drift = Vec::new();
     differences(desired, Some(&managed), String::new(), &mut drift);
-    let mut other_managers: Vec<String> = live
+    Ok(Some(Observed {
+        managed,
+        drift,
+        other_managers: other_managers(&live),
+    }))
+}
+
+/// The managers of `live`'s fields besides vaultform, sorted. A manager that wrote only the
+/// status subresource (the controller reporting a StatefulSet's replicas, the kubelet a
+/// pod's phase) owns nothing vaultform sets, so it is not one.
+fn other_managers(live: &Value) -> Vec<String> {
+    let mut managers: Vec<String> = live
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter(|m| m.get("subresource").and_then(Value::as_str) != Some("status"))
         .filter_map(|m| m.get("manager").and_then(Value::as_str))
         .filter(|m| *m != FIELD_MANAGER)
         .map(str::to_string)
         .collect();
-    other_managers.sort();
-    other_managers.dedup();
-    Ok(Some(Observed {
-        managed,
-        drift,
-        other_managers,
-    }))
+    managers.sort();
+    managers.dedup();
+    managers
 }
 
 /// `live` cut down to the shape of `shape`: maps to the keys `shape` has, lists of the same
@@ -339,6 +347,21 @@ mod tests {
                 live: Some(json!(3)),
             }]
         );
+    }
+
+    /// Regression: on a real API server the StatefulSet controller writes the status of every
+    /// StatefulSet, and every read named it as another manager of vaultform's fields.
+    #[test]
+    fn a_manager_of_the_status_only_is_not_another_manager() {
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "vaultform", "operation": "Apply"},
+            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status"},
+            {"manager": "kubectl", "operation": "Update", "subresource": "scale"},
+            {"manager": "kubectl-edit", "operation": "Update"},
+            {"manager": "kubectl", "operation": "Update"},
+        ]}});
+        assert_eq!(other_managers(&live), ["kubectl", "kubectl-edit"]);
+        assert_eq!(other_managers(&json!({})), Vec::<String>::new());
     }
 
     #[test]

@@ -405,7 +405,9 @@ pub fn statefulset(v: &KubeVault, m: &KubeMember) -> StatefulSet {
     let mount = |name: &str, path: &str| VolumeMount {
         name: name.to_string(),
         mount_path: path.to_string(),
-        read_only: Some(name != "data"),
+        // `readOnly: false` is the default, which the API server does not store: set, it
+        // would read back as absent and show as drift on every plan.
+        read_only: (name != "data").then_some(true),
         ..VolumeMount::default()
     };
     let container = Container {

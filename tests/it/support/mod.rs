@@ -1,8 +1,8 @@
 //! Shared test support: the built binary, the repository root, and the local test bed.
 
 pub mod aws;
+pub mod control_plane;
 pub mod stack;
-pub mod standin;
 pub mod testbed;
 
 use std::path::{Path, PathBuf};
