@@ -41,7 +41,7 @@ pub enum Error {
     #[diagnostic(
         code(vaultform::unsupported),
         help(
-            "every AWS resource kind and the local Vault runtime work today; the Kubernetes runtime for Vault is being built: `--target ADDRESS` plans the AWS part, and `vaultform graph FILE` lists the addresses"
+            "a transit seal server that vaultform runs itself exists on the local runtime only; `--target ADDRESS` plans the rest, and `vaultform graph FILE` lists the addresses"
         )
     )]
     Unsupported { kinds: String },

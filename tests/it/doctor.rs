@@ -333,12 +333,12 @@ fn a_missing_binary_is_named_with_what_to_do() {
 }
 
 /// A cluster on the Kubernetes runtime: its EKS cluster's API, once the state records the
-/// cluster, answers (the stand-in API server), then does not.
+/// cluster, answers (a real control plane), then does not.
 #[test]
 fn each_eks_cluster_hosting_members_is_reached_once_created() {
     let moto = Moto::start();
     let ep = moto.endpoint();
-    let standin = crate::support::standin::StandIn::start();
+    let planes = crate::support::control_plane::ControlPlanes::up(&["dock-eu-west-1"], Some(&ep));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -367,13 +367,14 @@ vault "dk" {
 "#,
     )
     .unwrap();
+    // Copies: the control plane's own go with it.
     let endpoints = d.join("endpoints.json");
-    // A copy: the stand-in's own goes with it.
     let ca = d.join("ca.crt");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    std::fs::write(&ca, planes.ca_pem("dock-eu-west-1")).unwrap();
     std::fs::write(
         &endpoints,
-        serde_json::json!({"dock-eu-west-1": {"server": standin.url, "ca_file": ca}}).to_string(),
+        serde_json::json!({"dock-eu-west-1": {"server": planes.server("dock-eu-west-1"), "ca_file": ca}})
+            .to_string(),
     )
     .unwrap();
     let run = |args: &[&str]| {
@@ -422,7 +423,7 @@ vault "dk" {
     );
     std::fs::write(&state_file, kept).unwrap();
 
-    drop(standin);
+    drop(planes);
     let out = run(&["doctor", "stack.kdl"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
