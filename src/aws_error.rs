@@ -215,6 +215,24 @@ fn causes(err: &(dyn Error + 'static)) -> Option<String> {
     (!chain.is_empty()).then(|| chain.join(": "))
 }
 
+/// Whether an AWS answer says the resource does not exist, in the words of every service
+/// vaultform calls (EC2's `<Thing>.NotFound`, EKS's and KMS's `ResourceNotFoundException` /
+/// `NotFoundException`, IAM's `NoSuchEntity`, S3's `NoSuchBucket` / `NoSuchKey`): the one
+/// reading of it for the SDK's errors.
+pub fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code().is_some_and(|c| {
+        c.ends_with(".NotFound")
+            || matches!(
+                c,
+                "ResourceNotFoundException"
+                    | "NotFoundException"
+                    | "NoSuchEntity"
+                    | "NoSuchBucket"
+                    | "NoSuchKey"
+            )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;

@@ -85,9 +85,9 @@ pub enum Error {
     #[error("{message}")]
     #[diagnostic(code(vaultform::usage), help("{help}"))]
     Usage { message: String, help: String },
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Kube(#[from] crate::runtime::kubernetes::client::KubeError),
+    #[error("{message}")]
+    #[diagnostic(code(vaultform::kube), help("{help}"))]
+    Kube { message: String, help: String },
     #[error("the topology has no EKS cluster named {name:?}")]
     #[diagnostic(code(vaultform::eks::unknown), help("the clusters are: {known}"))]
     UnknownCluster { name: String, known: String },
@@ -111,13 +111,4 @@ pub enum Error {
         )
     )]
     Sweep { message: String },
-}
-
-impl From<crate::ops::OpsError> for Error {
-    fn from(e: crate::ops::OpsError) -> Self {
-        Error::Vault {
-            message: e.message,
-            help: e.help,
-        }
-    }
 }

@@ -89,3 +89,16 @@ pub async fn eks_token(cluster: &str, region: &str, printer: &Printer) -> Result
     printer.data(&format!("{}\n", kubeconfig::exec_credential(&token)));
     Ok(Outcome::Success)
 }
+
+/// A cluster's API that cannot be reached, said with its help.
+impl From<client::KubeError> for Error {
+    fn from(e: client::KubeError) -> Self {
+        let help = miette::Diagnostic::help(&e)
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "`vaultform doctor FILE` checks each EKS cluster's API".into());
+        Error::Kube {
+            message: e.to_string(),
+            help,
+        }
+    }
+}

@@ -39,6 +39,15 @@ pub(crate) fn fail(message: impl Into<String>, help: &str) -> OpsError {
 
 const STATUS_HELP: &str = "`vaultform status FILE` shows each member";
 
+impl From<OpsError> for crate::error::Error {
+    fn from(e: OpsError) -> Self {
+        crate::error::Error::Vault {
+            message: e.message,
+            help: e.help,
+        }
+    }
+}
+
 impl From<OpError> for OpsError {
     fn from(e: OpError) -> Self {
         fail(e.message, STATUS_HELP)

@@ -10,6 +10,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Map, Value, json};
 
 use crate::address::RegionItem;
+use crate::aws_error::is_not_found;
 use crate::graph::Resource;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::state::ResourceState;
@@ -35,10 +36,6 @@ fn client(cx: &Cx<'_>, region: Option<&str>) -> Result<aws_sdk_eks::Client, OpEr
     Ok(cx
         .aws
         .eks(region.ok_or_else(|| OpError::fatal("an access entry needs its cluster's region"))?))
-}
-
-fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ResourceNotFoundException")
 }
 
 pub(crate) type SdkError<E> =

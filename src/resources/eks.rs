@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::wait;
 use crate::address::{Address, RegionItem, Role};
+use crate::aws_error::is_not_found;
 use crate::graph::{Builder, Kind, Resource};
 use crate::lifecycle::Lifecycle;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
@@ -191,10 +192,6 @@ fn subnet_ids(cx: &Cx<'_>, attrs: &Map<String, Value>) -> Result<Vec<String>, Op
 
 fn tags(cx: &Cx<'_>, address: &str) -> HashMap<String, String> {
     cx.tags(address).into_iter().collect()
-}
-
-fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ResourceNotFoundException")
 }
 
 fn int(attrs: &Map<String, Value>, key: &str) -> i32 {

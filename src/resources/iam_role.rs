@@ -10,6 +10,7 @@ use aws_sdk_iam::types::Tag;
 use serde_json::{Map, Value, json};
 
 use crate::address::{Address, Item, RegionItem, Role};
+use crate::aws_error::is_not_found;
 use crate::graph::{Builder, Kind, Resource};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
 use crate::state::ResourceState;
@@ -234,10 +235,6 @@ pub(crate) fn iam_tags(
                 .map_err(|e| OpError::fatal(e.to_string()))
         })
         .collect()
-}
-
-fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("NoSuchEntity")
 }
 
 /// The Vault role's inline policy: the awskms seal's use of its key.

@@ -184,8 +184,9 @@ fn code<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> Op
     e.code()
 }
 
+/// Gone, or (an internet gateway's detach) no longer attached.
 fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> bool {
-    code(e).is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached")
+    crate::aws_error::is_not_found(e) || code(e) == Some("Gateway.NotAttached")
 }
 
 /// How long a delete waits out `DependencyViolation`: ENIs of a deleted load balancer or EKS

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Map, Value, json};
 
 use crate::address::RegionItem;
+use crate::aws_error::is_not_found;
 use crate::graph::Resource;
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded, str_attr};
 use crate::state::ResourceState;
@@ -35,10 +35,6 @@ pub fn desired(t: &Topology, r: &Resource) -> Option<(String, Map<String, Value>
 /// prefix of the condition keys of a trust policy (`<issuer>:sub`).
 pub fn issuer_host(issuer: &str) -> &str {
     issuer.strip_prefix("https://").unwrap_or(issuer)
-}
-
-fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("NoSuchEntity")
 }
 
 fn recorded(arn: &str, issuer: &str) -> Recorded {

@@ -134,6 +134,7 @@ const WORKING: [&str; 22] = [
     "man",
     "sweep",
     "expired",
+    "doctor",
 ];
 
 #[test]

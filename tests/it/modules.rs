@@ -244,6 +244,26 @@ fn top_level_modules_import_one_way_only() {
         assert!(!deps.contains("catalog"), "{kinds} imports the catalog");
         assert!(!deps.contains("commands"), "{kinds} imports commands");
     }
+    // The lower layers know no runtime, no operation and nothing above them.
+    for low in [
+        "topology",
+        "graph",
+        "plan",
+        "engine",
+        "provider",
+        "state",
+        "error",
+        "address",
+        "retry",
+        "lifecycle",
+        "aws",
+        "aws_error",
+    ] {
+        let deps = edges.get(low).cloned().unwrap_or_default();
+        for high in ["catalog", "ops", "commands", "runtime", "session", "sweep"] {
+            assert!(!deps.contains(high), "{low} imports {high}");
+        }
+    }
     let found = cycles(&edges);
     assert!(found.is_empty(), "top-level module cycles: {found:#?}");
 }
