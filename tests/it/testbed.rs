@@ -35,6 +35,23 @@ fn setup_script_installs_nothing_on_a_second_run() {
     assert!(!log.contains("building kubernetes"), "{log}");
 }
 
+/// `scripts/demo` runs the local runtime only: `setup --local` never builds (or looks at)
+/// the Kubernetes components, even where none are cached.
+#[test]
+fn local_setup_skips_the_kubernetes_build() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(root().join("scripts/testbed"))
+        .args(["setup", "--local"])
+        .env("VAULTFORM_KUBE_CACHE", empty.path())
+        .output()
+        .expect("run scripts/testbed setup --local");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("haproxy present"), "{log}");
+    assert!(!log.contains("kubernetes"), "{log}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0, "{log}");
+}
+
 #[test]
 fn script_starts_and_stops_moto_by_pid() {
     let out = std::process::Command::new(root().join("scripts/testbed"))
