@@ -228,3 +228,25 @@ fn a_process_that_dies_says_how() {
         assert_eq!(process::exit_of(r.pid), expected, "{script}");
     }
 }
+
+/// The runtime contract as the engine and the plan see it: a member's operations run in its
+/// own runtime's concurrency pool, and only a process reads as "stopped" (a pod does not).
+#[test]
+fn a_member_takes_its_runtimes_pool_and_only_a_process_is_one() {
+    use vaultform::provider::Providers as _;
+    for (file, pool, process) in [
+        ("topologies/local.kdl", "local", true),
+        ("topologies/aws-eu.kdl", "kubernetes", false),
+    ] {
+        let text = std::fs::read_to_string(super::support::root().join(file)).unwrap();
+        let loaded = vaultform::load(file, text);
+        let (t, _) = loaded.valid().expect("a valid topology");
+        let vaults = vaultform::vault::spec::specs(t, Path::new(""));
+        let catalog = vaultform::catalog::Catalog::new(std::sync::Arc::new(vaults));
+        let member: vaultform::address::Address = "vault.bv.member.vault-0".parse().unwrap();
+        let kind = vaultform::graph::Kind::VaultMember;
+        let provider = catalog.provider(kind).expect("a member provider");
+        assert_eq!(provider.pool(&member), pool, "{file}");
+        assert_eq!(catalog.is_process(kind, &member), process, "{file}");
+    }
+}
