@@ -336,12 +336,14 @@ pub(crate) async fn remove_process(vaults: &Vaults, rs: &ResourceState) -> Resul
     let dir = rs.ids.get("dir").map(PathBuf::from).or_else(from_topology);
     // And one a killed run started but never recorded: the program the part runs, with an
     // argument naming a file in the directory (never, say, a `tail -f` of its log).
-    let program = match vaults.part(&rs.address).ok() {
-        _ if rs.id("program").is_some() => rs.id("program"),
-        Some((_, VaultItem::Proxy(_))) => Some("haproxy"),
-        Some((v, VaultItem::Member(_) | VaultItem::SealTransit)) => Some(v.binary.as_str()),
-        _ => None,
-    };
+    // Recorded with the process; a state written before that: what the topology says.
+    let program = rs
+        .id("program")
+        .or_else(|| match vaults.part(&rs.address).ok()? {
+            (_, VaultItem::Proxy(_)) => Some("haproxy"),
+            (v, VaultItem::Member(_) | VaultItem::SealTransit) => Some(v.binary.as_str()),
+            _ => None,
+        });
     let unrecorded = match (dir.as_deref(), program) {
         (Some(d), Some(p)) => process::find_under(d, p, &d.join("unrecorded.log")),
         _ => Vec::new(),
