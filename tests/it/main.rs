@@ -23,6 +23,7 @@ mod kill_every_event;
 mod kube_apply;
 mod kube_cli;
 mod kube_manifests;
+mod kube_nodes;
 mod kube_runtime;
 mod lifecycle;
 mod log;

@@ -25,12 +25,24 @@ fn testbed(args: &[&std::ffi::OsStr], sts: Option<&str>) -> std::process::Output
 }
 
 impl ControlPlanes {
-    /// Starts one control plane per cluster and waits until each is ready. Their token
-    /// webhooks ask the moto at `sts` whose key signed an EKS token (`None`: a moto of their
-    /// own).
+    /// Starts one control plane per cluster, without nodes, and waits until each is ready.
+    /// Their token webhooks ask the moto at `sts` whose key signed an EKS token (`None`: a
+    /// moto of their own).
     pub fn up(clusters: &[&str], sts: Option<&str>) -> ControlPlanes {
+        Self::start(clusters, sts, false)
+    }
+
+    /// The same, each with a node (a real kubelet, containerd and kube-proxy) that runs pods.
+    pub fn with_nodes(clusters: &[&str], sts: Option<&str>) -> ControlPlanes {
+        Self::start(clusters, sts, true)
+    }
+
+    fn start(clusters: &[&str], sts: Option<&str>, nodes: bool) -> ControlPlanes {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = vec![std::ffi::OsStr::new("kube-up"), dir.path().as_os_str()];
+        if !nodes {
+            args.push(std::ffi::OsStr::new("--no-nodes"));
+        }
         args.extend(clusters.iter().map(std::ffi::OsStr::new));
         let out = testbed(&args, sts);
         let mut planes = ControlPlanes {
@@ -79,6 +91,22 @@ impl ControlPlanes {
             .as_str()
             .expect("a server per cluster")
             .to_string()
+    }
+
+    /// What `kube-up` wrote of cluster's node (`node`, `node_ip`, `netns`, `veth`).
+    pub fn node(&self, cluster: &str) -> std::collections::BTreeMap<String, String> {
+        let env = self
+            .dir
+            .path()
+            .join("clusters")
+            .join(cluster)
+            .join("node/env");
+        std::fs::read_to_string(&env)
+            .unwrap_or_else(|e| panic!("{}: {e}", env.display()))
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// The cluster's CA, PEM.
