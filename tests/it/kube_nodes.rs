@@ -3,13 +3,14 @@
 //! as a non-root user with its fsGroup on a volume the node's provisioner made, ready by its
 //! own readiness probe, reachable on its NodePort, replaced by the StatefulSet controller when
 //! deleted; its volume goes with its claim, and `kube-down` leaves no process, mount or network
-//! namespace behind.
+//! namespace behind. `nlb-up` puts an NLB-like HAProxy in front of the NodePort, from what
+//! moto's ELBv2 holds, and its DNS name resolves for `kube-exec` and inside the pods.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::control_plane::ControlPlanes;
-use crate::support::testbed::bin_dir;
+use crate::support::testbed::{Moto, bin_dir};
 
 const CLUSTER: &str = "kn-a";
 
@@ -23,6 +24,32 @@ fn bao_version() -> String {
     let v = text.split_whitespace().nth(1).expect("OpenBao vX.Y.Z");
     v.trim_start_matches('v').to_string()
 }
+
+/// The AWS side of one NLB in front of cluster `kn-a`'s node pool, made with boto3 as a user
+/// would with any AWS client: a VPC, the EKS cluster and node group, the auto scaling group
+/// real EKS makes (moto does not), a target group on NodePort 30200 checked like vaultform's
+/// (HTTP, a path, 5 s, 2 and 2), a TCP listener on 8200, the group attached to the ASG.
+const AWS_FIXTURE: &str = r#"
+import boto3, sys
+s = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="eu-west-1")
+ec2, eks, elb, asg = (s.client(n, endpoint_url=sys.argv[1]) for n in ("ec2", "eks", "elbv2", "autoscaling"))
+vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+role = "arn:aws:iam::123456789012:role/eks"
+eks.create_cluster(name="kn-a", roleArn=role, resourcesVpcConfig={"subnetIds": [sub]})
+ng = eks.create_nodegroup(clusterName="kn-a", nodegroupName="pool1", nodeRole=role, subnets=[sub])
+name = ng["nodegroup"]["resources"]["autoScalingGroups"][0]["name"]
+ec2.create_launch_template(LaunchTemplateName="lt-kn-a", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c5.large"})
+asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": "lt-kn-a"}, MinSize=1, MaxSize=1, VPCZoneIdentifier=sub)
+lb = elb.create_load_balancer(Name="kn-a", Type="network", Subnets=[sub])["LoadBalancers"][0]
+tg = elb.create_target_group(Name="kn-a-api", Protocol="TCP", Port=30200, VpcId=vpc, TargetType="instance",
+    HealthCheckProtocol="HTTP", HealthCheckPath="/v1/sys/health?uninitcode=200", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+    HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=8200,
+    DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+asg.attach_load_balancer_target_groups(AutoScalingGroupName=name, TargetGroupARNs=[tg])
+print(lb["DNSName"])
+"#;
 
 fn manifest(version: &str) -> String {
     format!(
@@ -99,7 +126,8 @@ fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn a_node_runs_an_openbao_pod_from_the_image_built_here_and_kube_down_leaves_nothing() {
-    let planes = ControlPlanes::with_nodes(&[CLUSTER], None);
+    let moto = Moto::start();
+    let planes = ControlPlanes::with_nodes(&[CLUSTER], Some(&moto.endpoint()));
     let node = planes.node(CLUSTER);
     let kubectl = |args: &[&str]| planes.kubectl(CLUSTER, args);
 
@@ -142,6 +170,70 @@ fn a_node_runs_an_openbao_pod_from_the_image_built_here_and_kube_down_leaves_not
             .expect("curl");
         String::from_utf8_lossy(&health.stdout).contains("\"initialized\":false")
     });
+
+    // An NLB in front of it: its DNS name resolves to its HAProxy for a command run with
+    // kube-exec, and inside the pod, which reaches itself through it.
+    let fixture = Command::new(bin_dir().join("python"))
+        .args(["-c", AWS_FIXTURE, &moto.endpoint()])
+        .output()
+        .expect("python");
+    assert!(
+        fixture.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixture.stderr)
+    );
+    let dns = String::from_utf8_lossy(&fixture.stdout).trim().to_string();
+    let up = Command::new(crate::support::root().join("scripts/testbed"))
+        .args(["nlb-up"])
+        .arg(planes.dir.path())
+        .arg("eu-west-1")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .output()
+        .expect("nlb-up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let url = format!("http://{dns}:8200/v1/sys/health");
+    eventually("the NLB answers by name", Duration::from_secs(60), || {
+        let out = Command::new(crate::support::root().join("scripts/testbed"))
+            .arg("kube-exec")
+            .arg(planes.dir.path())
+            .args(["--", "curl", "-s", "-m", "2", &url])
+            .output()
+            .expect("kube-exec curl");
+        String::from_utf8_lossy(&out.stdout).contains("\"initialized\":false")
+    });
+    let cfg = std::fs::read_to_string(planes.dir.path().join("nlb/haproxy.cfg")).expect("cfg");
+    assert!(
+        cfg.contains(&format!(
+            "server n0 {}:30200 check inter 5s rise 2 fall 2",
+            node["node_ip"]
+        )),
+        "{cfg}"
+    );
+    // `bao status` exits 2 for a sealed server, with its status on stdout.
+    let inside = Command::new(crate::support::root().join("scripts/testbed"))
+        .arg("kube-exec")
+        .arg(planes.dir.path())
+        .args([
+            "--",
+            "kubectl",
+            "--context",
+            CLUSTER,
+            "-n",
+            "vault",
+            "exec",
+            "kn-0",
+            "--",
+        ])
+        .args(["bao", "status", "-format=json"])
+        .arg(format!("-address=http://{dns}:8200"))
+        .output()
+        .expect("kubectl exec");
+    let inside = String::from_utf8_lossy(&inside.stdout);
+    assert!(inside.contains("\"initialized\": false"), "{inside}");
 
     // The claim is bound to a local volume in the node's directory, written by the server
     // with the pod's fsGroup.
