@@ -28,7 +28,8 @@ fn bao_version() -> String {
 /// The AWS side of one NLB in front of cluster `kn-a`'s node pool, made with boto3 as a user
 /// would with any AWS client: a VPC, the EKS cluster and node group, the auto scaling group
 /// real EKS makes (moto does not), a target group on NodePort 30200 checked like vaultform's
-/// (HTTP, a path, 5 s, 2 and 2), a TCP listener on 8200, the group attached to the ASG.
+/// (HTTP, a path, 5 s, 2 and 2; an uninitialised server answers it 501, so the target is
+/// unhealthy), a TCP listener on 8200, the group attached to the ASG.
 const AWS_FIXTURE: &str = r#"
 import boto3, sys
 s = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="eu-west-1")
@@ -43,7 +44,7 @@ ec2.create_launch_template(LaunchTemplateName="lt-kn-a", LaunchTemplateData={"Im
 asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": "lt-kn-a"}, MinSize=1, MaxSize=1, VPCZoneIdentifier=sub)
 lb = elb.create_load_balancer(Name="kn-a", Type="network", Subnets=[sub])["LoadBalancers"][0]
 tg = elb.create_target_group(Name="kn-a-api", Protocol="TCP", Port=30200, VpcId=vpc, TargetType="instance",
-    HealthCheckProtocol="HTTP", HealthCheckPath="/v1/sys/health?uninitcode=200", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+    HealthCheckProtocol="HTTP", HealthCheckPath="/v1/sys/health", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
     HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
 elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=8200,
     DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
@@ -172,7 +173,8 @@ fn a_node_runs_an_openbao_pod_from_the_image_built_here_and_kube_down_leaves_not
     });
 
     // An NLB in front of it: its DNS name resolves to its HAProxy for a command run with
-    // kube-exec, and inside the pod, which reaches itself through it.
+    // kube-exec, and inside the pod, which reaches itself through it; its only target is
+    // unhealthy, and the NLB fails open as AWS's does.
     let fixture = Command::new(bin_dir().join("python"))
         .args(["-c", AWS_FIXTURE, &moto.endpoint()])
         .output()
@@ -213,6 +215,8 @@ fn a_node_runs_an_openbao_pod_from_the_image_built_here_and_kube_down_leaves_not
         )),
         "{cfg}"
     );
+    assert!(cfg.contains("http-check expect rstatus ^(200)$"), "{cfg}");
+    assert!(cfg.contains("option allbackups"), "{cfg}");
     // `bao status` exits 2 for a sealed server, with its status on stdout.
     let inside = Command::new(crate::support::root().join("scripts/testbed"))
         .arg("kube-exec")

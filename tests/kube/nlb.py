@@ -12,6 +12,9 @@ DIR is a kube-up directory: the node of cluster C is DIR/clusters/C/node/env. It
 every second; a changed configuration reloads HAProxy (master-worker mode, SIGUSR2, so its
 PID stays the one in DIR/nlb/haproxy.pid).
 
+With every target unhealthy it routes to all of them, as an NLB does ("fail open"): each
+server is also a backup without a check.
+
 Limits: TCP listeners only (what vaultform creates); targets are whole clusters' nodes (the
 instance targets the auto scaling groups register on AWS), not moto's instance IDs; cross-zone
 is always on.
@@ -143,6 +146,11 @@ def haproxy_config(lbs, addresses):
                     f"    server n{j} {ip}:{listener['target_port']} check{check}{port}"
                     f" inter {h['interval']}s rise {h['healthy']} fall {h['unhealthy']}"
                 )
+            # An NLB fails open: with every target unhealthy it routes to all of them.
+            if listener["servers"]:
+                out.append("    option allbackups")
+            for j, ip in enumerate(listener["servers"]):
+                out.append(f"    server n{j}-open {ip}:{listener['target_port']} backup")
             out.append("")
     return "\n".join(out) + "\n"
 
