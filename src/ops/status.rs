@@ -125,7 +125,16 @@ async fn member_status(v: &VaultSpec, m: &MemberSpec, raft: &[RaftServer]) -> Me
     let server = raft.iter().find(|s| s.node_id == m.name);
     MemberStatus {
         name: m.name.clone(),
-        address: format!("{}:{}", m.address, m.api_port),
+        address: match v.kube() {
+            // The member's pod, `<cluster>/<namespace>/<pod>`: where `kubectl` finds it.
+            Some(k) => format!(
+                "{}/{}/{}",
+                m.cluster,
+                k.namespace,
+                crate::runtime::kubernetes::member::pod_name(m)
+            ),
+            None => format!("{}:{}", m.address, m.api_port),
+        },
         reachable: health.is_some(),
         initialized: health.as_ref().is_some_and(|h| h.initialized),
         sealed: health.as_ref().is_none_or(|h| h.sealed),
