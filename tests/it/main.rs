@@ -25,6 +25,7 @@ mod kube_cli;
 mod kube_manifests;
 mod kube_nodes;
 mod kube_runtime;
+mod kube_seed;
 mod lifecycle;
 mod log;
 mod login;
