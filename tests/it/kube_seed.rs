@@ -159,6 +159,10 @@ async fn the_seed_runs_on_real_nodes_behind_nlbs_and_destroys_to_nothing() {
         status.contains("healthy: one leader, every member an unsealed voter"),
         "{status}"
     );
+    // Each member by its pod, where kubectl finds it.
+    for (c, _, m) in CLUSTERS {
+        assert!(status.contains(&format!("{c}/vault/{m}-0")), "{status}");
+    }
 
     // The real client: a write through the front endpoint, read back through each region's
     // load balancer.
