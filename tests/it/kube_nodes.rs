@@ -295,7 +295,23 @@ fn a_node_runs_an_openbao_pod_from_the_image_built_here_and_kube_down_leaves_not
     assert!(!std::path::Path::new(&path).exists(), "{path} is left");
 
     let dir = planes.dir.path().to_str().expect("utf-8").to_string();
+    let addresses: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(planes.dir.path().join("nlb/addresses.json")).expect("addresses"),
+    )
+    .expect("JSON");
+    let lb_address = format!(
+        "{}/16",
+        addresses[&dns].as_str().expect("the NLB's address")
+    );
     drop(planes);
+    let bridge = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .expect("ip");
+    assert!(
+        !String::from_utf8_lossy(&bridge.stdout).contains(&format!(" {lb_address} ")),
+        "{lb_address} is left on the bridge"
+    );
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
     assert!(!mounts.contains(&dir), "mounts left under {dir}");
     let procs = Command::new("pgrep")

@@ -188,6 +188,9 @@ def main():
     regions = [r for r in args.regions.split(",") if r]
     addresses_file = os.path.join(state, "addresses.json")
     addresses = json.load(open(addresses_file)) if os.path.exists(addresses_file) else {}
+    for ip in addresses.values():
+        # Kept across a restart; kube-down removed them from the bridge.
+        subprocess.run(["ip", "addr", "add", f"{ip}/16", "dev", BRIDGE], capture_output=True)
     cfg = os.path.join(state, "haproxy.cfg")
     haproxy = None
     stop = []
@@ -203,6 +206,7 @@ def main():
                 if lb["dns"] not in addresses:
                     addresses[lb["dns"]] = new_address()
                     write(addresses_file, json.dumps(addresses, indent=1))
+
             text = haproxy_config(lbs, addresses)
             old = open(cfg).read() if os.path.exists(cfg) else None
             if text != old:
