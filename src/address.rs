@@ -153,6 +153,8 @@ pub enum KubeObject {
     ServiceAccount(String),
     Config(String),
     TlsSecret(String),
+    /// The transit seal's token (and its server's CA), for the server's environment.
+    SealSecret(String),
     Service(String),
     NodePort(String),
     StatefulSet(String),
@@ -177,6 +179,7 @@ impl KubeObject {
             KubeObject::ServiceAccount(m) => ("service-account", m),
             KubeObject::Config(m) => ("config", m),
             KubeObject::TlsSecret(m) => ("tls", m),
+            KubeObject::SealSecret(m) => ("seal", m),
             KubeObject::Service(m) => ("service", m),
             KubeObject::NodePort(m) => ("node-port", m),
             KubeObject::StatefulSet(m) => ("statefulset", m),
@@ -201,6 +204,7 @@ impl KubeObject {
             "service-account" => KubeObject::ServiceAccount(m),
             "config" => KubeObject::Config(m),
             "tls" => KubeObject::TlsSecret(m),
+            "seal" => KubeObject::SealSecret(m),
             "service" => KubeObject::Service(m),
             "node-port" => KubeObject::NodePort(m),
             "statefulset" => KubeObject::StatefulSet(m),
@@ -214,6 +218,7 @@ impl KubeObject {
             KubeObject::ServiceAccount(m)
             | KubeObject::Config(m)
             | KubeObject::TlsSecret(m)
+            | KubeObject::SealSecret(m)
             | KubeObject::Service(m)
             | KubeObject::NodePort(m)
             | KubeObject::StatefulSet(m) => Some(m),

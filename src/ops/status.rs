@@ -69,23 +69,29 @@ async fn seal_report(v: &VaultSpec) -> SealReport {
             problem: None,
         };
     };
-    let status = match v.client(&t.url) {
+    let status = match t.client() {
         Ok(c) => c.seal_status().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
+    };
+    // What brings it back: vaultform starts the server it runs; another is its owner's.
+    let remedy = if t.managed.is_some() {
+        "`vaultform apply FILE` starts vaultform's transit server again"
+    } else {
+        "vaultform does not run this server: bring it back where it runs"
     };
     let (state, problem) = match status {
         Ok(s) if !s.sealed => ("unsealed", None),
         Ok(_) => (
             "sealed",
             Some(format!(
-                "the transit server {} is sealed: members that restart cannot unseal themselves",
+                "the transit server {} is sealed: members that restart cannot unseal themselves; {remedy}",
                 t.url
             )),
         ),
         Err(e) => (
             "down",
             Some(format!(
-                "the transit server {} is down ({e}): members that restart cannot unseal themselves",
+                "the transit server {} is down ({e}): members that restart cannot unseal themselves; {remedy}",
                 t.url
             )),
         ),

@@ -1074,12 +1074,20 @@ fn decode_auth(node: &KdlNode, problems: &mut Vec<Problem>) -> Option<AuthMethod
         let name = rr.arg_string("a role name");
         let policies = rr.list("policies").unwrap_or_default();
         let token_ttl = duration(&mut rr, "token-ttl");
+        let service_accounts = rr.list("service-accounts").unwrap_or_default();
+        let namespaces = rr.list("namespaces").unwrap_or_default();
+        let audience = rr.string("audience");
+        let clusters = rr.list("clusters").unwrap_or_default();
         rr.finish(problems);
         if let Some(name) = name {
             roles.push(AuthRole {
                 name,
                 policies,
                 token_ttl,
+                service_accounts,
+                namespaces,
+                audience,
+                clusters,
             });
         }
     }

@@ -483,12 +483,37 @@ impl AuthKind {
     }
 }
 
-/// An AppRole role: the policies its tokens carry.
+/// A role of an auth method: the policies its tokens carry; for Kubernetes auth, also who
+/// may log in with it (the service accounts and namespaces it binds, the audience their
+/// tokens must carry) and on which EKS clusters' mounts it exists (all when none is named).
 #[derive(Debug, Clone)]
 pub struct AuthRole {
     pub name: Spanned<String>,
     pub policies: Vec<Spanned<String>>,
     pub token_ttl: Option<Spanned<String>>,
+    pub service_accounts: Vec<Spanned<String>>,
+    pub namespaces: Vec<Spanned<String>>,
+    pub audience: Option<Spanned<String>>,
+    pub clusters: Vec<Spanned<String>>,
+}
+
+impl AuthRole {
+    /// Whether the role exists on the mount of EKS cluster `cluster`.
+    pub fn on_cluster(&self, cluster: &str) -> bool {
+        self.clusters.is_empty() || self.clusters.iter().any(|c| c.value == cluster)
+    }
+
+    /// The spans of the settings only Kubernetes auth has, if any is set.
+    pub fn kubernetes_settings(&self) -> Vec<SourceSpan> {
+        self.service_accounts
+            .first()
+            .into_iter()
+            .chain(self.namespaces.first())
+            .chain(&self.audience)
+            .chain(self.clusters.first())
+            .map(|s| s.span)
+            .collect()
+    }
 }
 
 /// An ACL policy, path by path.

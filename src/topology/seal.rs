@@ -207,17 +207,9 @@ pub fn validate(t: &Topology, v: &VaultCluster, problems: &mut Vec<Problem>) {
                 );
             }
         }
-        SealKind::Transit(TransitSeal::Existing { .. }) => {
-            if !local {
-                // Its token would have to reach every pod; KMS needs none (IRSA).
-                problems.push(
-                    Problem::error(Code::Seal, "the Kubernetes runtime unseals with `awskms`, not `transit`")
-                        .label(v.seal.span, "a transit seal")
-                        .label(v.runtime.span, "pods on EKS")
-                        .help("use `seal \"awskms\" key=\"unseal\"` (each pod reaches KMS through its service account's IAM role), or `shamir`"),
-                );
-            }
-        }
+        // On Kubernetes the token reaches each pod through a secret vaultform fills from the
+        // unseal store (`vault.<v>.kube.<cluster>.seal.<member>`).
+        SealKind::Transit(TransitSeal::Existing { .. }) => {}
         SealKind::Awskms { key } => {
             if local {
                 problems.push(

@@ -187,17 +187,20 @@ impl Checker<'_> {
                     .help("use `type=\"approle\"` or `type=\"userpass\"` on the local runtime"),
                 );
             }
-            if a.kind.value != AuthKind::Approle {
+            if a.kind.value == AuthKind::Userpass {
                 for r in &a.roles {
                     self.problems.push(
                         Problem::error(
                             Code::VaultConfig,
-                            format!("roles are declared for approle auth only, not {}", a.kind.value.as_str()),
+                            "roles are declared for approle and kubernetes auth, not userpass",
                         )
-                        .label(r.name.span, "not an approle method")
+                        .label(r.name.span, "a userpass method")
                         .help("userpass users carry passwords, which never go in a topology: create them with `bao write auth/<path>/users/<name>`"),
                     );
                 }
+            }
+            for r in &a.roles {
+                self.auth_role(v, a, r);
             }
             duplicates(
                 "role",
@@ -211,6 +214,72 @@ impl Checker<'_> {
                         self.problems.push(unknown_ref("policy", p, &known));
                     }
                 }
+            }
+        }
+    }
+
+    /// A role's settings match its method: Kubernetes auth binds service accounts and
+    /// namespaces (Vault refuses a role without both) on clusters the Vault cluster uses.
+    fn auth_role(&mut self, v: &VaultCluster, a: &AuthMethod, r: &AuthRole) {
+        if a.kind.value != AuthKind::Kubernetes {
+            for span in r.kubernetes_settings() {
+                self.problems.push(
+                    Problem::error(
+                        Code::VaultConfig,
+                        format!(
+                            "`service-accounts`, `namespaces`, `audience` and `clusters` are settings of kubernetes roles, not of {} roles",
+                            a.kind.value.as_str()
+                        ),
+                    )
+                    .label(span, "only for type=\"kubernetes\"")
+                    .label(a.kind.span, "this method's type")
+                    .help("remove it, or move the role into an `auth \"...\" type=\"kubernetes\"` block"),
+                );
+            }
+            return;
+        }
+        for (what, given) in [
+            ("service-accounts", &r.service_accounts),
+            ("namespaces", &r.namespaces),
+        ] {
+            if given.is_empty() {
+                self.problems.push(
+                    Problem::error(
+                        Code::MissingValue,
+                        format!("the kubernetes role \"{}\" needs `{what}`", r.name.value),
+                    )
+                    .label(r.name.span, format!("no `{what}`"))
+                    .help(format!(
+                        "add `{what}=\"...\"`: the {} whose tokens may log in with it (\"*\" for any)",
+                        if what == "namespaces" { "namespaces" } else { "service accounts" }
+                    )),
+                );
+            }
+        }
+        let mut clusters: Vec<&str> = Vec::new();
+        for m in &v.members {
+            if !clusters.contains(&m.cluster.value.as_str()) {
+                clusters.push(&m.cluster.value);
+            }
+        }
+        for c in &r.clusters {
+            if !clusters.contains(&c.value.as_str()) {
+                let p = Problem::error(
+                    Code::UnknownReference,
+                    format!(
+                        "no member of Vault cluster \"{}\" runs on a cluster named \"{}\"",
+                        v.name.value, c.value
+                    ),
+                )
+                .label(c.span, "no member there: no mount to put the role on");
+                self.problems
+                    .push(match did_you_mean(&c.value, clusters.iter().copied()) {
+                        Some(close) => p.help(format!("did you mean \"{close}\"?")),
+                        None => p.help(format!(
+                            "the clusters with members: {}",
+                            clusters.join(", ")
+                        )),
+                    });
             }
         }
     }

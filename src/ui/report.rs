@@ -169,9 +169,7 @@ pub fn status(c: &ClusterStatus) -> String {
         _ => out.push_str(&format!("  seal: {}\n", c.seal.kind)),
     }
     if let Some(problem) = &c.seal.problem {
-        out.push_str(&format!(
-            "  SEAL DOWN: {problem}; `vaultform apply FILE` starts vaultform's transit server again\n"
-        ));
+        out.push_str(&format!("  SEAL DOWN: {problem}\n"));
     }
     out.push_str(if c.healthy {
         "  healthy: one leader, every member an unsealed voter\n"

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::Client;
-use super::cluster::{cluster_urls, poll, raft_view, wait_until_whole};
+use super::cluster::{cluster_urls, first_with_health, poll, raft_view, wait_until_whole};
 use super::spec::{VaultSpec, Vaults};
 use super::store::{Keys, UnsealStore};
 use petgraph::graph::NodeIndex;
@@ -753,6 +753,10 @@ impl Provider for RaftJoin {
     }
 }
 
+/// How long a read of the raft configuration waits for an election to name a leader: a few
+/// election timeouts.
+const ELECTION_WAIT: Duration = Duration::from_secs(10);
+
 #[async_trait::async_trait]
 impl Provider for RaftVerify {
     fn service(&self) -> &'static str {
@@ -761,11 +765,29 @@ impl Provider for RaftVerify {
 
     async fn read(&self, cx: &Cx<'_>, rs: &ResourceState) -> Result<Observed, OpError> {
         let (v, _) = self.0.part(&rs.address)?;
+        // An election in progress (a member just restarted) names no leader for a moment:
+        // while some member answers unsealed (200 active, 429 standby, 472/473 the other
+        // standbys), the view is waited for that long, not reported as a cluster without
+        // voters. A cluster where no member is unsealed has none.
+        let tls = v.client_tls();
+        let urls = cluster_urls(v);
         let voters = match super::root::token(cx.aws, cx.outputs, v).await {
-            Ok(token) => match raft_view(&v.client_tls(), &cluster_urls(v), &token).await {
-                Ok((voters, 1)) => voters,
-                _ => Vec::new(),
-            },
+            Ok(token) => poll("one raft leader", ELECTION_WAIT, || async {
+                match raft_view(&tls, &urls, &token).await {
+                    Ok((voters, 1)) => Ok(voters),
+                    Ok((_, n)) => Err(format!("{n} leaders")),
+                    Err(e) => {
+                        match first_with_health(&tls, &urls, |s| matches!(s, 200 | 429 | 472 | 473))
+                            .await
+                        {
+                            Some(_) => Err(e),
+                            None => Ok(Vec::new()),
+                        }
+                    }
+                }
+            })
+            .await
+            .unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         Ok(Observed::Present {

@@ -25,9 +25,19 @@ use crate::topology::{
 /// The service account whose token Kubernetes auth reviews workloads' tokens with.
 pub const KUBE_REVIEWER: &str = "vault-token-reviewer";
 
-/// What Kubernetes auth needs from the EKS cluster whose tokens it reviews: the API's CA
-/// (PEM) and the reviewer's token. The Kubernetes runtime answers (the catalog gives it to
-/// this layer); the token is never recorded.
+/// What Kubernetes auth needs from the EKS cluster whose tokens it reviews.
+pub struct ReviewerAccess {
+    /// The API the servers reach, where it is not the endpoint EKS records (an endpoint
+    /// override: a tunnel, an emulator's control plane).
+    pub host: Option<String>,
+    /// The API's CA (PEM).
+    pub ca: String,
+    /// The reviewer's token: never recorded.
+    pub jwt: Secret,
+}
+
+/// The Kubernetes runtime answers what Kubernetes auth needs of a cluster (the catalog gives
+/// it to this layer).
 #[async_trait::async_trait]
 pub trait TokenReviewer: Send + Sync {
     async fn reviewer(
@@ -35,7 +45,7 @@ pub trait TokenReviewer: Send + Sync {
         cx: &Cx<'_>,
         v: &VaultSpec,
         cluster: &str,
-    ) -> Result<(String, Secret), OpError>;
+    ) -> Result<ReviewerAccess, OpError>;
 }
 
 /// One configuration item of a cluster, found by its address.
@@ -45,13 +55,13 @@ enum Item<'a> {
     PkiRole(&'a SecretsEngine, &'a PkiRole),
     /// An auth method; for Kubernetes auth on EKS, its mount on one cluster.
     Auth(&'a AuthMethod, Option<&'a str>),
-    AuthRole(&'a AuthMethod, &'a AuthRole),
+    /// A role; for Kubernetes auth on EKS, on the mount of one cluster.
+    AuthRole(&'a AuthMethod, &'a AuthRole, Option<&'a str>),
     Policy(&'a Policy),
 }
 
 fn lookup<'a>(v: &'a VaultSpec, what: &VaultItem) -> Option<Item<'a>> {
     let engine = |path: &str| v.secrets.iter().find(|s| s.path.value == path);
-    let auth = |path: &str| v.auth.iter().find(|a| a.path.value == path);
     Some(match what {
         VaultItem::Secrets(path) => Item::Engine(engine(path)?),
         VaultItem::RootCa(path) => Item::RootCa(engine(path)?),
@@ -59,23 +69,36 @@ fn lookup<'a>(v: &'a VaultSpec, what: &VaultItem) -> Option<Item<'a>> {
             let s = engine(mount)?;
             Item::PkiRole(s, s.roles.iter().find(|r| &r.name.value == role)?)
         }
-        VaultItem::Auth(path) => match auth(path) {
-            Some(a) => Item::Auth(a, None),
-            None => {
-                // `<path>/<cluster>`: Kubernetes auth's mount on one EKS cluster.
-                let (p, cluster) = path.rsplit_once('/')?;
-                let a = auth(p).filter(|a| a.kind.value == AuthKind::Kubernetes)?;
-                let m = v.members.iter().find(|m| m.cluster == cluster)?;
-                Item::Auth(a, Some(m.cluster.as_str()))
-            }
-        },
+        VaultItem::Auth(path) => {
+            let (a, cluster) = auth_mount(v, path)?;
+            Item::Auth(a, cluster)
+        }
         VaultItem::AuthRole { mount, role } => {
-            let m = auth(mount)?;
-            Item::AuthRole(m, m.roles.iter().find(|r| &r.name.value == role)?)
+            let (a, cluster) = auth_mount(v, mount)?;
+            let r = a.roles.iter().find(|r| &r.name.value == role)?;
+            if cluster.is_some_and(|c| !r.on_cluster(c)) {
+                return None;
+            }
+            Item::AuthRole(a, r, cluster)
         }
         VaultItem::Policy(name) => Item::Policy(v.policies.iter().find(|p| &p.name.value == name)?),
         _ => return None,
     })
+}
+
+/// The auth method mounted at `path`: a method's own path, or `<path>/<cluster>`, Kubernetes
+/// auth's mount on one EKS cluster.
+fn auth_mount<'a>(v: &'a VaultSpec, path: &str) -> Option<(&'a AuthMethod, Option<&'a str>)> {
+    if let Some(a) = v.auth.iter().find(|a| a.path.value == path) {
+        return Some((a, None));
+    }
+    let (p, cluster) = path.rsplit_once('/')?;
+    let a = v
+        .auth
+        .iter()
+        .find(|a| a.path.value == p && a.kind.value == AuthKind::Kubernetes)?;
+    let m = v.members.iter().find(|m| m.cluster == cluster)?;
+    Some((a, Some(m.cluster.as_str())))
 }
 
 /// The declarative configuration of a cluster, once it is whole (after `verify`): policies,
@@ -133,7 +156,7 @@ pub fn graph<'t>(b: &mut Builder<'t>, v: &'t VaultCluster, verify: NodeIndex) {
             for c in clusters {
                 let mount = format!("{}/{c}", a.path.value);
                 let ix = b.g.add(
-                    at(VaultItem::Auth(mount)),
+                    at(VaultItem::Auth(mount.clone())),
                     Kind::AuthMethod,
                     None,
                     a.path.span,
@@ -142,6 +165,8 @@ pub fn graph<'t>(b: &mut Builder<'t>, v: &'t VaultCluster, verify: NodeIndex) {
                 if let Some((cluster, _)) = b.clusters.get(c) {
                     b.g.edge(*cluster, ix);
                 }
+                let roles = a.roles.iter().filter(|r| r.on_cluster(c));
+                auth_roles(b, v, &mount, ix, roles, &policy_ix);
             }
             continue;
         }
@@ -153,17 +178,35 @@ pub fn graph<'t>(b: &mut Builder<'t>, v: &'t VaultCluster, verify: NodeIndex) {
             a.path.span,
         );
         b.g.edge(verify, ix);
-        for r in &a.roles {
-            let role = VaultItem::AuthRole {
-                mount: mount.clone(),
-                role: r.name.value.clone(),
-            };
-            let rix = b.g.add(at(role), Kind::AuthRole, None, r.name.span);
-            b.g.edge(ix, rix);
-            for p in &r.policies {
-                if let Some(pix) = policy_ix.get(p.value.as_str()) {
-                    b.g.edge(*pix, rix);
-                }
+        auth_roles(b, v, mount, ix, a.roles.iter(), &policy_ix);
+    }
+}
+
+/// The roles of the auth method mounted at `mount` (node `method`), each after the policies
+/// it names.
+fn auth_roles<'t>(
+    b: &mut Builder<'t>,
+    v: &'t VaultCluster,
+    mount: &str,
+    method: NodeIndex,
+    roles: impl Iterator<Item = &'t AuthRole>,
+    policy_ix: &HashMap<&str, NodeIndex>,
+) {
+    for r in roles {
+        let role = VaultItem::AuthRole {
+            mount: mount.to_string(),
+            role: r.name.value.clone(),
+        };
+        let rix = b.g.add(
+            Address::vault(&v.name.value, role),
+            Kind::AuthRole,
+            None,
+            r.name.span,
+        );
+        b.g.edge(method, rix);
+        for p in &r.policies {
+            if let Some(pix) = policy_ix.get(p.value.as_str()) {
+                b.g.edge(*pix, rix);
             }
         }
     }
@@ -177,7 +220,10 @@ fn api_path(item: &Item) -> String {
         Item::PkiRole(s, r) => format!("{}/roles/{}", s.path.value, r.name.value),
         Item::Auth(m, None) => format!("sys/auth/{}", m.path.value),
         Item::Auth(m, Some(c)) => format!("sys/auth/{}/{c}", m.path.value),
-        Item::AuthRole(m, r) => format!("auth/{}/role/{}", m.path.value, r.name.value),
+        Item::AuthRole(m, r, None) => format!("auth/{}/role/{}", m.path.value, r.name.value),
+        Item::AuthRole(m, r, Some(c)) => {
+            format!("auth/{}/{c}/role/{}", m.path.value, r.name.value)
+        }
         Item::Policy(p) => format!("sys/policies/acl/{}", p.name.value),
     }
 }
@@ -236,12 +282,29 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
             );
             format!("{}/{c}", a.path.value)
         }
-        Item::AuthRole(_, r) => {
-            let mut policies: Vec<&str> = r.policies.iter().map(|p| p.value.as_str()).collect();
-            policies.sort();
-            m.insert("token_policies".into(), json!(policies));
+        Item::AuthRole(a, r, _) => {
+            let sorted = |l: &[crate::topology::Spanned<String>]| {
+                let mut l: Vec<&str> = l.iter().map(|p| p.value.as_str()).collect();
+                l.sort();
+                l.dedup();
+                json!(l)
+            };
+            m.insert("token_policies".into(), sorted(&r.policies));
             if let Some(t) = &r.token_ttl {
                 m.insert("token_ttl".into(), json!(t.value));
+            }
+            if a.kind.value == AuthKind::Kubernetes {
+                m.insert(
+                    "bound_service_account_names".into(),
+                    sorted(&r.service_accounts),
+                );
+                m.insert(
+                    "bound_service_account_namespaces".into(),
+                    sorted(&r.namespaces),
+                );
+                if let Some(aud) = &r.audience {
+                    m.insert("audience".into(), json!(aud.value));
+                }
             }
             r.name.value.clone()
         }
@@ -414,18 +477,28 @@ async fn current(
                     );
                 }
                 Item::AuthRole(..) => {
-                    let mut p: Vec<String> = d["token_policies"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| p.as_str().map(str::to_owned))
-                        .collect();
-                    p.sort();
-                    m.insert("token_policies".into(), json!(p));
+                    let sorted = |key: &str| {
+                        let mut l: Vec<String> = d[key]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|p| p.as_str().map(str::to_owned))
+                            .collect();
+                        l.sort();
+                        json!(l)
+                    };
+                    m.insert("token_policies".into(), sorted("token_policies"));
                     m.insert(
                         "token_ttl".into(),
                         duration_as_recorded(recorded.get("token_ttl"), secs(&d["token_ttl"])),
                     );
+                    for key in [
+                        "bound_service_account_names",
+                        "bound_service_account_namespaces",
+                    ] {
+                        m.insert(key.into(), sorted(key));
+                    }
+                    m.insert("audience".into(), d["audience"].clone());
                 }
                 _ => {
                     m.insert("rules".into(), d["policy"].clone());
@@ -590,25 +663,28 @@ impl Provider for Config {
                     d.address
                 ))
             })?;
-            let (ca, jwt) = reviewer.reviewer(cx, v, cluster).await?;
+            let access = reviewer.reviewer(cx, v, cluster).await?;
             let host = d
                 .attrs
                 .get("kubernetes_host")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             // `{{<cluster address>:endpoint}}`: the cluster's recorded API endpoint.
-            let host = match host
-                .strip_prefix("{{")
-                .and_then(|h| h.strip_suffix("}}"))
-                .and_then(Address::parse_reference)
-            {
-                Some((address, key)) => cx.output(address, key)?.to_string(),
-                None => host.to_string(),
+            let host = match access.host {
+                Some(h) => h,
+                None => match host
+                    .strip_prefix("{{")
+                    .and_then(|h| h.strip_suffix("}}"))
+                    .and_then(Address::parse_reference)
+                {
+                    Some((address, key)) => cx.output(address, key)?.to_string(),
+                    None => host.to_string(),
+                },
             };
             let body = json!({
                 "kubernetes_host": host,
-                "kubernetes_ca_cert": ca,
-                "token_reviewer_jwt": jwt.expose(),
+                "kubernetes_ca_cert": access.ca,
+                "token_reviewer_jwt": access.jwt.expose(),
                 "disable_local_ca_jwt": true,
             });
             c.write(

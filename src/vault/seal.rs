@@ -43,6 +43,27 @@ pub struct TransitSpec {
     pub ca_file: Option<PathBuf>,
 }
 
+impl TransitSpec {
+    /// A client for the transit server, trusting the CA its TLS chains to (the cluster's
+    /// for the server vaultform runs, `ca-cert` for an existing one; else the system's).
+    pub fn client(&self) -> Result<super::Client, super::VaultError> {
+        let ca_pem = match &self.ca_file {
+            Some(f) => Some(
+                std::fs::read(f)
+                    .map_err(|e| super::VaultError::Settings(format!("{}: {e}", f.display())))?,
+            ),
+            None => None,
+        };
+        super::Client::new(
+            &self.url,
+            &super::TlsSettings {
+                ca_pem,
+                server_name: None,
+            },
+        )
+    }
+}
+
 impl SealSpec {
     /// `shamir`, `transit` or `awskms`: the type the server reports in `sys/seal-status`.
     pub fn kind_name(&self) -> &'static str {

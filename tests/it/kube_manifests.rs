@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use vaultform::runtime::kubernetes::manifests::{self, KubeMember, KubeVault, node_ports};
+use vaultform::runtime::kubernetes::manifests::{
+    self, KubeMember, KubeSeal, KubeVault, node_ports,
+};
 
 use crate::support::testbed::bin_dir;
 
@@ -37,7 +39,9 @@ pub fn member(index: u16, region: &str) -> KubeMember {
         join_url: (index > 0).then(|| {
             "https://bv-0-0123456789abcdef.elb.eu-central-1.amazonaws.com:8200".to_string()
         }),
-        kms_key_id: format!("arn:aws:kms:{region}:123456789012:key/mrk-1234"),
+        seal: KubeSeal::Awskms {
+            kms_key_id: format!("arn:aws:kms:{region}:123456789012:key/mrk-1234"),
+        },
         role_arn: format!("arn:aws:iam::123456789012:role/bv-vault-{index}"),
         node_ports: node_ports(0),
         tls_cert: PEM.into(),

@@ -31,7 +31,7 @@ fn failed(cluster: &str, message: impl std::fmt::Display) -> OpError {
 }
 
 /// The override of `cluster` in the [`ENDPOINTS_ENV`] file, if any.
-fn override_of(cluster: &str, region: &str) -> Result<Option<ClusterAccess>, OpError> {
+pub(super) fn override_of(cluster: &str, region: &str) -> Result<Option<ClusterAccess>, OpError> {
     let Some(file) = std::env::var_os(ENDPOINTS_ENV) else {
         return Ok(None);
     };

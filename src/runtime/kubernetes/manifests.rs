@@ -12,10 +12,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
-    HTTPGetAction, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    Secret, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    EnvVarSource, HTTPGetAction, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
@@ -27,6 +28,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 pub const CONFIG_DIR: &str = "/vault/config";
 pub const TLS_DIR: &str = "/vault/tls";
 pub const DATA_DIR: &str = "/vault/data";
+/// Where the transit seal's secret is mounted (its server's CA).
+pub const SEAL_DIR: &str = "/vault/seal";
+/// The environment variable the server reads the transit seal's token from: `VAULT_` for
+/// Vault and OpenBao alike (OpenBao has no `BAO_` form of it).
+pub const TRANSIT_TOKEN_ENV: &str = "VAULT_TRANSIT_SEAL_TOKEN";
 /// The annotation IRSA's webhook reads to give a pod the role's credentials.
 pub const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// The label that picks one member's pod.
@@ -73,8 +79,8 @@ pub struct KubeMember {
     /// `https://<bootstrap member's load balancer>:<api port>`; `None` for the bootstrap
     /// member itself.
     pub join_url: Option<String>,
-    /// The awskms seal's key: ID, ARN or alias.
-    pub kms_key_id: String,
+    /// How the server unseals.
+    pub seal: KubeSeal,
     /// The IAM role its service account assumes (IRSA).
     pub role_arn: String,
     /// Fixed node ports for the API and cluster ports (see [`node_ports`]).
@@ -83,6 +89,24 @@ pub struct KubeMember {
     pub tls_cert: String,
     pub tls_key: String,
     pub tls_ca: String,
+}
+
+/// A member's seal, as its configuration says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeSeal {
+    /// No stanza: vaultform unseals with the stored shares.
+    Shamir,
+    /// The awskms seal's key: ID, ARN or alias; credentials through IRSA.
+    Awskms { kms_key_id: String },
+    /// A transit server outside the cluster. Its token is never in the ConfigMap: the server
+    /// reads it from [`TRANSIT_TOKEN_ENV`], set from the member's seal secret (`token`),
+    /// which also carries the server's CA (`ca.crt`, at [`SEAL_DIR`]) when `ca` is set.
+    Transit {
+        address: String,
+        key_name: String,
+        mount: String,
+        ca: bool,
+    },
 }
 
 /// The objects of one member, in the order they are created.
@@ -256,12 +280,7 @@ storage "raft" {{
   node_id = {node}
   performance_multiplier = 1
 {join}}}
-
-seal "awskms" {{
-  region     = {region}
-  kms_key_id = {key}
-}}
-"#,
+{seal}"#,
         disable_mlock = !v.mlock,
         name = hcl(&v.name),
         api = hcl(&api),
@@ -269,9 +288,38 @@ seal "awskms" {{
         api_port = v.api_port,
         cluster_port = v.cluster_port,
         node = hcl(&m.name),
-        region = hcl(&m.region),
-        key = hcl(&m.kms_key_id),
+        seal = seal_stanza(m),
     )
+}
+
+/// The `seal` stanza of a member's configuration, after a blank line; none for Shamir.
+fn seal_stanza(m: &KubeMember) -> String {
+    match &m.seal {
+        KubeSeal::Shamir => String::new(),
+        KubeSeal::Awskms { kms_key_id } => format!(
+            "\nseal \"awskms\" {{\n  region     = {}\n  kms_key_id = {}\n}}\n",
+            hcl(&m.region),
+            hcl(kms_key_id),
+        ),
+        KubeSeal::Transit {
+            address,
+            key_name,
+            mount,
+            ca,
+        } => {
+            let ca = if *ca {
+                format!("  tls_ca_cert = {}\n", hcl(&format!("{SEAL_DIR}/ca.crt")))
+            } else {
+                String::new()
+            };
+            format!(
+                "\nseal \"transit\" {{\n  address    = {}\n  key_name   = {}\n  mount_path = {}\n{ca}}}\n",
+                hcl(address),
+                hcl(key_name),
+                hcl(&format!("{}/", mount.trim_matches('/'))),
+            )
+        }
+    }
 }
 
 /// Every object of one member.
@@ -292,6 +340,10 @@ fn config_name(m: &KubeMember) -> String {
 
 fn tls_name(m: &KubeMember) -> String {
     format!("{}-tls", m.name)
+}
+
+fn seal_name(m: &KubeMember) -> String {
+    format!("{}-seal", m.name)
 }
 
 fn headless_name(m: &KubeMember) -> String {
@@ -333,6 +385,22 @@ pub fn tls(v: &KubeVault, m: &KubeMember) -> Secret {
             ("tls.key".to_string(), bytes(&m.tls_key)),
             ("ca.crt".to_string(), bytes(&m.tls_ca)),
         ])),
+        ..Secret::default()
+    }
+}
+
+/// The transit seal's secret of a member: its token (`token`) and, when the server's TLS
+/// chains to a CA of its own, that CA (`ca.crt`); the values are filled in when it is sent.
+pub fn seal_secret(v: &KubeVault, m: &KubeMember) -> Secret {
+    let ca = matches!(m.seal, KubeSeal::Transit { ca: true, .. });
+    let mut data = BTreeMap::from([("token".to_string(), ByteString(Vec::new()))]);
+    if ca {
+        data.insert("ca.crt".to_string(), ByteString(Vec::new()));
+    }
+    Secret {
+        metadata: meta(v, &seal_name(m), member_labels(v, m)),
+        type_: s("Opaque"),
+        data: Some(data),
         ..Secret::default()
     }
 }
@@ -410,6 +478,7 @@ pub fn statefulset(v: &KubeVault, m: &KubeMember) -> StatefulSet {
         read_only: (name != "data").then_some(true),
         ..VolumeMount::default()
     };
+    let transit_ca = matches!(m.seal, KubeSeal::Transit { ca: true, .. });
     let container = Container {
         name: "server".into(),
         image: Some(format!("{}:{}", v.image, v.version)),
@@ -418,23 +487,39 @@ pub fn statefulset(v: &KubeVault, m: &KubeMember) -> StatefulSet {
             "server".into(),
             format!("-config={CONFIG_DIR}/config.hcl"),
         ]),
-        env: Some(vec![
-            EnvVar {
-                name: format!("{env_prefix}_ADDR"),
-                value: Some(format!("https://127.0.0.1:{}", v.api_port)),
+        env: Some(
+            vec![
+                EnvVar {
+                    name: format!("{env_prefix}_ADDR"),
+                    value: Some(format!("https://127.0.0.1:{}", v.api_port)),
+                    ..EnvVar::default()
+                },
+                EnvVar {
+                    name: format!("{env_prefix}_CACERT"),
+                    value: Some(format!("{TLS_DIR}/ca.crt")),
+                    ..EnvVar::default()
+                },
+                EnvVar {
+                    name: "AWS_REGION".into(),
+                    value: Some(m.region.clone()),
+                    ..EnvVar::default()
+                },
+            ]
+            .into_iter()
+            .chain(matches!(m.seal, KubeSeal::Transit { .. }).then(|| EnvVar {
+                name: TRANSIT_TOKEN_ENV.into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: seal_name(m),
+                        key: "token".into(),
+                        ..SecretKeySelector::default()
+                    }),
+                    ..EnvVarSource::default()
+                }),
                 ..EnvVar::default()
-            },
-            EnvVar {
-                name: format!("{env_prefix}_CACERT"),
-                value: Some(format!("{TLS_DIR}/ca.crt")),
-                ..EnvVar::default()
-            },
-            EnvVar {
-                name: "AWS_REGION".into(),
-                value: Some(m.region.clone()),
-                ..EnvVar::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ports: Some(vec![
             ContainerPort {
                 name: s("api"),
@@ -480,11 +565,16 @@ pub fn statefulset(v: &KubeVault, m: &KubeMember) -> StatefulSet {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_DIR),
-            mount("tls", TLS_DIR),
-            mount("data", DATA_DIR),
-        ]),
+        volume_mounts: Some(
+            [
+                mount("config", CONFIG_DIR),
+                mount("tls", TLS_DIR),
+                mount("data", DATA_DIR),
+            ]
+            .into_iter()
+            .chain(transit_ca.then(|| mount("seal", SEAL_DIR)))
+            .collect(),
+        ),
         ..Container::default()
     };
     let anti_affinity = Affinity {
@@ -523,25 +613,43 @@ pub fn statefulset(v: &KubeVault, m: &KubeMember) -> StatefulSet {
         termination_grace_period_seconds: Some(30),
         affinity: Some(anti_affinity),
         containers: vec![container],
-        volumes: Some(vec![
-            Volume {
-                name: "config".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: config_name(m),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "tls".into(),
+        volumes: Some(
+            vec![
+                Volume {
+                    name: "config".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: config_name(m),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "tls".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(tls_name(m)),
+                        default_mode: Some(0o440),
+                        ..SecretVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+            ]
+            .into_iter()
+            .chain(transit_ca.then(|| Volume {
+                name: "seal".into(),
                 secret: Some(SecretVolumeSource {
-                    secret_name: Some(tls_name(m)),
+                    secret_name: Some(seal_name(m)),
+                    items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
+                        key: "ca.crt".into(),
+                        path: "ca.crt".into(),
+                        ..Default::default()
+                    }]),
                     default_mode: Some(0o440),
                     ..SecretVolumeSource::default()
                 }),
                 ..Volume::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ..PodSpec::default()
     };
     StatefulSet {
@@ -616,7 +724,9 @@ mod tests {
             region: "eu-west-1".into(),
             advertise_host: "nlb-1.elb.eu-west-1.amazonaws.com".into(),
             join_url: join.map(str::to_string),
-            kms_key_id: "alias/bv-unseal".into(),
+            seal: KubeSeal::Awskms {
+                kms_key_id: "alias/bv-unseal".into(),
+            },
             role_arn: "arn:aws:iam::123456789012:role/r".into(),
             node_ports: node_ports(0),
             tls_cert: "C".into(),
@@ -676,7 +786,9 @@ mod tests {
             let mut mm = m(Some("https://j"));
             mm.name = member.clone();
             mm.advertise_host = host.clone();
-            mm.kms_key_id = key.clone();
+            mm.seal = KubeSeal::Awskms {
+                kms_key_id: key.clone(),
+            };
             let (structure, strings) = lex(&server_config(&v, &mm)).unwrap();
             proptest::prop_assert_eq!(&structure, &plain.0);
             proptest::prop_assert!(strings.contains(&name));
@@ -685,6 +797,40 @@ mod tests {
             let api = format!("https://{}:8200", host);
             proptest::prop_assert!(strings.contains(&api));
         }
+    }
+
+    #[test]
+    fn the_transit_token_comes_from_the_seal_secret_not_the_config() {
+        let mut mm = m(None);
+        mm.seal = KubeSeal::Transit {
+            address: "https://transit.internal:8200".into(),
+            key_name: "autounseal-bv".into(),
+            mount: "/transit/".into(),
+            ca: true,
+        };
+        let hcl = server_config(&vault(false), &mm);
+        assert!(hcl.contains("seal \"transit\""), "{hcl}");
+        assert!(hcl.contains("mount_path = \"transit/\""), "{hcl}");
+        assert!(
+            hcl.contains("tls_ca_cert = \"/vault/seal/ca.crt\""),
+            "{hcl}"
+        );
+        assert!(!hcl.contains("token"), "{hcl}");
+        let sts = statefulset(&vault(false), &mm);
+        let pod = sts.spec.unwrap().template.spec.unwrap();
+        let env = pod.containers[0].env.clone().unwrap();
+        let token = env.iter().find(|e| e.name == TRANSIT_TOKEN_ENV).unwrap();
+        let from = token.value_from.clone().unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("vault-1-seal", "token")
+        );
+        assert!(pod.volumes.unwrap().iter().any(|v| v.name == "seal"));
+        let secret = seal_secret(&vault(false), &mm);
+        let keys: Vec<&String> = secret.data.as_ref().unwrap().keys().collect();
+        assert_eq!(keys, ["ca.crt", "token"]);
+        mm.seal = KubeSeal::Shamir;
+        assert!(!server_config(&vault(false), &mm).contains("seal"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::apply::{self as kapply, ObjectRef};
 use super::clusters::Clusters;
-use super::manifests::{self, KubeMember, KubeVault};
+use super::manifests::{self, KubeMember, KubeSeal, KubeVault};
 use crate::address::{Address, KubeObject, RegionItem, Role, VaultItem};
 use crate::graph::{Builder, Kind};
 use crate::provider::{Cx, Desired, Observed, OpError, Provider, Recorded};
@@ -156,12 +156,16 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
                 .tls
                 .enabled
                 .then(|| object(b, KubeObject::TlsSecret(name.clone()), &[cert]));
+            // The transit seal's token, from the unseal store (after the role, after the
+            // store's buckets).
+            let seal = matches!(v.seal.kind, SealKind::Transit(_))
+                .then(|| object(b, KubeObject::SealSecret(name.clone()), &[role]));
             let headless = object(b, KubeObject::Service(name.clone()), &[]);
             let node_port = object(b, KubeObject::NodePort(name.clone()), &[]);
             let sts = object(
                 b,
                 KubeObject::StatefulSet(name.clone()),
-                &[Some(sa), Some(config), secret, Some(headless), cert],
+                &[Some(sa), Some(config), secret, seal, Some(headless), cert],
             );
             if let Some(member) =
                 b.g.get(Address::vault(vn, VaultItem::Member(name)).as_str())
@@ -178,6 +182,10 @@ pub fn graph(b: &mut Builder<'_>, t: &Topology) {
 fn file_ref(how: &str, file: &str) -> String {
     format!("{{{{{how}:{file}}}}}")
 }
+
+/// The reference kind of an unseal-store object (after the store's prefix), decrypted and
+/// base64-encoded when sent: it is never in the state or the plan.
+const STORE_REF: &str = "store-base64";
 
 fn lb_address(v: &VaultSpec, lb: &str) -> Option<Address> {
     let region = v.proxy_regions.get(lb)?;
@@ -228,18 +236,26 @@ fn kube_member(v: &VaultSpec, m: &MemberSpec) -> Option<KubeMember> {
             ))
         })
         .flatten();
-    let kms_key_id = match &v.seal {
+    let seal = match &v.seal {
         // A multi-Region key has the same ID in every region: each member uses its own
         // region's replica through it.
-        SealSpec::Awskms { key_address } => key_address.reference("key_id"),
-        _ => String::new(),
+        SealSpec::Awskms { key_address } => KubeSeal::Awskms {
+            kms_key_id: key_address.reference("key_id"),
+        },
+        SealSpec::Transit(t) => KubeSeal::Transit {
+            address: t.url.clone(),
+            key_name: t.key_name.clone(),
+            mount: t.mount.clone(),
+            ca: t.ca_file.is_some(),
+        },
+        SealSpec::Shamir => KubeSeal::Shamir,
     };
     Some(KubeMember {
         name: m.name.clone(),
         region: m.region.clone(),
         advertise_host: host,
         join_url,
-        kms_key_id,
+        seal,
         role_arn: Address::role(Role::Vault(v.name.clone())).reference("arn"),
         node_ports: m.node_ports.unwrap_or_else(|| manifests::node_ports(0)),
         tls_cert: String::new(),
@@ -262,16 +278,15 @@ pub fn manifest(v: &VaultSpec, cluster: &str, object: &KubeObject) -> Option<Val
         KubeObject::ServiceAccount(m) => {
             value(ObjectRef::of(&manifests::service_account(&kv, &member(m)?)))?
         }
-        KubeObject::Config(m) => {
-            let km = member(m)?;
-            let mut j = value(ObjectRef::of(&manifests::config(&kv, &km)))?;
-            if km.kms_key_id.is_empty() {
-                // Shamir: no seal stanza; vaultform unseals with the stored shares.
-                if let Some(text) = j.pointer_mut("/data/config.hcl") {
-                    let hcl = text.as_str().unwrap_or_default();
-                    let cut = hcl.find("\nseal \"awskms\"").unwrap_or(hcl.len());
-                    *text = json!(format!("{}\n", hcl[..cut].trim_end()));
-                }
+        KubeObject::Config(m) => value(ObjectRef::of(&manifests::config(&kv, &member(m)?)))?,
+        KubeObject::SealSecret(m) => {
+            let mut j = value(ObjectRef::of(&manifests::seal_secret(&kv, &member(m)?)))?;
+            let SealSpec::Transit(t) = &v.seal else {
+                return None;
+            };
+            j["data"]["token"] = json!(file_ref(STORE_REF, crate::vault::seal::TRANSIT_TOKEN));
+            if let Some(ca) = &t.ca_file {
+                j["data"]["ca.crt"] = json!(file_ref("file-base64", &ca.display().to_string()));
             }
             j
         }
@@ -454,25 +469,85 @@ fn attribute_of(diff_path: &str, attrs: &Map<String, Value>) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 // References, resolved when an object is sent.
 
-/// `value` with every `{{...}}` reference replaced.
-fn resolve(value: &Value, cx: &Cx<'_>, v: &VaultSpec) -> Result<Value, OpError> {
+/// The unseal-store objects `value` refers to (`{{store-base64:<name>}}`), read once each,
+/// base64-encoded.
+async fn store_objects(
+    value: &Value,
+    cx: &Cx<'_>,
+    v: &VaultSpec,
+) -> Result<BTreeMap<String, crate::vault::Secret>, OpError> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find(&format!("{{{{{STORE_REF}:")) {
+                    let after = &rest[start + STORE_REF.len() + 3..];
+                    let Some(end) = after.find("}}") else { break };
+                    out.push(after[..end].to_string());
+                    rest = &after[end..];
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    walk(value, &mut names);
+    let mut out = BTreeMap::new();
+    for name in names {
+        if out.contains_key(&name) {
+            continue;
+        }
+        let store = v.unseal_store(cx.outputs)?;
+        let secret = store
+            .load_object(cx.aws, &name)
+            .await
+            .map_err(|e| OpError::retryable(e.to_string()))?
+            .ok_or_else(|| {
+                OpError::fatal(format!(
+                    "{}{name} is not in the unseal store of {}: put it there first (docs/operations.md, Seals)",
+                    v.prefix, v.name
+                ))
+            })?;
+        out.insert(
+            name,
+            crate::vault::Secret::new(STANDARD.encode(secret.expose().as_bytes())),
+        );
+    }
+    Ok(out)
+}
+
+/// `value` with every `{{...}}` reference replaced; `store` holds the unseal-store objects
+/// it refers to ([`store_objects`]).
+fn resolve(
+    value: &Value,
+    cx: &Cx<'_>,
+    v: &VaultSpec,
+    store: &BTreeMap<String, crate::vault::Secret>,
+) -> Result<Value, OpError> {
     Ok(match value {
-        Value::String(s) => Value::String(resolve_text(s, cx, v)?),
+        Value::String(s) => Value::String(resolve_text(s, cx, v, store)?),
         Value::Array(a) => Value::Array(
             a.iter()
-                .map(|x| resolve(x, cx, v))
+                .map(|x| resolve(x, cx, v, store))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, x)| Ok((k.clone(), resolve(x, cx, v)?)))
+                .map(|(k, x)| Ok((k.clone(), resolve(x, cx, v, store)?)))
                 .collect::<Result<_, OpError>>()?,
         ),
         other => other.clone(),
     })
 }
 
-fn resolve_text(text: &str, cx: &Cx<'_>, v: &VaultSpec) -> Result<String, OpError> {
+fn resolve_text(
+    text: &str,
+    cx: &Cx<'_>,
+    v: &VaultSpec,
+    store: &BTreeMap<String, crate::vault::Secret>,
+) -> Result<String, OpError> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -503,6 +578,11 @@ fn resolve_text(text: &str, cx: &Cx<'_>, v: &VaultSpec) -> Result<String, OpErro
                         .collect()
                 }
             }
+            STORE_REF => store
+                .get(key)
+                .ok_or_else(|| OpError::fatal(format!("{key}: not read from the unseal store")))?
+                .expose()
+                .to_string(),
             address => cx.output(address, key)?.to_string(),
         });
         rest = &rest[start + len + 2..];
@@ -599,7 +679,8 @@ impl KubeObjects {
         let manifest = unflatten(&d.attrs)
             .ok_or_else(|| OpError::fatal(format!("{}: attributes are no manifest", d.address)))?;
         let target = object_ref(&manifest)?;
-        let resolved = resolve(&manifest, cx, v)?;
+        let store = store_objects(&manifest, cx, v).await?;
+        let resolved = resolve(&manifest, cx, v, &store)?;
         let client = self.client(cx, v, cluster).await?;
         let stored = kapply::apply(&client, &target, &resolved)
             .await
@@ -628,7 +709,8 @@ impl Provider for KubeObjects {
         };
         let target = object_ref(&manifest)?;
         // References that cannot be resolved any more compare as they are recorded.
-        let resolved = resolve(&manifest, cx, v).unwrap_or_else(|_| manifest.clone());
+        let store = store_objects(&manifest, cx, v).await.unwrap_or_default();
+        let resolved = resolve(&manifest, cx, v, &store).unwrap_or_else(|_| manifest.clone());
         let client = match self.client(cx, v, cluster).await {
             Ok(c) => c,
             // The cluster was deleted outside vaultform: so was everything on it.

@@ -11,7 +11,7 @@ use super::clusters::Clusters;
 use super::manifests::reviewer_token_name;
 use crate::provider::{Cx, OpError};
 use crate::vault::Secret;
-use crate::vault::config::TokenReviewer;
+use crate::vault::config::{ReviewerAccess, TokenReviewer};
 use crate::vault::spec::VaultSpec;
 
 /// The Kubernetes runtime's answer to [`TokenReviewer`].
@@ -26,7 +26,7 @@ impl TokenReviewer for Reviewer {
         cx: &Cx<'_>,
         v: &VaultSpec,
         cluster: &str,
-    ) -> Result<(String, Secret), OpError> {
+    ) -> Result<ReviewerAccess, OpError> {
         let m = v
             .members
             .iter()
@@ -51,8 +51,9 @@ impl TokenReviewer for Reviewer {
                     OpError::retryable(format!("secret {ns}/{name} on {cluster} has no {k} yet"))
                 })
         };
-        let token = Secret::new(field("token")?);
+        let jwt = Secret::new(field("token")?);
         let ca = field("ca.crt")?;
-        Ok((ca, token))
+        let host = super::clusters::override_of(cluster, &m.region)?.map(|a| a.endpoint);
+        Ok(ReviewerAccess { host, ca, jwt })
     }
 }
