@@ -10,6 +10,7 @@
 //! previous killed run left and is killed at the next such event; the last run converges. (An
 //! operation in flight at a kill is finished by the next run without events of its own: a
 //! target that never showed is tried again in a fresh stack.)
+//! The same on the Kubernetes test bed, for the seed: `kube_seed::the_seed_killed_at_...`.
 //! `scripts/kill-every-event` runs the exhaustive sweep (the `#[ignore]`d test below): one
 //! fresh stack per event number, killed there, applied again, checked and destroyed.
 
@@ -46,9 +47,9 @@ fn topology(net: &str) -> String {
 
 /// One progress event of `apply --json`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    event: String,
-    address: String,
+pub(crate) struct Event {
+    pub(crate) event: String,
+    pub(crate) address: String,
 }
 
 impl std::fmt::Display for Event {
@@ -57,7 +58,7 @@ impl std::fmt::Display for Event {
     }
 }
 
-fn event(line: &str) -> Option<Event> {
+pub(crate) fn event(line: &str) -> Option<Event> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let event = v["event"].as_str()?;
     if event != "started" && event != "finished" {
@@ -70,7 +71,7 @@ fn event(line: &str) -> Option<Event> {
 }
 
 /// A resource's kind: the variant of its typed address (`Subnet`, `Listener`, `Join`, ...).
-fn kind(address: &str) -> String {
+pub(crate) fn kind(address: &str) -> String {
     let a: Address = address.parse().expect("an address");
     let variant = match a.item() {
         Item::IamRole(_) => "IamRole".to_string(),

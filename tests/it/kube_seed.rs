@@ -13,12 +13,16 @@
 //!
 //! With transit: the members unseal themselves, so a pod deleted, or a whole node restarted,
 //! comes back an unsealed voter with nobody running vaultform.
+//!
+//! Killed: apply SIGKILLed at an event of every kind of the Kubernetes part, the init made to
+//! finish without its keys among them, converges on the next runs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
+use crate::kill_every_event::Event;
 use crate::support::aws::Api as AwsApi;
 use crate::support::control_plane::ControlPlanes;
 use crate::support::testbed::{Moto, bin_dir};
@@ -62,8 +66,14 @@ fn topology(seal: &str) -> String {
 
 /// `scripts/testbed kube-exec DIR -- CMD...` with moto's endpoint and the test credentials.
 fn kube_exec(planes: &ControlPlanes, d: &Path, ep: &str, cmd: &[&str]) -> Output {
-    Command::new(root().join("scripts/testbed"))
-        .arg("kube-exec")
+    kube_command(planes, d, ep, cmd)
+        .output()
+        .expect("kube-exec")
+}
+
+fn kube_command(planes: &ControlPlanes, d: &Path, ep: &str, cmd: &[&str]) -> Command {
+    let mut c = Command::new(root().join("scripts/testbed"));
+    c.arg("kube-exec")
         .arg(planes.dir.path())
         .arg("--")
         .args(cmd)
@@ -81,9 +91,8 @@ fn kube_exec(planes: &ControlPlanes, d: &Path, ep: &str, cmd: &[&str]) -> Output
                 std::env::var("PATH").unwrap_or_default()
             ),
         )
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("kube-exec")
+        .env_remove("AWS_PROFILE");
+    c
 }
 
 fn vaultform(planes: &ControlPlanes, d: &Path, ep: &str, args: &[&str]) -> Output {
@@ -181,6 +190,52 @@ impl Seed {
 
     fn vaultform(&self, args: &[&str]) -> Output {
         vaultform(&self.planes, self.d(), &self.ep, args)
+    }
+
+    /// `apply --json`, SIGKILLed at the first progress event `hit` accepts (or run to its
+    /// end): the event, whether the process was still alive to die of it, its exit status
+    /// and what it printed besides the events.
+    fn apply_killed_at(
+        &self,
+        mut hit: impl FnMut(&Event) -> bool,
+    ) -> (Option<Event>, bool, std::process::ExitStatus, String) {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::ExitStatusExt;
+        let vf = env!("CARGO_BIN_EXE_vaultform");
+        // kube-exec execs the command in its own process: the PID is vaultform's.
+        let mut child = kube_command(
+            &self.planes,
+            self.d(),
+            &self.ep,
+            &[vf, "apply", "aws-eu.kdl", "--auto-approve", "--json"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut killed_at = None;
+        let mut other = String::new();
+        for line in BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            let Some(e) = crate::kill_every_event::event(&line) else {
+                other.push_str(&line);
+                other.push('\n');
+                continue;
+            };
+            if hit(&e) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                killed_at = Some(e);
+                break;
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let alive = killed_at.is_some() && out.status.signal() == Some(9);
+        (killed_at, alive, out.status, other + &stderr(&out))
     }
 
     /// Apply, from the node pools to three voters, with the assertions every seal shares.
@@ -717,4 +772,203 @@ async fn with_a_transit_seal_a_pod_deleted_or_a_node_restarted_heals_without_vau
     );
 
     seed.destroy().await;
+}
+
+/// The Kubernetes part of the seed's apply (the Vault cluster's objects and bootstrap steps)
+/// SIGKILLed at the started and the finished event of one resource of each of its kinds, one
+/// after another in one stack, each run resuming what the killed one left; before them, its
+/// init finished after its client died (the keys nowhere), which the next run recognises,
+/// wipes (the member's claim deleted) and initialises again. Then a plain apply converges:
+/// nothing left to do, a healthy cluster, one StatefulSet, pod and claim per member; destroy
+/// leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_killed_at_an_event_of_every_kind_of_its_kubernetes_part_converges() {
+    use crate::kill_every_event::kind;
+    use std::collections::BTreeSet;
+    let text = topology("seal \"shamir\"");
+    let loaded = vaultform::load("aws-eu.kdl", text.clone());
+    let (_, g) = loaded.valid().expect("valid");
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
+    for ix in g.dag.node_indices() {
+        let address = g.resource(ix).address.to_string();
+        if !address.starts_with("vault.") {
+            continue;
+        }
+        let e = first
+            .entry(kind(&address))
+            .or_insert_with(|| address.clone());
+        if address < *e {
+            *e = address;
+        }
+    }
+    // The objects, the members, init, the keys, unseal, join, raft, auth, policies, engines.
+    assert!(first.len() >= 10, "{first:?}");
+    let mut todo: BTreeSet<Event> = first
+        .values()
+        .flat_map(|address| {
+            ["started", "finished"].map(|event| Event {
+                event: event.to_string(),
+                address: address.clone(),
+            })
+        })
+        .collect();
+    let wanted = todo.len();
+    let seed = Seed::up(text, &[]).await;
+    // Killed as the init starts, the primary is then initialised by someone who keeps no
+    // key: what an init that finishes after its client died leaves.
+    let started_init = |e: &Event| e.event == "started" && e.address == "vault.bv.init";
+
+    let (mut killed, mut missed, mut runs) = (Vec::new(), Vec::new(), 0);
+    // The bootstrap member's claim when its init was made to finish without keys, and
+    // whether a later run wiped that data.
+    let mut lost_claim = None;
+    let mut wiped = false;
+    let start = Instant::now();
+    loop {
+        runs += 1;
+        assert!(runs <= wanted + 2, "no progress after kills at {killed:?}");
+        let (at, alive, status, out) = seed.apply_killed_at(|e| {
+            let hit = todo.contains(e);
+            if hit && started_init(e) {
+                // The intent is saved as the init starts: killed once it is.
+                wait_for_init_intent(&seed);
+            }
+            hit
+        });
+        wiped |= out.contains("wiping vault-0's raft data");
+        let Some(at) = at else {
+            if !status.success() {
+                for (c, _, _) in CLUSTERS {
+                    let services = seed
+                        .planes
+                        .kubectl(c, &["get", "svc,events", "-A", "-o", "wide"]);
+                    eprintln!("{c}:\n{services}");
+                }
+            }
+            assert!(status.success(), "a run after kills at {killed:?}: {out}");
+            break;
+        };
+        todo.remove(&at);
+        if alive && started_init(&at) {
+            lost_claim = finish_init_without_keys(&seed);
+        }
+        if alive {
+            killed.push(at);
+        } else {
+            assert!(status.success(), "{at}: {out}");
+            missed.push(at);
+        }
+    }
+    eprintln!(
+        "{runs} runs in {:.1?}; killed alive at {} of {wanted} events: {killed:?}; exited before the kill: {missed:?}; never seen (done by a run that printed no event for it): {todo:?}",
+        start.elapsed(),
+        killed.len(),
+    );
+    assert!(
+        killed.len() >= wanted * 3 / 4,
+        "killed at {killed:?}, missed {missed:?}, never seen {todo:?}"
+    );
+
+    // Converged: nothing to do, healthy, one of each object, the lost init's data gone.
+    ok(
+        &seed.vaultform(&["apply", "aws-eu.kdl", "--auto-approve"]),
+        "apply",
+    );
+    let plan = seed.vaultform(&["plan", "aws-eu.kdl", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&plan),
+        stderr(&plan)
+    );
+    let status = ok(&seed.vaultform(&["status", "aws-eu.kdl"]), "status");
+    assert!(
+        status.contains("healthy: one leader, every member an unsealed voter"),
+        "{status}"
+    );
+    for (c, _, m) in CLUSTERS {
+        let objects = seed.planes.kubectl(
+            c,
+            &["-n", "vault", "get", "statefulsets,pods,pvc", "-o", "name"],
+        );
+        let mut names: Vec<&str> = objects.lines().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                format!("persistentvolumeclaim/data-{m}-0"),
+                format!("pod/{m}-0"),
+                format!("statefulset.apps/{m}"),
+            ],
+            "{c}"
+        );
+    }
+    eprintln!(
+        "the init finished without keys by hand: {}; its data wiped by a later run: {wiped}",
+        lost_claim.is_some()
+    );
+    // Initialised by hand (the killed run's own init had not reached the server): its keys
+    // are nowhere, so a later run must have wiped that data and initialised again.
+    if let Some(lost) = lost_claim {
+        assert!(wiped, "the interrupted init was not recognised");
+        assert_ne!(
+            member_claim(&seed),
+            lost,
+            "the lost init's data is still there"
+        );
+    }
+    seed.destroy().await;
+}
+
+/// The uid of the bootstrap member's claim.
+fn member_claim(seed: &Seed) -> String {
+    seed.planes.kubectl(
+        "bv-eu-central-1",
+        &[
+            "-n",
+            "vault",
+            "get",
+            "pvc",
+            "data-vault-0-0",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+    )
+}
+
+/// Waits until the state holds the init's intent (it is saved as the init starts).
+fn wait_for_init_intent(seed: &Seed) {
+    let file = seed.d().join(".vaultform/bv.state.json");
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state: serde_json::Value = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        if state["resources"]["vault.bv.init"]["status"]["phase"] == "creating" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the init's intent is not saved");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// What an init that finished after its client died leaves: the run killed once the init's
+/// intent is saved, then the primary initialised by someone who keeps no key. Returns the
+/// uid of the primary's claim, which holds that data, when that init was the one (else the
+/// killed run's own init had reached the server first).
+fn finish_init_without_keys(seed: &Seed) -> Option<String> {
+    let script = format!(
+        r#"eval "$({vf} env aws-eu.kdl)"
+export BAO_ADDR=https://bv-eu-central-1-1.eu-central-1.elb.amazonaws.com:8200
+bao operator init -key-shares=1 -key-threshold=1 >/dev/null 2>&1 && echo "initialised by hand"
+bao status -format=json | grep -q '"initialized": true' && echo initialised
+"#,
+        vf = env!("CARGO_BIN_EXE_vaultform")
+    );
+    let out = ok(&seed.exec(&["bash", "-c", &script]), "init by hand");
+    assert!(out.contains("initialised"), "{out}");
+    out.contains("initialised by hand")
+        .then(|| member_claim(seed))
 }

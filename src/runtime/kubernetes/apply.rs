@@ -14,6 +14,9 @@ use crate::retry::{Backoff, Jitter, TryPollError, try_poll};
 /// The field manager of everything vaultform applies.
 pub const FIELD_MANAGER: &str = "vaultform";
 
+/// What the API server answers (422) for a node port another Service holds.
+const PORT_TAKEN: &str = "provided port is already allocated";
+
 /// Why an operation on an object failed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ApplyError {
@@ -42,11 +45,15 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// Worth trying again: the server was unreachable, overloaded or failing.
+    /// Worth trying again: the server was unreachable, overloaded or failing; or a node port
+    /// it reports taken, which two creates of one Service racing each other (a killed run's
+    /// request still in the server, and the next run's) answer the loser with, and which the
+    /// API server's repair loop frees when it leaked.
     pub fn retryable(&self) -> bool {
         match self {
-            ApplyError::Api { code, .. } => match code {
+            ApplyError::Api { code, message, .. } => match code {
                 None => true,
+                Some(422) => message.contains(PORT_TAKEN),
                 Some(c) => *c == 429 || *c >= 500,
             },
             ApplyError::Invalid { .. } | ApplyError::NotGone { .. } => false,
@@ -325,6 +332,21 @@ pub async fn delete(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_node_port_taken_is_tried_again_other_invalid_objects_are_not() {
+        let api = |code, message: &str| ApplyError::Api {
+            verb: "apply",
+            object: "Service vault/vault-0".into(),
+            message: message.into(),
+            code: Some(code),
+        };
+        let taken = "Service \"vault-0\" is invalid: spec.ports[0].nodePort: Invalid value: 32000: provided port is already allocated (Invalid)";
+        assert!(api(422, taken).retryable());
+        assert!(!api(422, "spec.replicas: Invalid value: -1 (Invalid)").retryable());
+        assert!(api(503, "unavailable").retryable());
+        assert!(!api(404, "not found").retryable());
+    }
 
     #[test]
     fn projection_keeps_the_desired_shape_and_the_live_values() {

@@ -19,6 +19,10 @@ use crate::vault::spec::{MemberSpec, VaultSpec, Vaults};
 /// How long a member's new pod may take to serve again (image cached, volume reattached).
 const BACK_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long each step of wiping a member's data may take (its pod to go, its claim and
+/// volume to go).
+const WIPE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The Kubernetes runtime: pods on the EKS clusters.
 pub struct KubeRuntime {
     member: KubeMember,
@@ -68,11 +72,19 @@ impl Runtime for KubeRuntime {
         super::member::desired(v, m)
     }
 
-    async fn wipe(&self, _cx: &Cx<'_>, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
-        Err(OpError::fatal(format!(
-            "{}: wiping {}'s raft data is built for the local runtime only; on Kubernetes delete its StatefulSet's claim and apply",
-            v.name, m.name
-        )))
+    /// The member's StatefulSet at 0, its claim deleted, at 1 again: its new pod starts on an
+    /// empty volume (the caller waits for it to answer).
+    async fn wipe(&self, cx: &Cx<'_>, v: &VaultSpec, m: &MemberSpec) -> Result<(), OpError> {
+        let pod = pod_name(m);
+        actions::wipe_data(
+            &self.client(cx, m).await?,
+            v.namespace(),
+            &m.name,
+            &pod,
+            &format!("data-{pod}"),
+            WIPE_TIMEOUT,
+        )
+        .await
     }
 
     async fn check_member(
