@@ -7,11 +7,16 @@ each: join, then unseal). Prints one JSON line: seconds from "three members answ
 "three unsealed voters under one active leader".
 
 Usage: bootstrap-floor.py BAO_BINARY NET   (NET like 127.0.89. : members on NET11-13)
+       bootstrap-floor.py --existing CA_FILE URL0 URL1 URL2
+The second form starts nothing: it bootstraps three uninitialised members that already run
+(the Kubernetes test bed's pods, through their load balancers, TLS with CA_FILE), URL0 the
+one that initialises and the others' join address.
 Every process it starts is stopped by its own PID before it exits.
 """
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,6 +26,8 @@ import urllib.error
 import urllib.request
 
 POLL = 0.05
+# The TLS context of --existing (None: plain HTTP).
+TLS = None
 
 
 def call(method, url, body=None, token=None, timeout=5):
@@ -29,7 +36,7 @@ def call(method, url, body=None, token=None, timeout=5):
     if token:
         req.add_header("X-Vault-Token", token)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=TLS) as r:
             raw = r.read()
             return r.status, (json.loads(raw) if raw else None)
     except urllib.error.HTTPError as e:
@@ -54,7 +61,73 @@ def wait(what, probe, timeout=180):
         time.sleep(POLL)
 
 
+def bootstrap(urls, ca_pem=None):
+    """Seconds from three members answering uninitialised to three unsealed voters under
+    one leader; urls[0] initialises, the others join it."""
+    join = {"leader_api_addr": urls[0]}
+    if ca_pem:
+        join["leader_ca_cert"] = ca_pem
+    for u in urls:
+        wait("start", lambda u=u: call("GET", u + "/v1/sys/health")[0] in (501, 503))
+    t0 = time.monotonic()
+    _, init = call("PUT", urls[0] + "/v1/sys/init",
+                   {"secret_shares": 5, "secret_threshold": 3}, timeout=60)
+    keys, token = init["keys_base64"], init["root_token"]
+
+    def unseal(u):
+        for k in keys[:3]:
+            call("PUT", u + "/v1/sys/unseal", {"key": k})
+        wait("unseal", lambda: not call("GET", u + "/v1/sys/seal-status")[1]["sealed"])
+
+    unseal(urls[0])
+    wait("active", lambda: call("GET", urls[0] + "/v1/sys/health")[0] == 200)
+    wait("autopilot", lambda: call(
+        "POST", urls[0] + "/v1/sys/storage/raft/autopilot/configuration",
+        {"server_stabilization_time": "1s"}, token)[0] in (200, 204))
+    failed = []
+
+    def joined(u):
+        # A member with retry_join in its configuration may have joined by itself.
+        _, body = call("POST", u + "/v1/sys/storage/raft/join", join)
+        if body and body.get("joined"):
+            return True
+        return (call("GET", u + "/v1/sys/seal-status")[1] or {}).get("initialized")
+
+    def join_and_unseal(u):
+        try:
+            wait("join", lambda: joined(u))
+            unseal(u)
+        except BaseException as e:  # SystemExit from wait() included
+            failed.append(f"{u}: {e}")
+
+    threads = [threading.Thread(target=join_and_unseal, args=(u,)) for u in urls[1:]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise SystemExit(f"floor: {failed}")
+
+    def voters():
+        status, body = call("GET", urls[0] + "/v1/sys/storage/raft/configuration",
+                            token=token)
+        if status != 200:
+            return False
+        servers = body["data"]["config"]["servers"]
+        return sum(s["voter"] for s in servers) == 3 and sum(s["leader"] for s in servers) == 1
+
+    wait("voters", voters)
+    return round(time.monotonic() - t0, 2)
+
+
 def main():
+    global TLS
+    if sys.argv[1] == "--existing":
+        ca_file, urls = sys.argv[2], sys.argv[3:6]
+        TLS = ssl.create_default_context(cafile=ca_file)
+        with open(ca_file) as f:
+            print(json.dumps({"floor_s": bootstrap(urls, f.read())}))
+        return
     bao, net = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="vaultform-floor-")
     procs = []
@@ -78,52 +151,7 @@ def main():
                 subprocess.Popen([bao, "server", f"-config={cfg}"], stdout=log, stderr=log)
             )
             urls.append(f"http://{addr}:8200")
-        for u in urls:
-            wait("start", lambda u=u: call("GET", u + "/v1/sys/health")[0] in (501, 503))
-        t0 = time.monotonic()
-        _, init = call("PUT", urls[0] + "/v1/sys/init",
-                       {"secret_shares": 5, "secret_threshold": 3}, timeout=60)
-        keys, token = init["keys_base64"], init["root_token"]
-
-        def unseal(u):
-            for k in keys[:3]:
-                call("PUT", u + "/v1/sys/unseal", {"key": k})
-            wait("unseal", lambda: not call("GET", u + "/v1/sys/seal-status")[1]["sealed"])
-
-        unseal(urls[0])
-        wait("active", lambda: call("GET", urls[0] + "/v1/sys/health")[0] == 200)
-        wait("autopilot", lambda: call(
-            "POST", urls[0] + "/v1/sys/storage/raft/autopilot/configuration",
-            {"server_stabilization_time": "1s"}, token)[0] in (200, 204))
-        failed = []
-
-        def join_and_unseal(u):
-            try:
-                wait("join", lambda: call(
-                    "POST", u + "/v1/sys/storage/raft/join",
-                    {"leader_api_addr": urls[0]})[1].get("joined"))
-                unseal(u)
-            except BaseException as e:  # SystemExit from wait() included
-                failed.append(f"{u}: {e}")
-
-        threads = [threading.Thread(target=join_and_unseal, args=(u,)) for u in urls[1:]]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if failed:
-            raise SystemExit(f"floor: {failed}")
-
-        def voters():
-            status, body = call("GET", urls[0] + "/v1/sys/storage/raft/configuration",
-                                token=token)
-            if status != 200:
-                return False
-            servers = body["data"]["config"]["servers"]
-            return sum(s["voter"] for s in servers) == 3 and sum(s["leader"] for s in servers) == 1
-
-        wait("voters", voters)
-        print(json.dumps({"floor_s": round(time.monotonic() - t0, 2)}))
+        print(json.dumps({"floor_s": bootstrap(urls)}))
     finally:
         for p in procs:
             p.kill()

@@ -285,8 +285,13 @@ pub fn manifest(v: &VaultSpec, cluster: &str, object: &KubeObject) -> Option<Val
                 return None;
             };
             j["data"]["token"] = json!(file_ref(STORE_REF, crate::vault::seal::TRANSIT_TOKEN));
+            // The transit server's CA is public: its content is part of the plan (a file
+            // that cannot be read now is referred to, and its send fails saying why).
             if let Some(ca) = &t.ca_file {
-                j["data"]["ca.crt"] = json!(file_ref("file-base64", &ca.display().to_string()));
+                j["data"]["ca.crt"] = match std::fs::read(ca) {
+                    Ok(pem) => json!(STANDARD.encode(pem)),
+                    Err(_) => json!(file_ref("file-base64", &ca.display().to_string())),
+                };
             }
             j
         }
