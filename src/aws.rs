@@ -309,6 +309,32 @@ impl Aws {
         .await
     }
 
+    /// AWS's clock, from the `Date` header of an answer of `region`'s STS endpoint (any
+    /// answer carries one), against this machine's at the middle of the request: how far this
+    /// clock is ahead (positive) or behind, in seconds. SigV4 refuses requests signed more
+    /// than 5 minutes off, and an EKS token is a signed request too.
+    pub async fn clock_offset(&self, region: &str) -> Result<f64, String> {
+        let url = match self.endpoint() {
+            Some(ep) => ep.to_string(),
+            None => format!("https://sts.{region}.amazonaws.com/"),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let before = std::time::SystemTime::now();
+        let answer = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        let after = std::time::SystemTime::now();
+        let date = answer
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .ok_or_else(|| format!("{url} answered without a Date header"))?;
+        let theirs = httpdate::parse_http_date(date).map_err(|e| format!("Date {date:?}: {e}"))?;
+        let half = after.duration_since(before).unwrap_or_default() / 2;
+        Ok(offset_seconds(before + half, theirs))
+    }
+
     fn observe(&self, service: &'static str, region: &str) -> ObserveCalls {
         ObserveCalls {
             service,
@@ -407,4 +433,13 @@ where
         _ => aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
     };
     (code, text)
+}
+
+/// How far `ours` is ahead of `theirs` (negative: behind), in seconds. `theirs` has a whole
+/// second's resolution (an HTTP date): half a second of the difference is its rounding.
+pub fn offset_seconds(ours: std::time::SystemTime, theirs: std::time::SystemTime) -> f64 {
+    match ours.duration_since(theirs) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
+    }
 }

@@ -1,5 +1,5 @@
 //! `doctor`: what a run of a topology needs, checked in one pass before anything runs, each
-//! with what to do about it: the AWS identity per region, the state backend (the check every
+//! with what to do about it: the AWS identity per region, the clock against AWS's, the state backend (the check every
 //! run makes, with its writes), the local runtime's binaries and addresses, the Kubernetes
 //! API of each EKS cluster that hosts Vault members. Changes nothing (an S3 state's probe
 //! object is written and deleted).
@@ -30,7 +30,7 @@ pub enum Status {
 /// One thing checked.
 #[derive(Debug, Serialize)]
 pub struct Check {
-    /// `aws`, `state`, `binary`, `address` or `kubernetes`.
+    /// `aws`, `clock`, `state`, `binary`, `address` or `kubernetes`.
     pub area: &'static str,
     pub subject: String,
     pub status: Status,
@@ -109,6 +109,9 @@ pub async fn doctor(session: &Session) -> Report {
         }
     }
 
+    if let Some(region) = regions.iter().find(|r| answering.contains(*r)) {
+        checks.push(clock_check(&aws, region).await);
+    }
     let state = state_checks(session, &answering, &mut checks).await;
     binary_checks(session, &mut checks).await;
     address_checks(session, state.as_ref(), &mut checks);
@@ -117,6 +120,50 @@ pub async fn doctor(session: &Session) -> Report {
         file: session.file.display().to_string(),
         checks,
         elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// Beyond this, AWS refuses a signed request (SigV4 allows 5 minutes), an EKS token included.
+const CLOCK_FAILS: f64 = 300.0;
+/// Beyond this, the clock is worth setting right before it drifts further.
+const CLOCK_WARNS: f64 = 30.0;
+
+/// This machine's clock against AWS's, through one region's STS endpoint.
+async fn clock_check(aws: &crate::aws::Aws, region: &str) -> Check {
+    let subject = format!("clock against AWS's (STS in {region})");
+    let fix =
+        "set the clock right: enable NTP (`timedatectl set-ntp true`, chrony or systemd-timesyncd)";
+    match aws.clock_offset(region).await {
+        Err(e) => Check {
+            area: "clock",
+            subject,
+            status: Status::Warn,
+            detail: format!("not compared: {e}"),
+            fix: None,
+        },
+        Ok(offset) => clock_verdict(subject, offset, fix),
+    }
+}
+
+fn clock_verdict(subject: String, offset: f64, fix: &str) -> Check {
+    let how = if offset >= 0.0 { "ahead" } else { "behind" };
+    let by = offset.abs();
+    let (status, detail) = if by >= CLOCK_FAILS {
+        (
+            Status::Fail,
+            format!("{by:.0} s {how}: AWS refuses requests signed more than 5 minutes off"),
+        )
+    } else if by >= CLOCK_WARNS {
+        (Status::Warn, format!("{by:.0} s {how}"))
+    } else {
+        (Status::Ok, format!("within {:.0} s", by.max(1.0)))
+    };
+    Check {
+        area: "clock",
+        subject,
+        fix: (status != Status::Ok).then(|| fix.to_string()),
+        status,
+        detail,
     }
 }
 
@@ -458,5 +505,32 @@ async fn kubernetes_checks(
                 Some("check the cluster's endpoint access (`endpoint-access`) and the network".into()),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_minutes_off_stops_an_apply_seconds_off_are_worth_a_warning() {
+        let v = |offset| clock_verdict("clock".into(), offset, "fix it");
+        assert_eq!(v(0.4).status, Status::Ok);
+        assert_eq!(v(0.4).detail, "within 1 s");
+        assert!(v(0.4).fix.is_none());
+        assert_eq!(v(-45.0).status, Status::Warn);
+        assert_eq!(v(-45.0).detail, "45 s behind");
+        let far = v(400.0);
+        assert_eq!(far.status, Status::Fail);
+        assert!(far.detail.starts_with("400 s ahead"), "{}", far.detail);
+        assert_eq!(far.fix.as_deref(), Some("fix it"));
+    }
+
+    #[test]
+    fn the_offset_is_signed() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
+        let later = t + Duration::from_millis(1500);
+        assert_eq!(crate::aws::offset_seconds(later, t), 1.5);
+        assert_eq!(crate::aws::offset_seconds(t, later), -1.5);
     }
 }

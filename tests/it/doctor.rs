@@ -106,6 +106,11 @@ fn a_healthy_bed_is_ready_to_apply_in_seconds() {
         line(&text, "state .vaultform/doc61.state.json").contains("nothing recorded yet"),
         "{text}"
     );
+    // moto runs on this machine's clock.
+    assert!(
+        line(&text, "clock against AWS's").contains(": within "),
+        "{text}"
+    );
     assert!(!text.contains("FAIL"), "{text}");
     assert!(text.ends_with(": ready to apply\n"), "{text}");
     assert!(took < Duration::from_secs(10), "{took:?}");
@@ -125,7 +130,7 @@ fn a_healthy_bed_is_ready_to_apply_in_seconds() {
         checks.iter().map(|c| c["area"].as_str().unwrap()).collect();
     assert_eq!(
         areas.into_iter().collect::<Vec<_>>(),
-        ["address", "aws", "binary", "state"]
+        ["address", "aws", "binary", "clock", "state"]
     );
     assert!(checks.iter().all(|c| c["status"] == "ok"), "{report}");
     assert!(

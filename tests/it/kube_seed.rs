@@ -1048,7 +1048,7 @@ async fn bootstrap_against_the_floor() {
         ]);
         k(&["-n", "vault", "scale", "statefulset", m, "--replicas=1"]);
     }
-    let ca = seed.d().join(".vaultform/bv/tls/ca.pem");
+    let ca = seed.d().join(".vaultform/bv/bv/tls/ca.pem");
     let urls: Vec<String> = CLUSTERS
         .iter()
         .map(|(c, r, _)| format!("https://{c}-1.{r}.elb.amazonaws.com:8200"))

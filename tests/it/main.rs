@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod cost;
 mod diagnostics;
+mod docs_blocks;
 mod doctor;
 mod eks_aws;
 mod eks_token;
