@@ -54,7 +54,14 @@ pub async fn kubeconfig(
     let aws = session.connect_checked().await?;
     let mut clusters = Vec::new();
     for (region, name) in wanted {
-        clusters.push(client::describe(&aws, region, name).await?);
+        // The API vaultform reaches: an endpoint override (a tunnel, an emulator) wins.
+        let access = crate::runtime::kubernetes::clusters::access(&aws, region, name)
+            .await
+            .map_err(|e| Error::Kube {
+                message: e.message,
+                help: "`vaultform doctor FILE` checks each EKS cluster's API".into(),
+            })?;
+        clusters.push(access);
     }
     let program = std::env::current_exe()
         .map(|p| p.display().to_string())

@@ -323,6 +323,31 @@ async fn the_seed_runs_on_real_nodes_behind_nlbs_and_destroys_to_nothing() {
         );
         assert_eq!(pod, format!("{c}-node-1 True StatefulSet"), "{c}");
     }
+    // `vaultform kubeconfig` with the real kubectl, authenticated through its exec plugin
+    // (`vaultform eks-token`), which the API servers' token webhook verifies against STS.
+    ok(
+        &seed.vaultform(&["kubeconfig", "aws-eu.kdl", "--out", "bv.kubeconfig"]),
+        "kubeconfig",
+    );
+    for (c, _, m) in CLUSTERS {
+        let pods = ok(
+            &seed.exec(&[
+                "kubectl",
+                "--kubeconfig",
+                "bv.kubeconfig",
+                "--context",
+                c,
+                "get",
+                "pods",
+                "-n",
+                "vault",
+                "-o",
+                "name",
+            ]),
+            "kubectl through vaultform's kubeconfig",
+        );
+        assert!(pods.contains(&format!("pod/{m}-0")), "{c}: {pods}");
+    }
     let status = ok(&seed.vaultform(&["status", "aws-eu.kdl"]), "status");
     // Each member by its pod, where kubectl finds it.
     for (c, _, m) in CLUSTERS {

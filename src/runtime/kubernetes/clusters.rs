@@ -61,6 +61,17 @@ pub(super) fn override_of(cluster: &str, region: &str) -> Result<Option<ClusterA
     }))
 }
 
+/// How to reach `cluster`: the [`ENDPOINTS_ENV`] file's entry for it, else what
+/// `DescribeCluster` says.
+pub async fn access(aws: &Aws, region: &str, cluster: &str) -> Result<ClusterAccess, OpError> {
+    match override_of(cluster, region)? {
+        Some(a) => Ok(a),
+        None => describe(aws, region, cluster)
+            .await
+            .map_err(|e| failed(cluster, e)),
+    }
+}
+
 /// Whether EKS says `cluster` does not exist (deleted outside vaultform): its objects went
 /// with it. Any other answer, or none, is not proof.
 pub async fn cluster_gone(aws: &Aws, region: &str, cluster: &str) -> bool {
@@ -89,12 +100,7 @@ impl Clusters {
         if let Some(c) = clients.get(cluster) {
             return Ok(c.clone());
         }
-        let access = match override_of(cluster, region)? {
-            Some(a) => a,
-            None => describe(aws, region, cluster)
-                .await
-                .map_err(|e| failed(cluster, e))?,
-        };
+        let access = access(aws, region, cluster).await?;
         let tokens = EksTokens::new(aws, region, cluster).map_err(|e| failed(cluster, e))?;
         let c = client(&access, Arc::new(tokens)).map_err(|e| failed(cluster, e))?;
         clients.insert(cluster.to_string(), c.clone());
