@@ -181,7 +181,9 @@ async fn execute(
     } else {
         Mode::Lines
     };
-    let shown = tokio::spawn(progress::show(mode, changes, rx));
+    // What the plan's estimate expects of each: typical durations, refined by this stack's runs.
+    let (expected, _) = plan::estimate::own_seconds(&changes, &state.durations);
+    let shown = tokio::spawn(progress::show(mode, changes, expected, rx));
     let stop = prompt::watch_interrupts(*printer);
     let outcome = apply::apply(plan, state, cx, Some(tx), Some(stop)).await;
     let _ = shown.await;

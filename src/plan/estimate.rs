@@ -38,11 +38,12 @@ fn operations(action: Action) -> &'static [&'static str] {
     }
 }
 
-/// The estimate of `changes` (in plan order), with `recorded` durations (by [`key`]) in
-/// place of the typical ones where this stack has run the operation before.
-pub fn estimate(changes: &[Change], recorded: &BTreeMap<String, f64>) -> Estimate {
+/// The seconds each of `changes` is expected to take by itself, with `recorded` durations
+/// (by [`key`]) in place of the typical ones where this stack has run the operation before;
+/// and how many recorded durations were used.
+pub fn own_seconds(changes: &[Change], recorded: &BTreeMap<String, f64>) -> (Vec<f64>, usize) {
     let mut measured = 0;
-    let own: Vec<f64> = changes
+    let own = changes
         .iter()
         .map(|c| {
             operations(c.action)
@@ -57,6 +58,35 @@ pub fn estimate(changes: &[Change], recorded: &BTreeMap<String, f64>) -> Estimat
                 .sum()
         })
         .collect();
+    (own, measured)
+}
+
+/// The estimate of `changes` (in plan order), with `recorded` durations (by [`key`]) in
+/// place of the typical ones where this stack has run the operation before.
+pub fn estimate(changes: &[Change], recorded: &BTreeMap<String, f64>) -> Estimate {
+    let (own, measured) = own_seconds(changes, recorded);
+    let (seconds, critical_path) = critical(changes, &own);
+    Estimate {
+        seconds: seconds.round() as u64,
+        critical_path,
+        measured,
+    }
+}
+
+/// The seconds a run of `changes` still takes when those `done` have finished and each
+/// other has run for `ran` seconds already: each its expected time `own` less what it ran
+/// (never below nothing), after what it waits for.
+pub fn remaining(changes: &[Change], own: &[f64], done: &[bool], ran: &[f64]) -> f64 {
+    let left: Vec<f64> = own
+        .iter()
+        .zip(done.iter().zip(ran))
+        .map(|(o, (d, r))| if *d { 0.0 } else { (o - r).max(0.0) })
+        .collect();
+    critical(changes, &left).0
+}
+
+/// When the last of `changes` finishes, each taking `own`, and the chain that decides it.
+fn critical(changes: &[Change], own: &[f64]) -> (f64, Vec<Address>) {
     let index: HashMap<&str, usize> = changes
         .iter()
         .enumerate()
@@ -94,7 +124,7 @@ pub fn estimate(changes: &[Change], recorded: &BTreeMap<String, f64>) -> Estimat
     }
     let mut end: Option<(f64, usize)> = None;
     for i in 0..changes.len() {
-        let f = visit(i, changes, &own, &index, &mut finish, 0);
+        let f = visit(i, changes, own, &index, &mut finish, 0);
         if changes[i].action != Action::NoOp && end.is_none_or(|(e, _)| f > e) {
             end = Some((f, i));
         }
@@ -106,11 +136,7 @@ pub fn estimate(changes: &[Change], recorded: &BTreeMap<String, f64>) -> Estimat
         at = finish[i].and_then(|(_, prev)| prev);
     }
     path.reverse();
-    Estimate {
-        seconds: end.map_or(0.0, |(f, _)| f).round() as u64,
-        critical_path: path,
-        measured,
-    }
+    (end.map_or(0.0, |(f, _)| f), path)
 }
 
 /// `45s`, `12m 30s`, `1h 05m`.

@@ -159,6 +159,21 @@ fn the_aws_part_of_local_kdl_applies_checks_out_scales_in_place_and_destroys_com
         stderr(&out)
     );
     assert!(stderr(&out).contains("50 created"), "{}", stderr(&out));
+    // Long waits say how long they are expected to take, and the run how long it has to go.
+    let log = stderr(&out);
+    let started = log
+        .lines()
+        .find(|l| l.starts_with("region.eu-central-1.cluster.bv-eu-central-1: creating..."))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        started.contains(" (about ") && started.ends_with(" expected)"),
+        "{started}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(": created (") && l.ends_with(" to go")),
+        "{log}"
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
