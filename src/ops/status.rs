@@ -16,6 +16,11 @@ use crate::vault::spec::{MemberSpec, VaultSpec};
 #[derive(Debug, Serialize)]
 pub struct MemberStatus {
     pub name: String,
+    /// Where it runs: its AWS region, the EKS cluster it is placed on, and on Kubernetes its
+    /// pod (`<namespace>/<pod>`).
+    pub region: String,
+    pub cluster: String,
+    pub pod: Option<String>,
     pub address: String,
     pub reachable: bool,
     pub initialized: bool,
@@ -131,6 +136,15 @@ async fn member_status(v: &VaultSpec, m: &MemberSpec, raft: &[RaftServer]) -> Me
     let server = raft.iter().find(|s| s.node_id == m.name);
     MemberStatus {
         name: m.name.clone(),
+        region: m.region.clone(),
+        cluster: m.cluster.clone(),
+        pod: v.kube().map(|k| {
+            format!(
+                "{}/{}",
+                k.namespace,
+                crate::runtime::kubernetes::member::pod_name(m)
+            )
+        }),
         address: match v.kube() {
             // The member's pod, `<cluster>/<namespace>/<pod>`: where `kubectl` finds it.
             Some(k) => format!(

@@ -102,6 +102,7 @@ pub fn api_calls(calls: &std::collections::BTreeMap<String, u64>) -> String {
 pub fn status(c: &ClusterStatus) -> String {
     let mut rows = vec![[
         "MEMBER".to_string(),
+        "REGION".into(),
         "ADDRESS".into(),
         "ROLE".into(),
         "SEALED".into(),
@@ -119,6 +120,7 @@ pub fn status(c: &ClusterStatus) -> String {
             .collect();
         rows.push([
             m.name.clone(),
+            m.region.clone(),
             m.address.clone(),
             m.role.clone(),
             yes(m.sealed),
@@ -128,7 +130,7 @@ pub fn status(c: &ClusterStatus) -> String {
             lbs.join(", "),
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = format!("Vault cluster {}:\n", c.name);

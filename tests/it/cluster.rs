@@ -355,7 +355,36 @@ fn local_kdl_bootstraps_survives_restarts_and_a_failover_and_destroys_completely
         3 + 4,
         "3 servers, 4 HAProxies"
     );
-    assert_healthy(&run.status());
+    let status = run.status();
+    assert_healthy(&status);
+    // Where each member runs: its region and cluster (no pod on the local runtime), in
+    // `--json` and as the table's REGION column.
+    let members = status["vaults"][0]["members"].as_array().unwrap();
+    let placed: Vec<(&str, &str, &str)> = members
+        .iter()
+        .map(|m| {
+            assert!(m["pod"].is_null(), "{m}");
+            (
+                m["name"].as_str().unwrap(),
+                m["region"].as_str().unwrap(),
+                m["cluster"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("vault-0", "eu-central-1", "bv-eu-central-1"),
+            ("vault-1", "eu-west-1", "bv-eu-west-1"),
+            ("vault-2", "eu-north-1", "bv-eu-north-1"),
+        ]
+    );
+    let table = run.ok(&["status", "local.kdl"]);
+    let header = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        header.trim_start().starts_with("MEMBER   REGION"),
+        "{table}"
+    );
     // Each kind's durations are recorded for the next plans' estimates.
     let durations = run.state()["durations"].clone();
     for key in [

@@ -349,9 +349,28 @@ async fn the_seed_runs_on_real_nodes_behind_nlbs_and_destroys_to_nothing() {
         assert!(pods.contains(&format!("pod/{m}-0")), "{c}: {pods}");
     }
     let status = ok(&seed.vaultform(&["status", "aws-eu.kdl"]), "status");
-    // Each member by its pod, where kubectl finds it.
+    // Each member by its pod, where kubectl finds it; in `--json` its region, cluster, pod.
     for (c, _, m) in CLUSTERS {
         assert!(status.contains(&format!("{c}/vault/{m}-0")), "{status}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&stdout(&seed.vaultform(&[
+        "status",
+        "aws-eu.kdl",
+        "--json",
+    ])))
+    .expect("status --json");
+    for (m, (c, r, name)) in json["vaults"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(CLUSTERS)
+    {
+        assert_eq!(m["name"], name, "{m}");
+        assert_eq!(
+            (m["region"].as_str(), m["cluster"].as_str()),
+            (Some(r), Some(c))
+        );
+        assert_eq!(m["pod"], format!("vault/{name}-0"), "{m}");
     }
 
     // The real client: a write through the front endpoint, read back through each region's
