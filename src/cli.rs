@@ -246,6 +246,10 @@ pub enum Command {
         /// A policy of the token (repeatable; `default` when none is given; never `root`).
         #[arg(long = "policy", value_name = "NAME")]
         policies: Vec<String>,
+        /// Allow a policy that grants `sudo` (root-protected paths: seal, raft, rekey, ...);
+        /// without it such a policy is refused.
+        #[arg(long)]
+        allow_sudo: bool,
         /// Write the token to ~/.vault-token (mode 0600), where the vault and bao CLIs look
         /// for it, and print only where it went.
         #[arg(long)]

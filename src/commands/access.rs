@@ -41,13 +41,14 @@ pub async fn login(
     file: &Path,
     state: &StateArgs,
     ttl: &str,
-    policies: &[String],
+    (policies, allow_sudo): (&[String], bool),
     output: LoginOutput,
     vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
     // Flags first: nothing is read from the store for a request that would be refused.
-    let request = LoginRequest::resolve(ttl, policies)?;
+    let mut request = LoginRequest::resolve(ttl, policies)?;
+    request.allow_sudo = allow_sudo;
     let token_file = if output.token_helper {
         Some(login::token_helper_path()?)
     } else {

@@ -16,6 +16,8 @@ pub struct LoginRequest {
     pub ttl_seconds: u64,
     /// Sorted, without duplicates; `default` when none was asked for.
     pub policies: Vec<String>,
+    /// Whether a policy that grants `sudo` is taken (`--allow-sudo`).
+    pub allow_sudo: bool,
 }
 
 impl LoginRequest {
@@ -46,6 +48,7 @@ impl LoginRequest {
         Ok(LoginRequest {
             ttl_seconds,
             policies,
+            allow_sudo: false,
         })
     }
 }
@@ -73,7 +76,7 @@ pub async fn login(ops: &Ops, v: &VaultSpec, req: &LoginRequest) -> Result<Issue
         _ => active_client(v).await?,
     };
     let root = ops.root_token(v).await?;
-    check_policies(&c, &root, &req.policies).await?;
+    check_policies(&c, &root, req).await?;
     let ttl = format!("{}s", req.ttl_seconds);
     let request = TokenRequest {
         policies: req.policies.clone(),
@@ -107,11 +110,23 @@ pub async fn login(ops: &Ops, v: &VaultSpec, req: &LoginRequest) -> Result<Issue
 
 /// Refuses policies the cluster does not have: a token would be made with them all the same,
 /// and fail on every request.
-async fn check_policies(c: &Client, root: &Secret, policies: &[String]) -> Result<(), OpsError> {
+async fn check_policies(c: &Client, root: &Secret, req: &LoginRequest) -> Result<(), OpsError> {
     let mut missing = Vec::new();
-    for p in policies {
+    for p in &req.policies {
         match c.read(root, &format!("sys/policies/acl/{p}")).await {
-            Ok(_) => {}
+            Ok(v) => {
+                let text = v.pointer("/data/policy").and_then(|t| t.as_str());
+                let sudo = sudo_paths(text.unwrap_or_default());
+                if !req.allow_sudo && !sudo.is_empty() {
+                    return Err(fail(
+                        format!(
+                            "policy {p} grants sudo on {}: a token with it reaches root-protected paths",
+                            sudo.join(", ")
+                        ),
+                        "pass --allow-sudo if that is what the token is for, or log in with a policy without sudo",
+                    ));
+                }
+            }
             Err(VaultError::Api { status: 404, .. }) => missing.push(p.clone()),
             Err(e) => return Err(fail(e.to_string(), "")),
         }
@@ -137,6 +152,36 @@ async fn check_policies(c: &Client, root: &Secret, policies: &[String]) -> Resul
         format!("the cluster has no policy {}", missing.join(", ")),
         &format!("its policies: {}", known.join(", ")),
     ))
+}
+
+/// The paths of an ACL policy (HCL, as the server returns it) whose capabilities include
+/// `sudo`. A policy that mentions `sudo` in a shape this does not read counts as granting it
+/// everywhere (`*`): refusing too much is the safe side.
+fn sudo_paths(policy: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = policy;
+    while let Some(at) = rest.find("path") {
+        let after = &rest[at + 4..];
+        let Some(open) = after.find('{') else { break };
+        let Some(close) = after[open..].find('}') else {
+            break;
+        };
+        let raw = after[..open].trim();
+        let quoted = raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"');
+        if !quoted {
+            // Not `path "..." {`: a shape this does not read.
+            out.clear();
+            break;
+        }
+        if after[open..open + close].contains("\"sudo\"") {
+            out.push(raw[1..raw.len() - 1].to_string());
+        }
+        rest = &after[open + close..];
+    }
+    if out.is_empty() && policy.contains("sudo") {
+        out.push("*".to_string());
+    }
+    out
 }
 
 /// The token file the `vault` and `bao` CLIs read when no token variable is set:
@@ -177,5 +222,17 @@ mod tests {
         for bad in ["", "0", "1y", "h", "-1h"] {
             assert!(LoginRequest::resolve(bad, &[]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_paths_a_policy_grants_sudo_on_are_found() {
+        let policy = "path \"kv/data/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n\npath \"sys/raft/*\" {\n  capabilities = [\"read\", \"sudo\"]\n}\n";
+        assert_eq!(super::sudo_paths(policy), ["sys/raft/*"]);
+        assert!(super::sudo_paths("path \"kv/*\" { capabilities = [\"read\"] }").is_empty());
+        // A shape it does not read, mentioning sudo: counted as granting it.
+        assert_eq!(
+            super::sudo_paths(r#"{"path": {"sys/*": {"capabilities": ["sudo"]}}}"#),
+            ["*"]
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! 127.0.86.x): a shell that evals `env` and takes a `login` token writes and reads KV with
 //! the real `bao` CLI through the front endpoint; the token stops working after its TTL and
 //! cannot be renewed; `--token-helper` writes ~/.vault-token (0600) that the CLI then uses;
-//! `--policy root` is refused; and the root token appears in no output.
+//! `--policy root` is refused, a policy granting sudo only with `--allow-sudo`; and the root
+//! token appears in no output.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -188,6 +189,19 @@ fn env_and_login_give_a_shell_a_short_lived_token_through_the_front_endpoint() {
         &format!("export BAO_ADDR={FRONT} BAO_CACERT={ca}\nbao kv get -field=colour kv/demo"),
     );
     assert_eq!(ok(&out, "bao with ~/.vault-token").trim(), "blue");
+
+    // A policy that grants sudo only with --allow-sudo.
+    let out = stack.run(&["login", FILE, "--policy", "raft-admin"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("policy raft-admin grants sudo on sys/storage/raft/*"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    let out = stack.run(&["login", FILE, "--policy", "raft-admin", "--allow-sudo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).trim().is_empty());
 
     // Refused before the store is read: root, an unknown policy, a bad TTL.
     for (args, says) in [
