@@ -38,11 +38,20 @@ fn healthy(stack: &LocalStack) {
     assert_eq!(out.status.code(), Some(0));
 }
 
-/// The tokens that have the root policy, seen with a `token-auditor` token from `login`.
+/// The tokens that have the root policy, seen with a `token-auditor` token from `login`
+/// (listing accessors takes sudo, so `--allow-sudo`).
 fn root_tokens(stack: &LocalStack, rt: &tokio::runtime::Runtime) -> Vec<serde_json::Value> {
     let token = Secret::new(
         stack
-            .ok(&["login", FILE, "--policy", "token-auditor", "--ttl", "2m"])
+            .ok(&[
+                "login",
+                FILE,
+                "--policy",
+                "token-auditor",
+                "--allow-sudo",
+                "--ttl",
+                "2m",
+            ])
             .trim()
             .to_string(),
     );
