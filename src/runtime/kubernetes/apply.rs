@@ -129,10 +129,15 @@ impl ObjectRef {
             kube::Error::Api(status) => Some(status.code),
             _ => None,
         };
-        let message = match &e {
+        let mut message = match &e {
             kube::Error::Api(status) => format!("{} ({})", status.message, status.reason),
             other => other.to_string(),
         };
+        if message.contains(PORT_TAKEN) {
+            message.push_str(
+                "; if no Service holds that port, a create of this one was cut short (an apply killed mid-request) and the API server holds the port until its repair loop frees it, minutes later: apply again then",
+            );
+        }
         ApplyError::Api {
             verb,
             object: self.describe(),
