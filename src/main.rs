@@ -240,16 +240,9 @@ async fn run(command: &Command, printer: &Printer) -> Result<commands::Outcome, 
                 token_helper: *token_helper,
                 json: *json,
             };
-            commands::access::login(
-                file,
-                state,
-                ttl,
-                (policies, *allow_sudo),
-                output,
-                vault.name.as_deref(),
-                printer,
-            )
-            .await
+            let request = vaultform::ops::login::LoginRequest::resolve(ttl, policies, *allow_sudo)?;
+            commands::access::login(file, state, request, output, vault.name.as_deref(), printer)
+                .await
         }
         Command::Kubeconfig { file, cluster, out } => {
             commands::kube::kubeconfig(file, cluster.as_deref(), out.as_deref(), printer).await

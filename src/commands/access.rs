@@ -37,18 +37,16 @@ pub struct LoginOutput {
     pub json: bool,
 }
 
+/// `request` is resolved from the flags before anything is read: nothing is read from the
+/// store for a request that would be refused.
 pub async fn login(
     file: &Path,
     state: &StateArgs,
-    ttl: &str,
-    (policies, allow_sudo): (&[String], bool),
+    request: LoginRequest,
     output: LoginOutput,
     vault: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, Error> {
-    // Flags first: nothing is read from the store for a request that would be refused.
-    let mut request = LoginRequest::resolve(ttl, policies)?;
-    request.allow_sudo = allow_sudo;
     let token_file = if output.token_helper {
         Some(login::token_helper_path()?)
     } else {

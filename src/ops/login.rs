@@ -21,8 +21,9 @@ pub struct LoginRequest {
 }
 
 impl LoginRequest {
-    /// `ttl` as `--ttl` takes it (`90s`, `15m`, `1h`, `1h30m`, or seconds); `policies` as given.
-    pub fn resolve(ttl: &str, policies: &[String]) -> Result<Self, OpsError> {
+    /// `ttl` as `--ttl` takes it (`90s`, `15m`, `1h`, `1h30m`, or seconds); `policies` as
+    /// given; `allow_sudo` as `--allow-sudo`.
+    pub fn resolve(ttl: &str, policies: &[String], allow_sudo: bool) -> Result<Self, OpsError> {
         let ttl_seconds = duration_seconds(ttl).filter(|s| *s > 0).ok_or_else(|| {
             fail(
                 format!("--ttl {ttl:?} is not a duration"),
@@ -48,7 +49,7 @@ impl LoginRequest {
         Ok(LoginRequest {
             ttl_seconds,
             policies,
-            allow_sudo: false,
+            allow_sudo,
         })
     }
 }
@@ -108,8 +109,8 @@ pub async fn login(ops: &Ops, v: &VaultSpec, req: &LoginRequest) -> Result<Issue
     })
 }
 
-/// Refuses policies the cluster does not have: a token would be made with them all the same,
-/// and fail on every request.
+/// Refuses policies the cluster does not have (a token would be made with them all the same,
+/// and fail on every request), and without `--allow-sudo` those that grant `sudo`.
 async fn check_policies(c: &Client, root: &Secret, req: &LoginRequest) -> Result<(), OpsError> {
     let mut missing = Vec::new();
     for p in &req.policies {
@@ -208,19 +209,21 @@ mod tests {
 
     #[test]
     fn a_request_is_checked_before_anything_is_read() {
-        let r = LoginRequest::resolve("1h30m", &["b".into(), "a".into(), "b".into()]).unwrap();
+        let r =
+            LoginRequest::resolve("1h30m", &["b".into(), "a".into(), "b".into()], false).unwrap();
         assert_eq!(r.ttl_seconds, 5400);
         assert_eq!(r.policies, ["a", "b"]);
         assert_eq!(
-            LoginRequest::resolve("90", &[]).unwrap().policies,
+            LoginRequest::resolve("90", &[], false).unwrap().policies,
             ["default"]
         );
         for root in ["root", "Root", " ROOT "] {
-            let refused = LoginRequest::resolve("1h", &["kv".into(), root.into()]).unwrap_err();
+            let refused =
+                LoginRequest::resolve("1h", &["kv".into(), root.into()], false).unwrap_err();
             assert!(refused.message.contains("--policy root"), "{refused}");
         }
         for bad in ["", "0", "1y", "h", "-1h"] {
-            assert!(LoginRequest::resolve(bad, &[]).is_err(), "{bad}");
+            assert!(LoginRequest::resolve(bad, &[], false).is_err(), "{bad}");
         }
     }
 

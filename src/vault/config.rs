@@ -154,7 +154,7 @@ pub fn graph<'t>(b: &mut Builder<'t>, v: &'t VaultCluster, verify: NodeIndex) {
                 }
             }
             for c in clusters {
-                let mount = format!("{}/{c}", a.path.value);
+                let mount = mount_path(a, Some(c));
                 let ix = b.g.add(
                     at(VaultItem::Auth(mount.clone())),
                     Kind::AuthMethod,
@@ -212,18 +212,22 @@ fn auth_roles<'t>(
     }
 }
 
+/// Where an auth method is mounted: its path, or on one EKS cluster `<path>/<cluster>`.
+fn mount_path(a: &AuthMethod, cluster: Option<&str>) -> String {
+    match cluster {
+        Some(c) => format!("{}/{c}", a.path.value),
+        None => a.path.value.clone(),
+    }
+}
+
 /// The API path that holds the item (and that `DELETE` removes).
 fn api_path(item: &Item) -> String {
     match item {
         Item::Engine(s) => format!("sys/mounts/{}", s.path.value),
         Item::RootCa(s) => format!("{}/root", s.path.value),
         Item::PkiRole(s, r) => format!("{}/roles/{}", s.path.value, r.name.value),
-        Item::Auth(m, None) => format!("sys/auth/{}", m.path.value),
-        Item::Auth(m, Some(c)) => format!("sys/auth/{}/{c}", m.path.value),
-        Item::AuthRole(m, r, None) => format!("auth/{}/role/{}", m.path.value, r.name.value),
-        Item::AuthRole(m, r, Some(c)) => {
-            format!("auth/{}/{c}/role/{}", m.path.value, r.name.value)
-        }
+        Item::Auth(m, c) => format!("sys/auth/{}", mount_path(m, *c)),
+        Item::AuthRole(m, r, c) => format!("auth/{}/role/{}", mount_path(m, *c), r.name.value),
         Item::Policy(p) => format!("sys/policies/acl/{}", p.name.value),
     }
 }
@@ -280,7 +284,7 @@ pub fn desired(v: &VaultSpec, what: &VaultItem) -> Option<(String, Map<String, V
                 "token_reviewer".into(),
                 json!(format!("{ns}/{KUBE_REVIEWER}")),
             );
-            format!("{}/{c}", a.path.value)
+            mount_path(a, Some(c))
         }
         Item::AuthRole(a, r, _) => {
             let sorted = |l: &[crate::topology::Spanned<String>]| {
@@ -506,10 +510,7 @@ async fn current(
             }
         }
         Item::Auth(a, cluster) => {
-            let mount = match cluster {
-                Some(c) => format!("{}/{c}", a.path.value),
-                None => a.path.value.clone(),
-            };
+            let mount = mount_path(a, *cluster);
             let methods = c.read(token, "sys/auth").await.map_err(OpError::from)?;
             let Some(method) = mount_of(&methods, &mount) else {
                 return Ok(None);
@@ -589,11 +590,8 @@ async fn write(
             if exists {
                 return Ok(());
             }
-            let mount = match cluster {
-                Some(c) => format!("{}/{c}", a.path.value),
-                None => a.path.value.clone(),
-            };
-            c.enable_auth(token, &mount, text("type")).await
+            c.enable_auth(token, &mount_path(a, *cluster), text("type"))
+                .await
         }
         Item::Policy(p) => c.put_policy(token, &p.name.value, text("rules")).await,
         Item::PkiRole(..) | Item::AuthRole(..) => c
@@ -689,7 +687,7 @@ impl Provider for Config {
             });
             c.write(
                 &token,
-                &format!("auth/{}/{cluster}/config", a.path.value),
+                &format!("auth/{}/config", mount_path(a, Some(cluster))),
                 body,
             )
             .await

@@ -499,12 +499,14 @@ async fn store_objects(
     }
     let mut names = Vec::new();
     walk(value, &mut names);
+    names.sort();
+    names.dedup();
     let mut out = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    let store = v.unseal_store(cx.outputs)?;
     for name in names {
-        if out.contains_key(&name) {
-            continue;
-        }
-        let store = v.unseal_store(cx.outputs)?;
         let secret = store
             .load_object(cx.aws, &name)
             .await
